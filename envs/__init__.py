@@ -1,0 +1,36 @@
+"""Environments of ma2ml; importing this module registers them with PettingZoo and Gymnasium.
+
+    import ma2ml.envs, pettingzoo, gymnasium
+    penv = pettingzoo.make("parallel", "ma2ml/AutoML-Digits-v0")
+    genv = gymnasium.make("ma2ml/JointAutoML-Digits-v0")
+"""
+from __future__ import annotations
+
+import gymnasium
+import pettingzoo
+
+ENV_TASKS: dict[str, dict] = {
+    "Digits": {"task": "digits"},
+    "CIFAR10": {"task": "cifar10"},
+    "CIFAR100": {"task": "cifar100"},
+}
+"""Registered env families: ``ma2ml/AutoML-<name>-v0`` and ``ma2ml/JointAutoML-<name>-v0``."""
+
+
+def register_envs(name: str, kwargs: dict) -> None:
+    """Register ``ma2ml/AutoML-<name>-v0`` (parallel and AEC) and ``ma2ml/JointAutoML-<name>-v0``."""
+    pid, gid = f"ma2ml/AutoML-{name}-v0", f"ma2ml/JointAutoML-{name}-v0"
+    if pid in pettingzoo.parallel_registry:
+        return
+    pettingzoo.register("parallel", pid, "ma2ml.envs.automl_v0:parallel_env", kwargs=dict(kwargs))
+    pettingzoo.register("aec", pid, "ma2ml.envs.automl_v0:env", kwargs=dict(kwargs))
+    gymnasium.register(gid, entry_point="ma2ml.envs.joint:JointAutoMLEnv", kwargs=dict(kwargs))
+
+
+def env_ids() -> list[str]:
+    """The registered PettingZoo ids of ma2ml."""
+    return sorted(k for k in pettingzoo.parallel_registry if k.startswith("ma2ml/"))
+
+
+for _name, _kwargs in ENV_TASKS.items():
+    register_envs(_name, _kwargs)

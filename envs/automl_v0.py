@@ -1,0 +1,262 @@
+"""# AutoML (v0)
+
+A cooperative multi-agent game over a machine-learning pipeline (MA2ML, CVPR 2023): each
+module of the pipeline (data augmentation, architecture, hyper-parameters) is an agent;
+together they pick a pipeline, the environment trains it and all agents share the reward.
+
+| Import             | `from ma2ml.envs import automl_v0`                            |
+|--------------------|---------------------------------------------------------------|
+| Actions            | MultiDiscrete per agent                                       |
+| Parallel API       | Yes                                                           |
+| Manual control     | No                                                            |
+| Agents             | `agents = ["aug", "nas", "hpo"]` (any subset, or user modules) |
+| Agents count       | 1..n, fixed at construction                                   |
+| Action shape       | the module's decision tokens                                  |
+| Observation shape  | (6,)                                                          |
+| Registered ids     | `ma2ml/AutoML-Digits-v0`, `ma2ml/AutoML-CIFAR10-v0`, `ma2ml/AutoML-CIFAR100-v0` |
+
+## Agents and actions
+
+* `aug`: AutoAugment's space: K sub-policies (default 5), each two operations of
+  (op type among 16, probability among 11 levels, magnitude among 10 levels).
+* `nas`: NASNet-style normal and reduction cells of B blocks; each block picks two inputs
+  among earlier nodes and two ops among 7, summed.
+* `hpo`: learning rate, weight decay, momentum, batch size, label smoothing, drop path.
+
+`action_space(agent)` is a `MultiDiscrete` of that module's token sizes; the layout and
+the token names are in `env.spaces[agent].token_names`. A module that is not an agent is
+fixed to the task's default (no augmentation, a NASNet-A-like cell, default HParams).
+
+## Observations and state
+
+Every agent observes the same task descriptor S (float32, shape (6,)): log10 train size,
+log10 classes, log2(image size)/8, channels/3, log10(FLOPs constraint)/10 and the reward
+exponent. `state()` returns S too, for centralized critics.
+
+## Episode, reward and infos
+
+One step. `step(actions)` builds the pipeline, trains it for the task's proxy budget on the
+train split and scores it on the validation split. Every agent gets the same reward
+
+    R = Acc_val * (FLOPs / C) ** w,   w = reward_exponent if FLOPs > C (or soft) else 0,
+
+FLOPs in multiply-adds, C = `flops_constraint`; a failed training (status `diverged`,
+`oom`, `timeout`, `failed`) gets R = 0. All agents terminate after the step.
+
+`infos[agent]` holds the evaluation record: `status`, `val_acc`, `test_acc` (reported,
+never in the reward), `flops`, `params`, `curve` (per-epoch val accuracy), `seed`,
+`pipeline` (decoded choices), `error`, and `reward`. Wall-clock `train_seconds` is left out
+unless `info_timings=True`, so identically seeded runs have identical infos; the full
+record, timing included, is `env.last_record`.
+
+## Arguments
+
+    parallel_env(task="digits", agents=None, spaces=None, evaluator="train",
+                 flops_constraint=None, reward_exponent=-0.07, soft_constraint=False,
+                 data_dir=None, epochs=None, device=None, time_limit=None,
+                 train_seed=None, info_timings=False, render_mode=None)
+
+* `task`: a registered task name (`ma2ml list`) or a `Task`.
+* `agents`: the enabled modules, in order; default: the task's modules (aug, nas, hpo).
+* `spaces`: `{agent: ModuleSpace}` overriding or adding module spaces (user modules).
+* `evaluator`: `"train"` or an `Evaluator` instance (e.g. the benchmark table).
+* `flops_constraint`: C in multiply-adds (default: the task's); `reward_exponent`: w;
+  `soft_constraint`: apply w below C too.
+* `data_dir`: dataset folder for tasks that need one; `epochs`: override the proxy budget;
+  `device`: "cuda", "cpu" or None (CUDA when present); `time_limit`: seconds per evaluation.
+* `train_seed`: fixed training seed; None draws one per episode from the generator seeded
+  by `reset(seed=...)`.
+
+## Version history
+
+* v0: initial release.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces as gym_spaces
+from gymnasium.utils import seeding
+from pettingzoo import ParallelEnv
+from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
+
+from ma2ml.envs.evaluators import Actions, EvalRecord, Evaluator, TrainEvaluator, seeds_from
+from ma2ml.envs.reward import FlopsReward
+from ma2ml.envs.spaces import ModuleSpace
+from ma2ml.envs.tasks import DESCRIPTOR_FIELDS, Task, descriptor, get_task
+
+EVALUATORS = ("train",)
+
+
+def resolve_spaces(task: Task, agents: Sequence[str] | None,
+                   spaces: Mapping[str, ModuleSpace] | None) -> dict[str, ModuleSpace]:
+    """The agents' spaces: the task's defaults, overridden or extended by ``spaces``."""
+    available = {**task.make_spaces(), **dict(spaces or {})}
+    if agents is None:
+        agents = list(available)
+    agents = list(agents)
+    if not agents:
+        raise ValueError(f"agents must name at least one module; available modules are {list(available)}")
+    if len(set(agents)) != len(agents):
+        raise ValueError(f"agents must be distinct, got {agents}")
+    unknown = [a for a in agents if a not in available]
+    if unknown:
+        raise ValueError(f"unknown agents {unknown} for task {task.name!r}; available modules are {list(available)}")
+    bad = [a for a in agents if not isinstance(available[a], ModuleSpace)]
+    if bad:
+        raise ValueError(f"spaces for {bad} must be ModuleSpace instances")
+    return {a: available[a] for a in agents}
+
+
+class AutoMLParallelEnv(ParallelEnv):
+    """The AutoML game (see the module docstring)."""
+
+    metadata = {"name": "automl_v0", "render_modes": [], "is_parallelizable": True}
+
+    def __init__(
+        self,
+        task: str | Task = "digits",
+        agents: Sequence[str] | None = None,
+        spaces: Mapping[str, ModuleSpace] | None = None,
+        evaluator: str | Evaluator = "train",
+        flops_constraint: float | None = None,
+        reward_exponent: float = -0.07,
+        soft_constraint: bool = False,
+        data_dir: str | None = None,
+        epochs: int | None = None,
+        device: str | None = None,
+        time_limit: float | None = None,
+        train_seed: int | None = None,
+        info_timings: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode {render_mode!r} is not supported; this env does not render")
+        if isinstance(evaluator, Evaluator):
+            if agents is not None and list(agents) != list(evaluator.spaces):
+                raise ValueError(f"agents {list(agents)} differ from the evaluator's {list(evaluator.spaces)}")
+            self.task, self.spaces, self.evaluator = evaluator.task, dict(evaluator.spaces), evaluator
+        elif evaluator == "train":
+            self.task = get_task(task)
+            self.spaces = resolve_spaces(self.task, agents, spaces)
+            if self.task.needs_data_dir and data_dir is None:
+                from ma2ml.envs.data import load_cifar  # the loader's message says what to put where
+
+                load_cifar(self.task.name, None)
+            self.evaluator = TrainEvaluator(self.task, self.spaces, data_dir=data_dir, device=device,
+                                            epochs=epochs, time_limit=time_limit)
+        else:
+            raise ValueError(f"unknown evaluator {evaluator!r}; valid values are {list(EVALUATORS)} or an Evaluator")
+        self.reward_fn = FlopsReward(
+            flops_constraint if flops_constraint is not None else self.task.flops_constraint,
+            reward_exponent, soft_constraint,
+        )
+        self.train_seed = train_seed
+        self.info_timings = info_timings
+        self.render_mode = render_mode
+        self.possible_agents = list(self.spaces)
+        self.agents: list[str] = []
+        self._action_spaces = {a: s.action_space() for a, s in self.spaces.items()}
+        self._obs_space = gym_spaces.Box(-10.0, 10.0, shape=(len(DESCRIPTOR_FIELDS),), dtype=np.float32)
+        self._state: np.ndarray | None = None
+        self.last_record: EvalRecord | None = None
+        self.np_random, _ = seeding.np_random(None)
+
+    # -- spaces ---------------------------------------------------------------------------------
+    def observation_space(self, agent: str) -> gym_spaces.Box:
+        self._check_agent(agent)
+        return self._obs_space
+
+    def action_space(self, agent: str) -> gym_spaces.MultiDiscrete:
+        self._check_agent(agent)
+        return self._action_spaces[agent]
+
+    def _check_agent(self, agent: str) -> None:
+        if agent not in self._action_spaces:
+            raise ValueError(f"unknown agent {agent!r}; this env's agents are {self.possible_agents}")
+
+    # -- the game -------------------------------------------------------------------------------
+    def descriptor(self) -> np.ndarray:
+        """The task descriptor S (computed once; loads the dataset's sizes)."""
+        if self._state is None:
+            self._state = self._make_descriptor()
+        return self._state.copy()
+
+    def _make_descriptor(self) -> np.ndarray:
+        shape, train_size, classes = self.evaluator.data_facts()
+        return descriptor(self.task, shape, train_size, classes, self.reward_fn.constraint, self.reward_fn.exponent)
+
+    def state(self) -> np.ndarray:
+        return self.descriptor()
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self.np_random, _ = seeding.np_random(seed)
+            for i, space in enumerate(self._action_spaces.values()):
+                space.seed(seed + i)
+            self._obs_space.seed(seed)
+        self.agents = list(self.possible_agents)
+        obs = self.descriptor()
+        return {a: obs.copy() for a in self.agents}, {a: {} for a in self.agents}
+
+    def step(self, actions: Actions):
+        if not self.agents:
+            raise ValueError("step() called on a finished episode; call reset() first")
+        record = self.evaluate(actions)
+        reward = self.reward(record)
+        info = record.to_dict()
+        if not self.info_timings:
+            info.pop("train_seconds")
+        info["reward"] = reward
+        obs = self.descriptor()
+        agents, self.agents = self.agents, []
+        return (
+            {a: obs.copy() for a in agents},
+            {a: reward for a in agents},
+            {a: True for a in agents},
+            {a: False for a in agents},
+            {a: dict(info) for a in agents},
+        )
+
+    # -- evaluation, also used directly by learners -------------------------------------------
+    def reward(self, record: EvalRecord) -> float:
+        return self.reward_fn(record.val_acc, record.flops, record.status)
+
+    def next_seeds(self, n: int) -> list[int]:
+        """Training seeds of the next ``n`` evaluations (fixed, or drawn from the env's generator)."""
+        return [self.train_seed] * n if self.train_seed is not None else seeds_from(self.np_random, n)
+
+    def evaluate(self, actions: Actions) -> EvalRecord:
+        self.last_record = self.evaluator.evaluate(actions, self.next_seeds(1)[0])
+        return self.last_record
+
+    def evaluate_batch(self, batch: Sequence[Actions]) -> list[EvalRecord]:
+        """Evaluate several joint actions (concurrently when the evaluator can)."""
+        return self.evaluator.evaluate_batch(list(batch), self.next_seeds(len(batch)))
+
+    def describe(self, actions: Actions) -> str:
+        """A joint action in human terms, one line per agent."""
+        from ma2ml.envs.evaluators import decode_actions
+
+        configs = decode_actions(self.spaces, actions)
+        return "\n".join(f"{a}: {self.spaces[a].describe(c)}" for a, c in configs.items())
+
+    def close(self) -> None:
+        close = getattr(self.evaluator, "close", None)
+        if close is not None:
+            close()
+
+
+def parallel_env(**kwargs: Any) -> AutoMLParallelEnv:
+    return AutoMLParallelEnv(**kwargs)
+
+
+def raw_env(**kwargs: Any):
+    return parallel_to_aec(parallel_env(**kwargs))
+
+
+def env(**kwargs: Any):
+    """The AEC form with PettingZoo's order-enforcing wrapper."""
+    return OrderEnforcingWrapper(raw_env(**kwargs))

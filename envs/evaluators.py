@@ -1,0 +1,294 @@
+"""Evaluators: turn a joint action (tokens per agent) into an evaluation record.
+
+The environment never trains inline; it calls an :class:`Evaluator`. :class:`TrainEvaluator`
+really trains the network (CUDA when present, CPU otherwise); the benchmark table's
+evaluator answers from stored results. Faults never escape: divergence, out-of-memory,
+the time limit and any other error end in a record with a ``status`` and reward 0.
+"""
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ma2ml.envs.augment import apply_policy, random_crop_flip
+from ma2ml.envs.data import Split, Splits
+from ma2ml.envs.flops import count_macs
+from ma2ml.envs.nasnet import Genotype, NASNetwork
+from ma2ml.envs.spaces import HParams, ModuleSpace, Recipe
+from ma2ml.envs.tasks import Budget, Task, load_splits
+
+STATUSES = ("ok", "diverged", "oom", "timeout", "failed")
+"""Every evaluation ends in one of these; only ``ok`` earns a non-zero reward."""
+
+Actions = Mapping[str, Any]
+"""A joint action: agent name -> token vector."""
+
+
+@dataclass
+class EvalRecord:
+    """The outcome of one evaluation (JSON-friendly via :meth:`to_dict`)."""
+
+    status: str
+    """One of :data:`STATUSES`."""
+    val_acc: float = 0.0
+    """Validation accuracy after the last epoch: the reward's input."""
+    test_acc: float = 0.0
+    """Test accuracy, reported only (never used by the reward)."""
+    flops: int = 0
+    """Multiply-adds of one forward pass on one image."""
+    params: int = 0
+    """Trainable parameters."""
+    curve: list[float] = field(default_factory=list)
+    """Validation accuracy after each epoch."""
+    train_seconds: float = 0.0
+    """Wall-clock seconds of training and scoring (not part of the env's ``infos`` by default)."""
+    seed: int = 0
+    """Training seed."""
+    pipeline: dict[str, Any] = field(default_factory=dict)
+    """The decoded choice of every agent."""
+    error: str | None = None
+    """What went wrong, for any status but ``ok``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decode_actions(spaces: Mapping[str, ModuleSpace], actions: Actions) -> dict[str, Any]:
+    """Validate and decode a joint action; one ``ValueError`` naming the problem."""
+    if not isinstance(actions, Mapping):
+        raise ValueError(f"actions must be a dict agent -> tokens, got {type(actions).__name__}")
+    if set(actions) != set(spaces):
+        raise ValueError(f"actions name agents {sorted(actions)}; this env's agents are {list(spaces)}")
+    return {agent: space.decode(actions[agent], agent) for agent, space in spaces.items()}
+
+
+class Evaluator(ABC):
+    """Scores joint actions. Subclasses implement :meth:`_evaluate` (may raise)."""
+
+    def __init__(self, task: Task, spaces: Mapping[str, ModuleSpace]) -> None:
+        self.task = task
+        self.spaces = dict(spaces)
+
+    def settings(self) -> dict[str, Any]:
+        """What, besides the pipeline and seed, determines a record (the store's cache key)."""
+        return {"evaluator": type(self).__name__, "task": self.task.name}
+
+    def pipeline_json(self, actions: Actions) -> dict[str, Any]:
+        configs = decode_actions(self.spaces, actions)
+        return {agent: self.spaces[agent].to_json(cfg) for agent, cfg in configs.items()}
+
+    def evaluate(self, actions: Actions, seed: int) -> EvalRecord:
+        """One evaluation; bad input raises ``ValueError``, faults end in a status."""
+        configs = decode_actions(self.spaces, actions)
+        pipeline = {agent: self.spaces[agent].to_json(cfg) for agent, cfg in configs.items()}
+        start = time.perf_counter()
+        try:
+            record = self._evaluate(configs, seed)
+        except torch.cuda.OutOfMemoryError as exc:
+            torch.cuda.empty_cache()
+            record = EvalRecord(status="oom", error=str(exc).splitlines()[0])
+        except Exception as exc:  # a fault of one pipeline must not stop a search
+            record = EvalRecord(status="failed", error="".join(traceback.format_exception_only(exc)).strip())
+        record.seed = seed
+        record.pipeline = pipeline
+        if not record.train_seconds:
+            record.train_seconds = time.perf_counter() - start
+        return record
+
+    def evaluate_batch(self, batch: Sequence[Actions], seeds: Sequence[int]) -> list[EvalRecord]:
+        """Several evaluations (in order); executors override this to run them concurrently."""
+        return [self.evaluate(a, s) for a, s in zip(batch, seeds, strict=True)]
+
+    @abstractmethod
+    def data_facts(self) -> tuple[tuple[int, int, int], int, int]:
+        """(image shape (C, H, W), train-split size, classes): the task descriptor's inputs."""
+
+    @abstractmethod
+    def _evaluate(self, configs: Mapping[str, Any], seed: int) -> EvalRecord:
+        """Score decoded configs (agent -> config)."""
+
+
+@lru_cache(maxsize=4096)
+def network_cost(genotype: Genotype, in_channels: int, size: int, num_classes: int, budget: Budget) -> tuple[int, int]:
+    """(multiply-adds, params) of the task's network for a genotype, counted on the meta device."""
+    return count_macs(
+        lambda: NASNetwork(genotype, in_channels, num_classes, budget.channels, budget.cells_per_stage, budget.stages),
+        (1, in_channels, size, size),
+    )
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class TrainEvaluator(Evaluator):
+    """Trains the pipeline for the task's proxy budget and scores it on the validation split.
+
+    Data is held on the device as uint8; the AUG policy and random crops are applied to
+    whole batches on the device. On CUDA it uses bf16 autocast, channels_last and cuDNN
+    autotuning; on CPU it is deterministic for a given seed and thread count.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        spaces: Mapping[str, ModuleSpace],
+        data_dir: str | Path | None = None,
+        device: str | torch.device | None = None,
+        epochs: int | None = None,
+        time_limit: float | None = None,
+    ) -> None:
+        super().__init__(task, spaces)
+        if epochs is not None and epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        if time_limit is not None and time_limit <= 0:
+            raise ValueError(f"time_limit must be > 0 seconds, got {time_limit}")
+        self.data_dir = data_dir
+        self.device = resolve_device(device)
+        self.budget = task.budget if epochs is None else _with_epochs(task.budget, epochs)
+        self.time_limit = time_limit
+        self._splits: Splits | None = None
+        self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "budget": asdict(self.budget), "device": self.device.type}
+
+    @property
+    def splits(self) -> Splits:
+        if self._splits is None:
+            self._splits = load_splits(self.task, self.data_dir)
+        return self._splits
+
+    def data_facts(self) -> tuple[tuple[int, int, int], int, int]:
+        return self.splits.image_shape, len(self.splits.train), self.splits.num_classes
+
+    def _device_split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in self._on_device:
+            split: Split = getattr(self.splits, name)
+            self._on_device[name] = (split.x.to(self.device), split.y.to(self.device))
+        return self._on_device[name]
+
+    def recipe(self, configs: Mapping[str, Any]) -> Recipe:
+        recipe = Recipe(genotype=self.task.default_genotype, hparams=self.task.default_hparams)
+        for agent, config in configs.items():
+            self.spaces[agent].apply(config, recipe)
+        return recipe
+
+    def _evaluate(self, configs: Mapping[str, Any], seed: int) -> EvalRecord:
+        return train_recipe(self.recipe(configs), self, seed)
+
+
+def _with_epochs(budget: Budget, epochs: int) -> Budget:
+    from dataclasses import replace
+
+    return replace(budget, epochs=epochs)
+
+
+def _normalizer(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    xf = x.float() / 255.0
+    mean = xf.mean(dim=(0, 2, 3), keepdim=True)
+    std = xf.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
+    return mean, std
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, norm: tuple[torch.Tensor, torch.Tensor],
+             batch_size: int, amp: bool) -> float:
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    mean, std = norm
+    for i in range(0, len(y), batch_size):
+        xb = (x[i:i + batch_size].float() / 255.0 - mean) / std
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(xb)
+        correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
+    return float(correct.item()) / max(len(y), 1)
+
+
+def default_optimizer(params: Any, hp: HParams) -> torch.optim.Optimizer:
+    """SGD with (Nesterov) momentum and weight decay, the NAS proxy-training default."""
+    return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0,
+                           weight_decay=hp.weight_decay)
+
+
+def train_recipe(recipe: Recipe, ev: TrainEvaluator, seed: int) -> EvalRecord:
+    """Train ``recipe`` for ``ev``'s budget; returns the record (status ``ok``/``diverged``/``timeout``)."""
+    budget, device, hp = ev.budget, ev.device, recipe.hparams
+    xtr, ytr = ev._device_split("train")
+    c, h, _ = ev.splits.image_shape
+    flops, params = network_cost(recipe.genotype, c, h, ev.splits.num_classes, budget)
+    cuda = device.type == "cuda"
+    norm = _normalizer(xtr)
+    gen = torch.Generator().manual_seed(seed)
+    policy = recipe.augment.as_tensor() if recipe.augment is not None else None
+    start = time.perf_counter()
+    curve: list[float] = []
+    status, error = "ok", None
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        torch.manual_seed(seed)
+        model = NASNetwork(recipe.genotype, c, ev.splits.num_classes, budget.channels, budget.cells_per_stage,
+                           budget.stages, drop_path=hp.drop_path).to(device)
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+            model = model.to(memory_format=torch.channels_last)
+        opt = (recipe.make_optimizer or default_optimizer)(model.parameters(), hp)
+        steps = max(len(ytr) // hp.batch_size, 1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=budget.epochs * steps)
+        for _epoch in range(budget.epochs):
+            model.train()
+            perm = torch.randperm(len(ytr), generator=gen).to(device)
+            loss_sum = torch.zeros((), device=device)
+            for s in range(steps):
+                idx = perm[s * hp.batch_size:(s + 1) * hp.batch_size]
+                xb, yb = xtr[idx], ytr[idx]
+                if policy is not None:
+                    xb = apply_policy(xb, policy, gen)
+                if budget.crop_padding or budget.flip:
+                    xb = random_crop_flip(xb, budget.crop_padding, gen, flip=budget.flip)
+                xb = (xb.float() / 255.0 - norm[0]) / norm[1]
+                if cuda:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                    logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=hp.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_sum += loss.detach()
+            if not math.isfinite(float(loss_sum)):
+                status, error = "diverged", f"non-finite training loss in epoch {len(curve) + 1}"
+                break
+            curve.append(accuracy(model, *ev._device_split("val"), norm, budget.eval_batch_size, cuda))
+            if ev.time_limit is not None and time.perf_counter() - start > ev.time_limit:
+                status, error = "timeout", f"time limit of {ev.time_limit:g} s reached after {len(curve)} epochs"
+                break
+        test_acc = accuracy(model, *ev._device_split("test"), norm, budget.eval_batch_size, cuda) if status == "ok" else 0.0
+    return EvalRecord(
+        status=status,
+        val_acc=curve[-1] if status == "ok" else 0.0,
+        test_acc=test_acc,
+        flops=flops,
+        params=params,
+        curve=curve,
+        train_seconds=time.perf_counter() - start,
+        error=error,
+    )
+
+
+def seeds_from(rng: np.random.Generator, n: int) -> list[int]:
+    """Training seeds drawn from an environment's generator."""
+    return [int(s) for s in rng.integers(0, 2**31 - 1, size=n)]

@@ -1,0 +1,57 @@
+"""The single-agent joint view: one Gymnasium env whose action is every agent's tokens.
+
+For SB3 and any single-agent library: the action is one ``MultiDiscrete`` holding the
+concatenation of the agents' token vectors, in ``possible_agents`` order; observation,
+reward and ``info`` are the parallel env's (see :mod:`ma2ml.envs.automl_v0`). Registered
+as ``ma2ml/JointAutoML-Digits-v0`` (and -CIFAR10-, -CIFAR100-) after ``import ma2ml.envs``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ma2ml.envs.automl_v0 import AutoMLParallelEnv
+
+
+class JointAutoMLEnv(gym.Env):
+    """One controller for all modules; takes the parallel env's arguments."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.parallel = AutoMLParallelEnv(**kwargs)
+        self.agents = list(self.parallel.possible_agents)
+        sizes = [len(self.parallel.action_space(a).nvec) for a in self.agents]
+        self._splits = np.cumsum(sizes)[:-1]
+        self.action_space = gym.spaces.MultiDiscrete(
+            np.concatenate([self.parallel.action_space(a).nvec for a in self.agents])
+        )
+        self.observation_space = self.parallel.observation_space(self.agents[0])
+
+    def split(self, action: Any) -> dict[str, np.ndarray]:
+        """Joint action vector -> agent -> tokens."""
+        arr = np.asarray(action)
+        if arr.shape != self.action_space.shape:
+            raise ValueError(f"expected a joint action of shape {self.action_space.shape}, got {arr.shape}")
+        return dict(zip(self.agents, np.split(arr.astype(np.int64), self._splits), strict=True))
+
+    def join(self, actions: dict[str, Any]) -> np.ndarray:
+        """Agent -> tokens -> joint action vector."""
+        return np.concatenate([np.asarray(actions[a], dtype=np.int64) for a in self.agents])
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.action_space.seed(seed)
+        obs, _ = self.parallel.reset(seed=seed, options=options)
+        return obs[self.agents[0]], {}
+
+    def step(self, action: Any):
+        _, rewards, _, _, infos = self.parallel.step(self.split(action))
+        agent = self.agents[0]
+        return self.parallel.descriptor(), rewards[agent], True, False, infos[agent]
+
+    def close(self) -> None:
+        self.parallel.close()

@@ -1,0 +1,410 @@
+"""Module search spaces: each module agent's token layout and the typed choice it decodes to.
+
+A :class:`ModuleSpace` is a list of :class:`TokenField` s, one decision token each. Its
+``nvec`` is the agent's ``MultiDiscrete`` action layout; ``decode`` turns a token vector into
+a typed config (checking every token), ``encode`` is the inverse, ``describe`` prints the
+config for humans and ``apply`` writes the config into the training :class:`Recipe`.
+
+Fields with a single choice are constants: they take no token, so a compact space (the
+benchmark table's) can fix what it does not search.
+
+To add a module of your own, subclass :class:`ModuleSpace`, list its fields, implement
+``build`` (values -> config), ``values`` (config -> values) and ``apply`` (how the choice
+enters training), and pass an instance to the environment through ``spaces={name: ...}``.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces as gym_spaces
+
+from ma2ml.envs.augment import AUG_OPS, NUM_MAGNITUDES, NUM_PROBS
+from ma2ml.envs.nasnet import NAS_OPS, Block, Genotype
+
+
+@dataclass(frozen=True)
+class TokenField:
+    """One decision: a name and its ordered choices (the token is the index)."""
+
+    name: str
+    choices: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        if not self.choices:
+            raise ValueError(f"field {self.name!r} has no choices")
+
+    @property
+    def searched(self) -> bool:
+        """Whether the field takes a token (a single choice is a constant)."""
+        return len(self.choices) > 1
+
+
+@dataclass(frozen=True)
+class HParams:
+    """Training hyper-parameters, the HPO agent's config."""
+
+    lr: float = 0.05
+    """Peak learning rate of SGD (cosine schedule to 0)."""
+    weight_decay: float = 5e-4
+    """L2 weight decay."""
+    momentum: float = 0.9
+    """SGD (Nesterov) momentum."""
+    batch_size: int = 64
+    """Mini-batch size."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the cross-entropy loss."""
+    drop_path: float = 0.0
+    """Drop-path probability of each cell branch."""
+
+
+@dataclass(frozen=True)
+class AugOp:
+    """One AutoAugment operation: its name, apply probability and magnitude level (0..9)."""
+
+    op: str
+    prob: float
+    magnitude: int
+
+
+@dataclass(frozen=True)
+class AugPolicy:
+    """An AutoAugment policy: K sub-policies of two operations each."""
+
+    sub_policies: tuple[tuple[AugOp, AugOp], ...]
+
+    def as_tensor(self) -> torch.Tensor:
+        """(K, 2, 3) long tensor of (op index, prob level, magnitude level) for ``apply_policy``."""
+        rows = [
+            [[AUG_OPS.index(o.op), round(o.prob * (NUM_PROBS - 1)), o.magnitude] for o in sub]
+            for sub in self.sub_policies
+        ]
+        return torch.tensor(rows, dtype=torch.long)
+
+
+@dataclass
+class Recipe:
+    """Everything the train evaluator needs; each module's ``apply`` fills in its part.
+
+    Modules that are not agents of the environment leave the task's defaults in place.
+    ``options`` is free-form room for modules added by users (read by their own hooks).
+    """
+
+    genotype: Genotype
+    hparams: HParams
+    augment: AugPolicy | None = None
+    make_optimizer: Callable[[Iterable[torch.nn.Parameter], HParams], torch.optim.Optimizer] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class ModuleSpace(ABC):
+    """A module agent's search space (see the module docstring)."""
+
+    kind: str = "module"
+
+    def __init__(self, fields_: Sequence[TokenField]) -> None:
+        self.fields: tuple[TokenField, ...] = tuple(fields_)
+        self.token_fields: tuple[TokenField, ...] = tuple(f for f in self.fields if f.searched)
+        if not self.token_fields:
+            raise ValueError(f"{type(self).__name__} searches nothing: every field has one choice")
+        self._nvec = np.array([len(f.choices) for f in self.token_fields], dtype=np.int64)
+
+    # -- layout -----------------------------------------------------------------------------
+    @property
+    def nvec(self) -> np.ndarray:
+        """Sizes of the decision tokens (a copy)."""
+        return self._nvec.copy()
+
+    @property
+    def token_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.token_fields)
+
+    def action_space(self, seed: int | None = None) -> gym_spaces.MultiDiscrete:
+        return gym_spaces.MultiDiscrete(self._nvec, seed=seed)
+
+    @property
+    def size(self) -> int:
+        """Number of distinct token vectors."""
+        return math.prod(int(n) for n in self._nvec)
+
+    # -- conversion -------------------------------------------------------------------------
+    def check(self, tokens: Any, agent: str | None = None) -> np.ndarray:
+        """Validate a token vector; returns it as int64. Raises one clear ``ValueError``."""
+        who = f"agent {agent!r}" if agent else type(self).__name__
+        arr = np.asarray(tokens)
+        if arr.shape != self._nvec.shape:
+            raise ValueError(
+                f"{who}: expected {len(self._nvec)} tokens {list(self.token_names)}, got shape {arr.shape}"
+            )
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            if not np.all(np.equal(np.mod(arr, 1), 0)):
+                raise ValueError(f"{who}: tokens must be integers, got {arr.tolist()}")
+        arr = arr.astype(np.int64)
+        bad = np.flatnonzero((arr < 0) | (arr >= self._nvec))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"{who}: token {i} ({self.token_names[i]}) = {arr[i]} is out of range; "
+                f"valid values are 0..{self._nvec[i] - 1}"
+            )
+        return arr
+
+    def decode(self, tokens: Any, agent: str | None = None) -> Any:
+        """Token vector -> typed config."""
+        arr = iter(self.check(tokens, agent).tolist())
+        values = {f.name: (f.choices[next(arr)] if f.searched else f.choices[0]) for f in self.fields}
+        return self.build(values)
+
+    def encode(self, config: Any) -> np.ndarray:
+        """Typed config -> token vector (``ValueError`` if the config is outside the space)."""
+        values = self.values(config)
+        out = []
+        for f in self.token_fields:
+            try:
+                out.append(f.choices.index(values[f.name]))
+            except ValueError:
+                raise ValueError(
+                    f"{type(self).__name__}: {f.name} = {values[f.name]!r} is not in the space; "
+                    f"valid values are {list(f.choices)}"
+                ) from None
+        for f in self.fields:
+            if not f.searched and values[f.name] != f.choices[0]:
+                raise ValueError(f"{type(self).__name__}: {f.name} is fixed to {f.choices[0]!r}")
+        return np.array(out, dtype=np.int64)
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """A uniformly random token vector."""
+        return rng.integers(0, self._nvec).astype(np.int64)
+
+    # -- per-module parts -------------------------------------------------------------------
+    @abstractmethod
+    def build(self, values: Mapping[str, Any]) -> Any:
+        """Field values -> typed config."""
+
+    @abstractmethod
+    def values(self, config: Any) -> dict[str, Any]:
+        """Typed config -> field values (inverse of ``build``)."""
+
+    @abstractmethod
+    def apply(self, config: Any, recipe: Recipe) -> None:
+        """Write the config into the training recipe."""
+
+    def to_json(self, config: Any) -> Any:
+        """JSON-friendly form of the config (for records and ``best.json``)."""
+        return {k: v for k, v in self.values(config).items()}
+
+    def describe(self, config: Any | None = None) -> str:
+        """The config in human terms; without one, the space itself."""
+        if config is None:
+            return "\n".join(
+                f"  {f.name}: {len(f.choices)} choices {list(f.choices)[:8]}{' ...' if len(f.choices) > 8 else ''}"
+                for f in self.token_fields
+            )
+        return ", ".join(f"{k}={v}" for k, v in self.values(config).items())
+
+
+class AugSpace(ModuleSpace):
+    """AutoAugment's space: K sub-policies of two (op, probability, magnitude) operations."""
+
+    kind = "aug"
+
+    def __init__(
+        self,
+        num_sub_policies: int = 5,
+        ops: Sequence[str] = AUG_OPS,
+        probs: Sequence[float] | None = None,
+        magnitudes: Sequence[int] | None = None,
+    ) -> None:
+        unknown = [o for o in ops if o not in AUG_OPS]
+        if unknown:
+            raise ValueError(f"unknown augmentation ops {unknown}; valid ops are {list(AUG_OPS)}")
+        if num_sub_policies < 1:
+            raise ValueError(f"num_sub_policies must be >= 1, got {num_sub_policies}")
+        probs = tuple(probs) if probs is not None else tuple(i / (NUM_PROBS - 1) for i in range(NUM_PROBS))
+        mags = tuple(magnitudes) if magnitudes is not None else tuple(range(NUM_MAGNITUDES))
+        grid = {round(i / (NUM_PROBS - 1), 6) for i in range(NUM_PROBS)}
+        if any(round(p, 6) not in grid for p in probs):
+            raise ValueError(f"probabilities must be multiples of 0.1 in [0, 1], got {list(probs)}")
+        if any(not 0 <= m < NUM_MAGNITUDES for m in mags):
+            raise ValueError(f"magnitude levels must be in 0..{NUM_MAGNITUDES - 1}, got {list(mags)}")
+        self.num_sub_policies = num_sub_policies
+        fs = []
+        for k in range(num_sub_policies):
+            for j in range(2):
+                fs += [
+                    TokenField(f"sub{k}.op{j}.type", tuple(ops)),
+                    TokenField(f"sub{k}.op{j}.prob", probs),
+                    TokenField(f"sub{k}.op{j}.magnitude", mags),
+                ]
+        super().__init__(fs)
+
+    def build(self, values: Mapping[str, Any]) -> AugPolicy:
+        def op(k: int, j: int) -> AugOp:
+            p = f"sub{k}.op{j}."
+            return AugOp(values[p + "type"], float(values[p + "prob"]), int(values[p + "magnitude"]))
+
+        return AugPolicy(tuple((op(k, 0), op(k, 1)) for k in range(self.num_sub_policies)))
+
+    def values(self, config: AugPolicy) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, sub in enumerate(config.sub_policies):
+            for j, o in enumerate(sub):
+                p = f"sub{k}.op{j}."
+                out.update({p + "type": o.op, p + "prob": o.prob, p + "magnitude": o.magnitude})
+        return out
+
+    def apply(self, config: AugPolicy, recipe: Recipe) -> None:
+        recipe.augment = config
+
+    def to_json(self, config: AugPolicy) -> list[list[dict[str, Any]]]:
+        return [[asdict(o) for o in sub] for sub in config.sub_policies]
+
+    def describe(self, config: AugPolicy | None = None) -> str:
+        if config is None:
+            return super().describe()
+        return "; ".join(
+            " then ".join(f"{o.op}(p={o.prob:.1f}, m={o.magnitude})" for o in sub) for sub in config.sub_policies
+        )
+
+
+class NasSpace(ModuleSpace):
+    """NASNet-style cells: B blocks, each two inputs (earlier nodes) and two ops, summed.
+
+    ``cells=("normal", "reduce")`` searches both cells; ``("normal",)`` searches one cell
+    used for both roles (as NAS-Bench-201 does). ``fixed_inputs`` pins every block's inputs,
+    leaving only the ops to search.
+    """
+
+    kind = "nas"
+
+    def __init__(
+        self,
+        num_blocks: int = 5,
+        ops: Sequence[str] = NAS_OPS,
+        cells: Sequence[str] = ("normal", "reduce"),
+        fixed_inputs: Sequence[tuple[int, int]] | None = None,
+    ) -> None:
+        unknown = [o for o in ops if o not in NAS_OPS]
+        if unknown:
+            raise ValueError(f"unknown NAS ops {unknown}; valid ops are {list(NAS_OPS)}")
+        if set(cells) - {"normal", "reduce"} or "normal" not in cells:
+            raise ValueError(f"cells must be ('normal',) or ('normal', 'reduce'), got {tuple(cells)}")
+        if num_blocks < 1:
+            raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
+        if fixed_inputs is not None and len(fixed_inputs) != num_blocks:
+            raise ValueError(f"fixed_inputs needs {num_blocks} pairs, got {len(fixed_inputs)}")
+        self.num_blocks = num_blocks
+        self.cells = tuple(cells)
+        fs = []
+        for cell in self.cells:
+            for b in range(num_blocks):
+                for j in range(2):
+                    inputs = tuple(range(2 + b)) if fixed_inputs is None else (fixed_inputs[b][j],)
+                    fs.append(TokenField(f"{cell}.b{b}.in{j}", inputs))
+                for j in range(2):
+                    fs.append(TokenField(f"{cell}.b{b}.op{j}", tuple(ops)))
+        super().__init__(fs)
+
+    def _cell(self, values: Mapping[str, Any], cell: str) -> tuple[Block, ...]:
+        return tuple(
+            Block(
+                inputs=(int(values[f"{cell}.b{b}.in0"]), int(values[f"{cell}.b{b}.in1"])),
+                ops=(NAS_OPS.index(values[f"{cell}.b{b}.op0"]), NAS_OPS.index(values[f"{cell}.b{b}.op1"])),
+            )
+            for b in range(self.num_blocks)
+        )
+
+    def build(self, values: Mapping[str, Any]) -> Genotype:
+        normal = self._cell(values, "normal")
+        reduce = self._cell(values, "reduce") if "reduce" in self.cells else normal
+        return Genotype(normal=normal, reduce=reduce)
+
+    def values(self, config: Genotype) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for cell in self.cells:
+            blocks = getattr(config, cell)
+            if len(blocks) != self.num_blocks:
+                raise ValueError(f"NasSpace: {cell} cell needs {self.num_blocks} blocks, got {len(blocks)}")
+            for b, blk in enumerate(blocks):
+                for j in range(2):
+                    out[f"{cell}.b{b}.in{j}"] = blk.inputs[j]
+                    out[f"{cell}.b{b}.op{j}"] = NAS_OPS[blk.ops[j]]
+        return out
+
+    def apply(self, config: Genotype, recipe: Recipe) -> None:
+        recipe.genotype = config
+
+    def to_json(self, config: Genotype) -> dict[str, Any]:
+        return config.to_dict()
+
+    def describe(self, config: Genotype | None = None) -> str:
+        return super().describe() if config is None else str(config)
+
+
+HPO_DEFAULT_LEVELS: dict[str, tuple[Any, ...]] = {
+    "lr": (0.003, 0.01, 0.03, 0.1, 0.3),
+    "weight_decay": (0.0, 1e-4, 5e-4, 1e-3),
+    "momentum": (0.0, 0.5, 0.9),
+    "batch_size": (32, 64, 128),
+    "label_smoothing": (0.0, 0.1, 0.2),
+    "drop_path": (0.0, 0.1, 0.2),
+}
+
+
+class HpoSpace(ModuleSpace):
+    """Discrete levels of the training hyper-parameters (fields of :class:`HParams`).
+
+    A field not given in ``levels`` is fixed to ``base``'s value; levels given as one value
+    are constants too.
+    """
+
+    kind = "hpo"
+
+    def __init__(self, levels: Mapping[str, Sequence[Any]] | None = None, base: HParams | None = None) -> None:
+        levels = dict(HPO_DEFAULT_LEVELS if levels is None else levels)
+        names = [f.name for f in fields(HParams)]
+        unknown = sorted(set(levels) - set(names))
+        if unknown:
+            raise ValueError(f"unknown hyper-parameters {unknown}; valid names are {names}")
+        self.base = base or HParams()
+        super().__init__(
+            [TokenField(n, tuple(levels[n]) if n in levels else (getattr(self.base, n),)) for n in names]
+        )
+
+    def build(self, values: Mapping[str, Any]) -> HParams:
+        return replace(self.base, **values)
+
+    def values(self, config: HParams) -> dict[str, Any]:
+        return asdict(config)
+
+    def apply(self, config: HParams, recipe: Recipe) -> None:
+        recipe.hparams = config
+
+
+class TokenSpace(ModuleSpace):
+    """A generic module: named categorical tokens whose config is the tuple of their indices.
+
+    Useful for synthetic games and as a starting point for a user module: override
+    :meth:`apply` to make the choice enter training (e.g. pick the optimizer).
+    """
+
+    def __init__(self, nvec: Sequence[int], kind: str = "module", names: Sequence[str] | None = None) -> None:
+        names = list(names) if names is not None else [f"t{i}" for i in range(len(nvec))]
+        if len(names) != len(nvec) or any(int(n) < 2 for n in nvec):
+            raise ValueError(f"TokenSpace needs one name per token and every size >= 2, got {list(nvec)}, {names}")
+        self.kind = kind
+        super().__init__([TokenField(n, tuple(range(int(k)))) for n, k in zip(names, nvec)])
+
+    def build(self, values: Mapping[str, Any]) -> tuple[int, ...]:
+        return tuple(int(values[f.name]) for f in self.fields)
+
+    def values(self, config: Sequence[int]) -> dict[str, Any]:
+        return {f.name: int(v) for f, v in zip(self.fields, config, strict=True)}
+
+    def apply(self, config: tuple[int, ...], recipe: Recipe) -> None:
+        recipe.options[self.kind] = config

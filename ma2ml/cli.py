@@ -1,0 +1,81 @@
+"""The ``ma2ml`` command line. Each sub-command lives in a small ``_cmd_*`` function;
+bad input ends in one line on stderr and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    import ma2ml.envs
+    from ma2ml.envs.tasks import get_task, task_names
+
+    print("PettingZoo envs (pettingzoo.make('parallel', ID); Gymnasium joint view: JointAutoML-...):")
+    for env_id in ma2ml.envs.env_ids():
+        print(f"  {env_id}")
+    print("Tasks:")
+    for name in task_names():
+        task = get_task(name)
+        print(f"  {name:10s} {task.description}")
+    try:
+        from ma2ml.agents import learner_names
+    except ImportError:
+        return
+    print("Learners:")
+    for name in learner_names():
+        print(f"  {name}")
+
+
+def _cmd_download(args: argparse.Namespace) -> None:
+    from ma2ml.envs.data import download_cifar
+
+    path = download_cifar(args.dataset, args.data_dir)
+    print(f"{args.dataset} is in {path}")
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {"list": _cmd_list, "download": _cmd_download}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ma2ml",
+        description="Multi-agent AutoML: search AUG + NAS + HPO pipelines with cooperative MARL.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    sub.add_parser("list", help="list the registered envs, tasks and learners")
+    p = sub.add_parser("download", help="fetch CIFAR into a folder (torchvision's format)")
+    p.add_argument("dataset", choices=["cifar10", "cifar100"])
+    p.add_argument("--data-dir", required=True, help="folder to put the dataset in")
+    for extend in EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
+"""Functions that add sub-commands (and register them in COMMANDS); see ma2ml.commands."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import ma2ml.commands  # noqa: F401  (registers the other sub-commands)
+
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (CliError, ValueError, FileNotFoundError) as exc:
+        print(f"ma2ml {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ma2ml {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

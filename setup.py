@@ -1,0 +1,46 @@
+"""ma2ml: multi-agent AutoML as a PettingZoo environment, with learners and a benchmark.
+
+The repository keeps the design card's top-level folders (``envs/``, ``agents/``,
+``baselines/``) and maps them into one import namespace, ``ma2ml.*``, so nothing named
+``envs`` or ``agents`` is ever installed at the top level.
+"""
+from __future__ import annotations
+
+from setuptools import setup
+
+PACKAGE_DIR = {
+    "ma2ml": "ma2ml",
+    "ma2ml.commands": "ma2ml/commands",
+    "ma2ml.envs": "envs",
+    "ma2ml.agents": "agents",
+    "ma2ml.baselines": "baselines",
+}
+
+setup(
+    name="ma2ml",
+    version="0.1.0",
+    description="Multi-agent AutoML (MA2ML, CVPR 2023): a PettingZoo environment, learners and a benchmark",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    package_dir=PACKAGE_DIR,
+    packages=list(PACKAGE_DIR),
+    package_data={"ma2ml.envs": ["data/*"]},
+    install_requires=[
+        "numpy>=1.24",
+        "torch>=2.2",
+        "torchvision>=0.17",
+        "gymnasium>=1.0",
+        "pettingzoo>=1.25",
+        "stable-baselines3>=2.3",
+        "scikit-learn>=1.3",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+        "scipy>=1.10",
+    ],
+    extras_require={
+        "ray": ["ray>=2.9"],
+        "test": ["pytest>=7", "pytest-timeout>=2"],
+    },
+    entry_points={"console_scripts": ["ma2ml=ma2ml.cli:main"]},
+)

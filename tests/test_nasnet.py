@@ -1,0 +1,158 @@
+"""NASNetwork: shapes, gradients, drop path, genotype validation, meta construction, serialization."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ma2ml.envs.flops import count_macs, count_module_macs
+from ma2ml.envs.nasnet import NAS_OPS, Block, Genotype, NASNetwork, output_blocks
+
+SEP3, SEP5, DIL3, DIL5, MAX, AVG, IDENTITY = range(len(NAS_OPS))
+
+# Every op reads both a cell input (stride 2 in the reduction cell) and a block output.
+ALL_OPS = Genotype(
+    normal=(Block((0, 1), (SEP3, IDENTITY)), Block((1, 2), (SEP5, MAX)), Block((0, 2), (DIL3, AVG)),
+            Block((3, 1), (DIL5, IDENTITY))),
+    reduce=(Block((0, 1), (MAX, IDENTITY)), Block((2, 1), (SEP3, AVG)), Block((2, 3), (IDENTITY, SEP5)),
+            Block((4, 0), (DIL3, DIL5)), Block((2, 3), (MAX, AVG))),
+)
+CHAIN = Genotype(  # one output block per cell
+    normal=(Block((0, 1), (SEP3, SEP3)), Block((2, 2), (IDENTITY, AVG))),
+    reduce=(Block((1, 1), (IDENTITY, MAX)), Block((2, 0), (DIL3, IDENTITY))),
+)
+
+
+def random_genotype(num_blocks: int, seed: int) -> Genotype:
+    rng = np.random.default_rng(seed)
+
+    def cell() -> tuple[Block, ...]:
+        return tuple(Block(tuple(rng.integers(0, 2 + j, size=2)), tuple(rng.integers(0, len(NAS_OPS), size=2)))
+                     for j in range(num_blocks))
+
+    return Genotype(normal=cell(), reduce=cell())
+
+
+GENOTYPES = [ALL_OPS, CHAIN] + [random_genotype(b, seed=b) for b in (2, 3, 4, 5)]
+
+
+@pytest.mark.parametrize("genotype", GENOTYPES, ids=lambda g: f"B{len(g.normal)}-{len(g.reduce)}")
+@pytest.mark.parametrize("shape, stages", [((2, 1, 8, 8), 2), ((2, 1, 8, 8), 3), ((2, 3, 32, 32), 3)])
+def test_forward_shape(genotype: Genotype, shape: tuple[int, ...], stages: int) -> None:
+    net = NASNetwork(genotype, in_channels=shape[1], num_classes=10, channels=4, stages=stages)
+    assert net(torch.randn(shape)).shape == (shape[0], 10)
+
+
+@pytest.mark.parametrize("shape, stages", [((2, 3, 7, 7), 3), ((2, 1, 8, 8), 4)])
+def test_odd_and_one_pixel_feature_maps(shape: tuple[int, ...], stages: int) -> None:
+    net = NASNetwork(ALL_OPS, in_channels=shape[1], num_classes=3, channels=4, stages=stages, cells_per_stage=2)
+    assert net(torch.randn(shape)).shape == (shape[0], 3)
+
+
+def test_backward_reaches_every_parameter() -> None:
+    net = NASNetwork(ALL_OPS, in_channels=3, num_classes=10, channels=4, stem_multiplier=3, drop_path=0.2, dropout=0.1)
+    net(torch.randn(2, 3, 32, 32)).logsumexp(dim=1).sum().backward()
+    for name, param in net.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), name
+
+
+def test_cell_widths_follow_unused_blocks() -> None:
+    assert output_blocks(ALL_OPS.normal) == (2, 3)
+    assert output_blocks(ALL_OPS.reduce) == (3, 4)
+    assert output_blocks(CHAIN.normal) == (1,)
+    net = NASNetwork(ALL_OPS, in_channels=1, num_classes=10, channels=4, stages=2)
+    assert net.classifier.in_features == 2 * 8  # last normal cell: 2 output blocks x C = 8
+
+
+def test_drop_path_only_in_training() -> None:
+    torch.manual_seed(0)
+    net = NASNetwork(ALL_OPS, in_channels=1, num_classes=10, channels=4, drop_path=0.5)
+    x = torch.randn(4, 1, 8, 8)
+
+    def run(seed: int) -> torch.Tensor:
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return net(x)
+
+    assert not torch.allclose(run(1), run(2))
+    net.eval()
+    assert torch.equal(run(1), run(2))
+    net.drop_path = 0.0
+    assert torch.equal(run(1), run(3))
+    net.train()
+    assert torch.equal(run(1), run(2))
+
+
+def test_deterministic_given_seed() -> None:
+    def build() -> NASNetwork:
+        torch.manual_seed(7)
+        return NASNetwork(ALL_OPS, in_channels=3, num_classes=10, channels=4)
+
+    a, b = build(), build()
+    for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(ta, tb), name
+
+
+@pytest.mark.parametrize("normal, reduce, message", [
+    ((Block((0, 2), (SEP3, SEP3)),), CHAIN.reduce, r"normal cell block 0: input node 2 .* valid nodes are 0\.\.1"),
+    (CHAIN.normal, (Block((0, 1), (SEP3, SEP3)), Block((0, 3), (SEP3, SEP3))),
+     r"reduce cell block 1: input node 3 .* valid nodes are 0\.\.2"),
+    ((Block((-1, 0), (SEP3, SEP3)),), CHAIN.reduce, r"normal cell block 0: input node -1"),
+    ((Block((0, 1), (SEP3, len(NAS_OPS))),), CHAIN.reduce, r"normal cell block 0: op index 7 .* 0\.\.6"),
+    (CHAIN.normal, (Block((0, 1), (-1, SEP3)),), r"reduce cell block 0: op index -1"),
+    (CHAIN.normal, (), r"reduce cell has no blocks"),
+    ((Block((0, 1, 1), (SEP3, SEP3)),), CHAIN.reduce, r"normal cell block 0: needs exactly 2 inputs"),
+])
+def test_invalid_genotype_raises(normal: tuple[Block, ...], reduce: tuple[Block, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        NASNetwork(Genotype(normal, reduce), in_channels=1, num_classes=10)
+
+
+@pytest.mark.parametrize("kwargs", [{"channels": 1}, {"stages": 0}, {"cells_per_stage": 0}, {"drop_path": 1.0},
+                                    {"dropout": -0.1}])
+def test_invalid_skeleton_raises(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        NASNetwork(CHAIN, in_channels=1, num_classes=10, **kwargs)
+
+
+def test_meta_construction_and_macs_grow_with_channels() -> None:
+    with torch.device("meta"):
+        net = NASNetwork(ALL_OPS, in_channels=3, num_classes=10, channels=8)
+    assert all(t.is_meta for t in (*net.parameters(), *net.buffers()))
+
+    counts = [count_macs(lambda c=c: NASNetwork(ALL_OPS, 3, 10, channels=c), (1, 3, 32, 32)) for c in (4, 8, 16)]
+    macs = [m for m, _ in counts]
+    params = [p for _, p in counts]
+    assert macs[0] < macs[1] < macs[2]
+    assert params[0] < params[1] < params[2]
+    real = NASNetwork(ALL_OPS, 3, 10, channels=16)
+    assert count_module_macs(real, (1, 3, 32, 32)) == counts[2]
+    assert params[2] == sum(p.numel() for p in real.parameters())
+
+
+def test_genotype_dict_round_trip() -> None:
+    for genotype in GENOTYPES:
+        data = json.loads(json.dumps(genotype.to_dict()))
+        assert Genotype.from_dict(data) == genotype
+    assert ALL_OPS.to_dict()["normal"][0] == {"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"]}
+
+
+def test_from_dict_rejects_unknown_op() -> None:
+    data = CHAIN.to_dict()
+    data["normal"][0]["ops"][1] = "conv_7x7"
+    with pytest.raises(ValueError, match="normal cell block 0: unknown op.*conv_7x7"):
+        Genotype.from_dict(data)
+
+
+def test_str_is_readable() -> None:
+    assert str(CHAIN) == (
+        "normal cell:\n"
+        "  b0 = sep_conv_3x3(k-2) + sep_conv_3x3(k-1)\n"
+        "  b1 = identity(b0) + avg_pool_3x3(b0)\n"
+        "  out = concat(b1)\n"
+        "reduce cell:\n"
+        "  b0 = identity(k-1) + max_pool_3x3(k-1)\n"
+        "  b1 = dil_conv_3x3(b0) + identity(k-2)\n"
+        "  out = concat(b1)")
