@@ -11,8 +11,8 @@ import math
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from ma2ml.envs.augment import apply_policy, random_crop_flip
 from ma2ml.envs.data import Split, Splits
 from ma2ml.envs.flops import count_macs
-from ma2ml.envs.nasnet import Genotype, NASNetwork
 from ma2ml.envs.spaces import HParams, ModuleSpace, Recipe
 from ma2ml.envs.tasks import Budget, Task, load_splits
 
@@ -120,12 +119,10 @@ class Evaluator(ABC):
 
 
 @lru_cache(maxsize=4096)
-def network_cost(genotype: Genotype, in_channels: int, size: int, num_classes: int, budget: Budget) -> tuple[int, int]:
-    """(multiply-adds, params) of the task's network for a genotype, counted on the meta device."""
-    return count_macs(
-        lambda: NASNetwork(genotype, in_channels, num_classes, budget.channels, budget.cells_per_stage, budget.stages),
-        (1, in_channels, size, size),
-    )
+def network_cost(build: Callable[..., torch.nn.Module], architecture: Any, in_channels: int, size: int,
+                 num_classes: int, budget: Budget) -> tuple[int, int]:
+    """(multiply-adds, params) of ``build``'s network for an architecture, counted on the meta device."""
+    return count_macs(lambda: build(architecture, in_channels, num_classes, budget), (1, in_channels, size, size))
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -182,7 +179,7 @@ class TrainEvaluator(Evaluator):
         return self._on_device[name]
 
     def recipe(self, configs: Mapping[str, Any]) -> Recipe:
-        recipe = Recipe(genotype=self.task.default_genotype, hparams=self.task.default_hparams)
+        recipe = Recipe(architecture=self.task.default_architecture, hparams=self.task.default_hparams)
         for agent, config in configs.items():
             self.spaces[agent].apply(config, recipe)
         return recipe
@@ -192,8 +189,6 @@ class TrainEvaluator(Evaluator):
 
 
 def _with_epochs(budget: Budget, epochs: int) -> Budget:
-    from dataclasses import replace
-
     return replace(budget, epochs=epochs)
 
 
@@ -229,7 +224,8 @@ def train_recipe(recipe: Recipe, ev: TrainEvaluator, seed: int) -> EvalRecord:
     budget, device, hp = ev.budget, ev.device, recipe.hparams
     xtr, ytr = ev._device_split("train")
     c, h, _ = ev.splits.image_shape
-    flops, params = network_cost(recipe.genotype, c, h, ev.splits.num_classes, budget)
+    build = ev.task.build_network
+    flops, params = network_cost(build, recipe.architecture, c, h, ev.splits.num_classes, budget)
     cuda = device.type == "cuda"
     norm = _normalizer(xtr)
     gen = torch.Generator().manual_seed(seed)
@@ -239,8 +235,7 @@ def train_recipe(recipe: Recipe, ev: TrainEvaluator, seed: int) -> EvalRecord:
     status, error = "ok", None
     with torch.random.fork_rng(devices=[device] if cuda else []):
         torch.manual_seed(seed)
-        model = NASNetwork(recipe.genotype, c, ev.splits.num_classes, budget.channels, budget.cells_per_stage,
-                           budget.stages, drop_path=hp.drop_path).to(device)
+        model = build(recipe.architecture, c, ev.splits.num_classes, budget, drop_path=hp.drop_path).to(device)
         if cuda:
             torch.backends.cudnn.benchmark = True
             model = model.to(memory_format=torch.channels_last)

@@ -95,7 +95,8 @@ class Recipe:
     ``options`` is free-form room for modules added by users (read by their own hooks).
     """
 
-    genotype: Genotype
+    architecture: Any
+    """The NAS choice (a :class:`Genotype` for cell spaces); the task's ``build_network`` builds it."""
     hparams: HParams
     augment: AugPolicy | None = None
     make_optimizer: Callable[[Iterable[torch.nn.Parameter], HParams], torch.optim.Optimizer] | None = None
@@ -337,7 +338,7 @@ class NasSpace(ModuleSpace):
         return out
 
     def apply(self, config: Genotype, recipe: Recipe) -> None:
-        recipe.genotype = config
+        recipe.architecture = config
 
     def to_json(self, config: Genotype) -> dict[str, Any]:
         return config.to_dict()

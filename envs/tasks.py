@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ma2ml.envs.data import Splits, load_cifar, load_digits
-from ma2ml.envs.nasnet import Block, Genotype
+from ma2ml.envs.nasnet import Block, Genotype, NASNetwork
 from ma2ml.envs.spaces import AugSpace, HParams, HpoSpace, ModuleSpace, NasSpace
 
 MODULE_ORDER = ("aug", "nas", "hpo")
@@ -39,6 +40,13 @@ class Budget:
     """Batch size for scoring the validation and test splits."""
 
 
+def build_nasnet(architecture: Genotype, in_channels: int, num_classes: int, budget: Budget,
+                 drop_path: float = 0.0) -> NASNetwork:
+    """The NASNet-style skeleton of the budget, with the searched cells."""
+    return NASNetwork(architecture, in_channels, num_classes, budget.channels, budget.cells_per_stage,
+                      budget.stages, drop_path=drop_path)
+
+
 @dataclass(frozen=True)
 class Task:
     """A dataset, its budget, constraint and module spaces (see the module docstring)."""
@@ -49,7 +57,7 @@ class Task:
     """Loads the splits; receives ``data_dir`` (``None`` for embedded datasets)."""
     spaces: Mapping[str, Callable[[], ModuleSpace]]
     """Factories of the default module spaces, by agent name."""
-    default_genotype: Genotype
+    default_architecture: Any
     """Architecture used when NAS is not an agent."""
     budget: Budget = field(default_factory=Budget)
     default_hparams: HParams = field(default_factory=HParams)
@@ -57,6 +65,8 @@ class Task:
     flops_constraint: float = 1e6
     """Constraint C of the reward, in multiply-adds."""
     needs_data_dir: bool = False
+    build_network: Callable[..., Any] = build_nasnet
+    """``(architecture, in_channels, num_classes, budget, drop_path) -> nn.Module``."""
 
     def make_spaces(self) -> dict[str, ModuleSpace]:
         return {name: factory() for name, factory in self.spaces.items()}
@@ -129,7 +139,7 @@ register_task(Task(
         "nas": lambda: NasSpace(num_blocks=3),
         "hpo": HpoSpace,
     },
-    default_genotype=DEFAULT_GENOTYPE,
+    default_architecture=DEFAULT_GENOTYPE,
     budget=Budget(epochs=8, channels=16, cells_per_stage=1, stages=2, crop_padding=1, flip=False,
                   eval_batch_size=1024),
     flops_constraint=1.5e6,
@@ -145,7 +155,7 @@ for _name, _classes in (("cifar10", 10), ("cifar100", 100)):
             "nas": lambda: NasSpace(num_blocks=5),
             "hpo": HpoSpace,
         },
-        default_genotype=DEFAULT_GENOTYPE,
+        default_architecture=DEFAULT_GENOTYPE,
         budget=Budget(epochs=10, channels=16, cells_per_stage=1, stages=3, crop_padding=4, flip=True),
         flops_constraint=60e6,
         needs_data_dir=True,
