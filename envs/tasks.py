@@ -142,7 +142,7 @@ register_task(Task(
     default_architecture=DEFAULT_GENOTYPE,
     budget=Budget(epochs=8, channels=16, cells_per_stage=1, stages=2, crop_padding=1, flip=False,
                   eval_batch_size=1024),
-    flops_constraint=1.5e6,
+    flops_constraint=0.6e6,
 ))
 
 for _name, _classes in (("cifar10", 10), ("cifar100", 100)):
