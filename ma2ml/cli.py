@@ -75,7 +75,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ma2ml {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
