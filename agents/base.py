@@ -1,0 +1,207 @@
+"""The learner interface: ask for joint actions, tell their rewards, learn on an env.
+
+Every learner (MA2ML and its variants, the single-agent baselines) is a :class:`Learner`
+built from an env's spaces alone (``possible_agents``, ``action_space(agent).nvec``,
+``state()``), so it runs on any registered ma2ml env without code changes:
+
+    learner = make_learner("ma2ml", env, seed=0)          # from ma2ml.agents
+    batches = learner.learn(env, budget=64, batch_size=8)
+
+* ``ask(n)`` returns ``n`` joint actions, each a dict agent -> int64 token vector;
+* ``tell(actions, rewards, records)`` hands back their rewards (and evaluation records);
+* ``learn(env, budget, batch_size, callback)`` is the shared loop (a template method, as in
+  SB3's ``BaseAlgorithm``): per batch, ask -> ``env.evaluate_batch`` (through
+  :class:`ma2ml.envs.vector.VectorAutoML`) -> ``env.reward`` -> tell -> callback, until the
+  learner has been told ``budget`` evaluations in all (the last batch is truncated). The
+  budget counts evaluations told before a resume, so a restored learner finishes the run.
+* ``state_dict()`` / ``load_state_dict()`` hold everything a resumed run needs to continue
+  identically (networks, optimizers, buffers, generator states, counters). Like torch's,
+  ``state_dict()`` returns live references: snapshot it with ``torch.save`` or ``deepcopy``.
+
+Subclasses implement ``_ask`` and ``_tell``; ``ask``/``tell`` validate the arguments once.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ma2ml.envs.evaluators import Actions, EvalRecord
+
+
+@dataclass
+class LearnerConfig:
+    """Base of every learner's config dataclass (fields are documented where declared)."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise one ``ValueError`` naming a bad field; subclasses extend it."""
+
+    def _require(self, name: str, ok: bool, valid: str) -> None:
+        if not ok:
+            raise ValueError(f"{type(self).__name__}.{name} = {getattr(self, name)!r} is invalid; "
+                             f"valid values are {valid}")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+@dataclass
+class Batch:
+    """One evaluated batch, as :meth:`Learner.learn` hands it to its callback."""
+
+    index: int
+    """Batch number (0-based, counting batches told before a resume)."""
+    start: int
+    """Index of the batch's first evaluation in the whole run."""
+    actions: list[dict[str, np.ndarray]]
+    """The joint actions, agent -> tokens."""
+    rewards: list[float]
+    """Their rewards (``env.reward`` of each record)."""
+    records: list[EvalRecord]
+    """Their evaluation records."""
+
+
+Callback = Callable[[Batch], "bool | None"]
+"""Called after each batch; returning ``False`` stops :meth:`Learner.learn`."""
+
+
+class Learner(ABC):
+    """Base class of all learners (see the module docstring)."""
+
+    config_class: ClassVar[type[LearnerConfig]] = LearnerConfig
+    """The config dataclass this learner takes."""
+
+    def __init__(self, env: Any, config: LearnerConfig | None = None, seed: int = 0) -> None:
+        config = self.config_class() if config is None else config
+        if not isinstance(config, self.config_class):
+            raise ValueError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
+        self.config = config
+        self.seed = int(seed)
+        self.agents: list[str] = list(env.possible_agents)
+        self.nvec = {a: np.asarray(env.action_space(a).nvec, dtype=np.int64) for a in self.agents}
+        self.joint_nvec = np.concatenate([self.nvec[a] for a in self.agents])
+        bounds = np.cumsum([0] + [len(self.nvec[a]) for a in self.agents])
+        self.slices = {a: slice(int(bounds[i]), int(bounds[i + 1])) for i, a in enumerate(self.agents)}
+        self.state = np.asarray(env.state(), dtype=np.float32)
+        self.rng = np.random.default_rng(self.seed)
+        self.num_asked = 0
+        self.num_evaluations = 0
+        self.num_batches = 0
+
+    # -- the interface ---------------------------------------------------------------------------
+    def ask(self, n: int) -> list[dict[str, np.ndarray]]:
+        """``n`` joint actions to evaluate next."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"ask(n) needs a positive integer n, got {n!r}")
+        actions = self._ask(int(n))
+        self.num_asked += len(actions)
+        return actions
+
+    def tell(self, actions: Sequence[Actions], rewards: Sequence[float],
+             records: Sequence[EvalRecord] | None = None) -> None:
+        """Hand back the rewards (and records) of evaluated joint actions, in order."""
+        if len(actions) != len(rewards) or (records is not None and len(records) != len(actions)):
+            raise ValueError(f"tell() got {len(actions)} actions, {len(rewards)} rewards and "
+                             f"{'no' if records is None else len(records)} records; the counts must match")
+        if not actions:
+            raise ValueError("tell() needs at least one evaluated action")
+        rewards = [float(r) for r in rewards]
+        if not np.all(np.isfinite(rewards)):
+            raise ValueError(f"tell() got non-finite rewards {rewards}")
+        self._tell(self.joint(actions), np.asarray(rewards, dtype=np.float64), records)
+        self.num_evaluations += len(actions)
+        self.num_batches += 1
+
+    def learn(self, env: Any, budget: int, batch_size: int, callback: Callback | None = None) -> list[Batch]:
+        """Ask, evaluate, tell in batches until ``budget`` evaluations in all; returns this call's batches."""
+        from ma2ml.envs.vector import VectorAutoML
+
+        for name, value in (("budget", budget), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.check_env(env)
+        vec = VectorAutoML(env)
+        batches: list[Batch] = []
+        while self.num_evaluations < budget:
+            actions = self.ask(min(batch_size, budget - self.num_evaluations))
+            rewards, records = vec.step(actions)
+            batch = Batch(self.num_batches, self.num_evaluations, actions, rewards.tolist(), records)
+            self.tell(actions, batch.rewards, records)
+            batches.append(batch)
+            if callback is not None and callback(batch) is False:
+                break
+        return batches
+
+    def close(self) -> None:
+        """Release threads or other resources (a no-op for most learners)."""
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs; subclasses extend it (cooperatively, via ``super()``)."""
+        return {
+            "learner": type(self).__name__,
+            "config": asdict(self.config),
+            "seed": self.seed,
+            "num_asked": self.num_asked,
+            "num_evaluations": self.num_evaluations,
+            "num_batches": self.num_batches,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output into a learner built for the same env and config."""
+        self.check_checkpoint(state)
+        self.seed = int(state["seed"])
+        self.num_asked = int(state["num_asked"])
+        self.num_evaluations = int(state["num_evaluations"])
+        self.num_batches = int(state["num_batches"])
+        self.rng.bit_generator.state = state["rng"]
+
+    def check_checkpoint(self, state: dict[str, Any]) -> None:
+        """``ValueError`` unless ``state`` was written by this kind of learner with this config."""
+        if state.get("learner") != type(self).__name__:
+            raise ValueError(f"this checkpoint is of {state.get('learner')!r}, not {type(self).__name__!r}")
+        if state["config"] != asdict(self.config):
+            raise ValueError(f"checkpoint config {state['config']} differs from this learner's {asdict(self.config)}")
+
+    # -- helpers for subclasses ------------------------------------------------------------------
+    def check_env(self, env: Any) -> None:
+        """``ValueError`` unless ``env`` has this learner's agents and token layout."""
+        agents = list(env.possible_agents)
+        nvec = {a: np.asarray(env.action_space(a).nvec).tolist() for a in agents}
+        if agents != self.agents or nvec != {a: v.tolist() for a, v in self.nvec.items()}:
+            raise ValueError(f"this learner was built for agents {self.agents} with token sizes "
+                             f"{ {a: v.tolist() for a, v in self.nvec.items()} }, the env has {agents} with {nvec}")
+
+    def joint(self, actions: Sequence[Actions]) -> np.ndarray:
+        """Joint actions -> an int64 array (n, total tokens), agents in ``self.agents`` order."""
+        rows = []
+        for act in actions:
+            if set(act) != set(self.agents):
+                raise ValueError(f"a joint action names agents {sorted(act)}; this learner's agents are {self.agents}")
+            row = np.concatenate([np.asarray(act[a], dtype=np.int64).reshape(-1) for a in self.agents])
+            if row.shape != self.joint_nvec.shape or np.any(row < 0) or np.any(row >= self.joint_nvec):
+                raise ValueError(f"joint action {row.tolist()} does not fit the token sizes {self.joint_nvec.tolist()}")
+            rows.append(row)
+        return np.stack(rows)
+
+    def split(self, joint: np.ndarray) -> list[dict[str, np.ndarray]]:
+        """An int array (n, total tokens) -> joint actions, agent -> tokens."""
+        joint = np.asarray(joint, dtype=np.int64)
+        return [{a: row[self.slices[a]].copy() for a in self.agents} for row in joint]
+
+    # -- what each learner implements -----------------------------------------------------------
+    @abstractmethod
+    def _ask(self, n: int) -> list[dict[str, np.ndarray]]:
+        """``n`` joint actions."""
+
+    @abstractmethod
+    def _tell(self, joint: np.ndarray, rewards: np.ndarray, records: Sequence[EvalRecord] | None) -> None:
+        """Learn from evaluated joint actions (``joint``: int64 (n, total tokens))."""

@@ -1,0 +1,181 @@
+"""MA2ML, MA2ML on-policy and MA2ML-Lite: one class, three configs.
+
+Each agent i has its own autoregressive policy pi_i(A_i | S) (:mod:`ma2ml.agents.policy`);
+a centralized critic Q(S, A) over the joint action is regressed on the observed rewards
+(:mod:`ma2ml.agents.critic`). After every told batch the learner
+
+1. stores the batch's <S, A, R> in the replay buffer (``replay=False``: the buffer holds the
+   current batch only) and regresses Q on mini-batches of it (``critic_steps`` Adam steps);
+2. takes ``policy_steps`` policy steps. Each step scores a batch of joint actions A with a
+   return G and ascends, for every agent i,
+
+       sum_rows  A_hat_i * grad log pi_i(a_i | S),
+       A_hat_i = G - b(S, a_-i) - kl_coef * [log pi_i(a_i)/rho_i(a_i) - E_{pi_i} log pi_i/rho_i],
+       b(S, a_-i) = E_{a_i' ~ pi_i} Q(S, a_i', a_-i)          (the counterfactual baseline),
+
+   both expectations Monte-Carlo over ``baseline_samples`` (K) fresh samples of a_i' from
+   pi_i, the same K for every row. This is the gradient of
+   J = E_pi[Q(S, A)] - kl_coef * KL(pi(.|S) || rho(.|S)) (the poster's off-policy objective);
+3. moves each target policy toward its policy: rho_i <- (1 - target_rate) rho_i + target_rate pi_i.
+
+The variants differ only in their configs:
+
+* ``ma2ml`` (:class:`MA2MLConfig`): rows are *fresh* samples from the current policies,
+  G = Q(S, A) (no new trainings), kl_coef > 0, replay buffer;
+* ``ma2ml-onpolicy`` (:class:`MA2MLOnPolicyConfig`): the same without replay;
+* ``ma2ml-lite`` (:class:`MA2MLLiteConfig`): rows are the told actions, G = the observed
+  reward R, kl_coef = 0, one step per batch: per-agent REINFORCE with the counterfactual
+  baseline, grad J = E[grad log pi_i(A_i | S) (R - b(S, A_-i))].
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ma2ml.agents.base import LearnerConfig
+from ma2ml.agents.critic import Critic, ReplayBuffer
+from ma2ml.agents.policy import PolicyLearner
+from ma2ml.envs.evaluators import EvalRecord
+
+
+@dataclass
+class MA2MLConfig(LearnerConfig):
+    """MA2ML (off-policy, KL-regularised actor-critic)."""
+
+    hidden: int = 64
+    """Width of the LSTM policies and of the critic's hidden layers."""
+    policy_lr: float = 3e-3
+    """Adam learning rate of the policies pi_i."""
+    critic_lr: float = 1e-2
+    """AdamW learning rate of the critic Q."""
+    critic_weight_decay: float = 0.1
+    """AdamW weight decay of the critic (its generalisation beyond the evaluated pipelines)."""
+    kl_coef: float = 0.1
+    """lambda: weight of KL(pi || rho) in the policy objective (0: plain E_pi[Q])."""
+    target_rate: float = 0.1
+    """tau: Polyak rate of the target policies rho after each policy step."""
+    fresh_samples: bool = True
+    """Policy steps on fresh samples from pi scored by Q; False: on the told actions and their rewards."""
+    replay: bool = True
+    """Regress the critic on every evaluation so far (up to buffer_size); False: on the current batch only."""
+    buffer_size: int = 100_000
+    """Capacity of the replay buffer (first in, first out)."""
+    critic_steps: int = 50
+    """Critic regression steps per told batch (0 keeps Q fixed, e.g. an exact Q)."""
+    critic_batch: int = 64
+    """Mini-batch size of a critic step."""
+    policy_steps: int = 5
+    """Policy steps per told batch."""
+    policy_batch: int = 64
+    """Fresh joint samples per policy step (with fresh_samples)."""
+    baseline_samples: int = 16
+    """K: samples of a_i for the counterfactual baseline and the KL correction."""
+
+    def validate(self) -> None:
+        for name in ("hidden", "buffer_size", "critic_batch", "policy_steps", "policy_batch", "baseline_samples"):
+            self._require(name, int(getattr(self, name)) >= 1, "integers >= 1")
+        self._require("critic_steps", self.critic_steps >= 0, "integers >= 0")
+        for name in ("policy_lr", "critic_lr"):
+            self._require(name, getattr(self, name) > 0, "numbers > 0")
+        self._require("kl_coef", self.kl_coef >= 0, "numbers >= 0")
+        self._require("critic_weight_decay", self.critic_weight_decay >= 0, "numbers >= 0")
+        self._require("target_rate", 0 < self.target_rate <= 1, "numbers in (0, 1]")
+
+
+@dataclass
+class MA2MLOnPolicyConfig(MA2MLConfig):
+    """MA2ML on-policy: the critic sees the current batch only (the poster's ablation)."""
+
+    replay: bool = False
+    """Regress the critic on the current batch only."""
+
+
+@dataclass
+class MA2MLLiteConfig(MA2MLConfig):
+    """MA2ML-Lite: per-agent REINFORCE with the counterfactual baseline."""
+
+    fresh_samples: bool = False
+    """REINFORCE on the told actions and their observed rewards."""
+    kl_coef: float = 0.0
+    """No KL regularisation."""
+    policy_steps: int = 1
+    """One on-policy step per told batch."""
+
+
+class MA2ML(PolicyLearner):
+    """MA2ML and its variants (see the module docstring); the config picks the variant."""
+
+    config_class = MA2MLConfig
+    checkpointed = ("policies", "target_policies", "Q", "policy_optimizer", "critic_optimizer", "buffer")
+
+    def build(self) -> None:
+        cfg = self.config
+        self.policies = self.make_policies(cfg.hidden)
+        self.target_policies = copy.deepcopy(self.policies).requires_grad_(False)
+        self.Q = Critic(self.joint_nvec, len(self.state), cfg.hidden)
+        self.policy_optimizer = torch.optim.Adam(self.policies.parameters(), lr=cfg.policy_lr)
+        self.critic_optimizer = torch.optim.AdamW(self.Q.parameters(), lr=cfg.critic_lr,
+                                                 weight_decay=cfg.critic_weight_decay)
+        self.buffer = ReplayBuffer(cfg.buffer_size, len(self.state), len(self.joint_nvec))
+
+    def _tell(self, joint: np.ndarray, rewards: np.ndarray, records: Sequence[EvalRecord] | None) -> None:
+        A = torch.as_tensor(joint)
+        R = torch.as_tensor(rewards, dtype=torch.float32)
+        if not self.config.replay:
+            self.buffer.clear()
+        self.buffer.add(self.states(len(R)), A, R)
+        self.update_critic()
+        for _ in range(self.config.policy_steps):
+            if self.config.fresh_samples:
+                self.improve(self.sample_joint(self.config.policy_batch))
+            else:
+                self.improve(A, R)
+
+    def update_critic(self) -> None:
+        """``critic_steps`` regression steps of Q on mini-batches of the buffer."""
+        for _ in range(self.config.critic_steps):
+            S, A, R = self.buffer.sample(self.config.critic_batch, self.generator)
+            loss = F.mse_loss(self.Q(S, A), R)
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.critic_optimizer.step()
+
+    @torch.no_grad()
+    def baseline(self, agent: str, joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(b(S, a_-i) per row, the K samples a_i' ~ pi_i, their log pi_i): the counterfactual baseline."""
+        m, k = len(joint), self.config.baseline_samples
+        cols = self.group_columns(agent)
+        samples, log_pi = self.policies[agent].sample(self.states(k), self.generator)
+        counterfactual = joint.repeat_interleave(k, 0)
+        counterfactual[:, cols] = samples.repeat(m, 1)
+        return self.Q(self.states(m * k), counterfactual).view(m, k).mean(1), samples, log_pi
+
+    def improve(self, joint: torch.Tensor, rewards: torch.Tensor | None = None) -> None:
+        """One policy step on rows ``joint``; G = ``rewards`` when given, else Q(S, joint)."""
+        lam, S = self.config.kl_coef, self.states(len(joint))
+        with torch.no_grad():
+            G = self.Q(S, joint) if rewards is None else rewards
+        loss = joint.new_zeros((), dtype=torch.float32)
+        for agent, policy in self.policies.items():
+            a_i = joint[:, self.group_columns(agent)]
+            log_pi = policy.log_prob(S, a_i)
+            b, samples, samples_log_pi = self.baseline(agent, joint)
+            advantage = G - b
+            if lam > 0:
+                with torch.no_grad():
+                    rho = self.target_policies[agent]
+                    log_ratio = log_pi - rho.log_prob(S, a_i)
+                    mean_log_ratio = (samples_log_pi - rho.log_prob(self.states(len(samples)), samples)).mean()
+                    advantage = advantage - lam * (log_ratio - mean_log_ratio)
+            loss = loss - (advantage.detach() * log_pi).mean()
+        self.policy_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.policy_optimizer.step()
+        with torch.no_grad():
+            for rho_p, pi_p in zip(self.target_policies.parameters(), self.policies.parameters(), strict=True):
+                rho_p.lerp_(pi_p, self.config.target_rate)

@@ -1,0 +1,245 @@
+"""Stable-Baselines3 PPO and A2C as ask/tell learners on the joint view.
+
+Real SB3: the model is ``stable_baselines3.PPO`` / ``A2C`` with an ``MlpPolicy`` on
+:class:`ma2ml.envs.vector.AutoMLVecEnv` (``num_envs`` = the size of the first ``ask``, i.e.
+the batch size; the action is the concatenation of all agents' tokens, the observation S).
+SB3 drives its own loop, so its ``learn`` runs in a worker thread as a coroutine of the
+learner: the VecEnv's ``step_wait`` hands SB3's ``num_envs`` actions to :meth:`ask` and
+blocks until :meth:`tell` has returned all their rewards. Exactly one side runs at a time
+(``tell`` waits until SB3 has produced its next actions), and the process-wide random
+states (``random``, ``numpy.random``, torch's CPU generator) that SB3 seeds and draws from
+are swapped at every hand-over, so SB3 neither disturbs the caller's global RNG nor is
+disturbed by it: with a seed, runs on CPU are identical. :meth:`close` ends the thread.
+
+Episodes are one step long (every ``done`` is True), so the discount does not matter and
+each return is the reward. Learning-rate schedules see ``total_timesteps = 2**40``, i.e.
+stay constant. ``ask(n)`` hands out the current SB3 step's actions; a new step begins only
+once all ``num_envs`` actions of the previous one are told, so ``n`` may not exceed what is
+left of the step (a final, truncated batch is fine: its unused actions are never told).
+
+Checkpoints replay: ``state_dict`` keeps every ask and every told reward; ``load_state_dict``
+on a fresh learner re-runs them through a new SB3 model with the same seed, which rebuilds
+the same policy, optimizer and rollout-buffer state (checked action by action).
+"""
+from __future__ import annotations
+
+import queue
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ma2ml.agents.base import Learner, LearnerConfig
+from ma2ml.envs.evaluators import EvalRecord
+from ma2ml.envs.vector import AutoMLVecEnv
+
+_STOP = object()
+"""Sent to the worker by :meth:`SB3Learner.close`."""
+
+
+class _Stopped(Exception):
+    """Raised inside SB3's rollout to unwind the worker thread."""
+
+
+@dataclass
+class SB3Config(LearnerConfig):
+    """Settings shared by the SB3 learners."""
+
+    learning_rate: float = 1e-3
+    """Adam learning rate of the SB3 policy (constant)."""
+    n_steps: int = 1
+    """Batches per rollout: SB3 updates after n_steps * batch size evaluations."""
+    ent_coef: float = 0.01
+    """Entropy bonus."""
+    net_arch: tuple[int, ...] = (64, 64)
+    """Hidden layers of the MLP policy and value networks."""
+    device: str = "cpu"
+    """Torch device of the SB3 model (CPU keeps runs deterministic)."""
+
+    def validate(self) -> None:
+        self._require("learning_rate", self.learning_rate > 0, "numbers > 0")
+        self._require("n_steps", self.n_steps >= 1, "integers >= 1")
+        self._require("ent_coef", self.ent_coef >= 0, "numbers >= 0")
+        self._require("net_arch", all(int(h) >= 1 for h in self.net_arch), "tuples of positive integers")
+        self.net_arch = tuple(int(h) for h in self.net_arch)
+
+    def algorithm_kwargs(self, num_envs: int) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "n_steps": self.n_steps, "ent_coef": self.ent_coef,
+                "policy_kwargs": {"net_arch": list(self.net_arch)}, "device": self.device}
+
+
+@dataclass
+class PPOConfig(SB3Config):
+    """SB3 PPO on the joint view."""
+
+    n_steps: int = 2
+    """Batches per rollout: PPO updates after n_steps * batch size evaluations."""
+    n_epochs: int = 10
+    """Passes over each rollout."""
+    batch_size: int | None = None
+    """PPO mini-batch size; None: the whole rollout (n_steps * batch size)."""
+    clip_range: float = 0.2
+    """PPO's ratio clipping."""
+
+    def validate(self) -> None:
+        super().validate()
+        self._require("n_epochs", self.n_epochs >= 1, "integers >= 1")
+        self._require("batch_size", self.batch_size is None or self.batch_size >= 1, "None or integers >= 1")
+        self._require("clip_range", self.clip_range > 0, "numbers > 0")
+
+    def algorithm_kwargs(self, num_envs: int) -> dict[str, Any]:
+        return {**super().algorithm_kwargs(num_envs), "n_epochs": self.n_epochs, "clip_range": self.clip_range,
+                "batch_size": self.batch_size or self.n_steps * num_envs}
+
+
+@dataclass
+class A2CConfig(SB3Config):
+    """SB3 A2C on the joint view (one update per n_steps batches)."""
+
+
+def _global_rng() -> tuple[Any, ...]:
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def _set_global_rng(states: tuple[Any, ...]) -> None:
+    random.setstate(states[0])
+    np.random.set_state(states[1])
+    torch.set_rng_state(states[2])
+
+
+class SB3Learner(Learner):
+    """An SB3 algorithm behind ask/tell (see the module docstring)."""
+
+    algorithm: ClassVar[str] = ""
+    """Name of the class in ``stable_baselines3``."""
+
+    def __init__(self, env: Any, config: SB3Config | None = None, seed: int = 0) -> None:
+        super().__init__(env, config, seed)
+        self.env = env
+        self.num_envs: int | None = None
+        self.model: Any = None
+        self._thread: threading.Thread | None = None
+        self._to_learner: queue.Queue = queue.Queue(maxsize=1)
+        self._to_worker: queue.Queue = queue.Queue(maxsize=1)
+        self._parked: tuple[Any, ...] = ()
+        self._step: list[dict[str, np.ndarray]] = []
+        self._handed = 0
+        self._outstanding: list[np.ndarray] = []
+        self._rewards: list[float] = []
+        self._log: list[tuple[str, list]] = []
+
+    # -- the worker side (runs in the thread) ------------------------------------------------
+    def _swap_rng(self) -> None:
+        current = _global_rng()
+        _set_global_rng(self._parked)
+        self._parked = current
+
+    def _handoff(self, batch: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        self._swap_rng()
+        self._to_learner.put(batch)
+        rewards = self._to_worker.get()
+        if rewards is _STOP:
+            raise _Stopped
+        self._swap_rng()
+        return rewards, [{} for _ in batch]
+
+    def _work(self) -> None:
+        import stable_baselines3
+
+        try:
+            vec = AutoMLVecEnv(self.env, self.num_envs, evaluate=self._handoff)
+            self.model = getattr(stable_baselines3, self.algorithm)(
+                "MlpPolicy", vec, seed=self.seed, verbose=0, **self.config.algorithm_kwargs(self.num_envs))
+            self.model.learn(total_timesteps=2**40)
+            error: BaseException = RuntimeError(f"{self.algorithm} stopped learning (total_timesteps reached)")
+        except _Stopped:
+            return
+        except BaseException as exc:  # handed to the learner's thread, raised there
+            error = exc
+        self._swap_rng()
+        self._to_learner.put(error)
+
+    # -- the learner side --------------------------------------------------------------------
+    def _receive(self) -> None:
+        item = self._to_learner.get()
+        if isinstance(item, BaseException):
+            self._thread = None
+            raise RuntimeError(f"SB3 {self.algorithm} failed: {item}") from item
+        self._step, self._handed = item, 0
+
+    def _ask(self, n: int) -> list[dict[str, np.ndarray]]:
+        if self._thread is None:
+            if self.num_envs is not None:
+                raise RuntimeError(f"the SB3 {self.algorithm} worker has stopped; build a new learner")
+            self.num_envs = n
+            self._parked = _global_rng()
+            self._thread = threading.Thread(target=self._work, name=f"sb3-{self.algorithm}", daemon=True)
+            self._thread.start()
+            self._receive()
+        left = len(self._step) - self._handed
+        if n > left:
+            raise ValueError(f"ask({n}): only {left} of SB3's current step of {self.num_envs} actions are left; "
+                             f"tell the outstanding ones first (num_envs is fixed by the first ask)")
+        actions = self._step[self._handed:self._handed + n]
+        self._handed += n
+        joint = self.joint(actions)
+        self._outstanding.extend(joint)
+        self._log.append(("ask", joint.tolist()))
+        return self.split(joint)
+
+    def _tell(self, joint: np.ndarray, rewards: np.ndarray, records: Sequence[EvalRecord] | None) -> None:
+        if len(joint) > len(self._outstanding) or not np.array_equal(joint, np.stack(self._outstanding[:len(joint)])):
+            raise ValueError(f"SB3 {self.algorithm} can only be told the actions it was asked for, in order")
+        del self._outstanding[:len(joint)]
+        self._rewards.extend(rewards.tolist())
+        self._log.append(("tell", rewards.tolist()))
+        if len(self._rewards) == self.num_envs:
+            self._to_worker.put(np.asarray(self._rewards))
+            self._rewards = []
+            self._receive()
+
+    def close(self) -> None:
+        """Stop SB3's thread (it is waiting for rewards) and wait for it to end."""
+        if self._thread is not None:
+            self._to_worker.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    # -- checkpoints by replay -----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "log": [(kind, list(values)) for kind, values in self._log]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.check_checkpoint(state)
+        if self._log:
+            raise ValueError(f"load a {self.algorithm} checkpoint into a fresh learner (this one has already acted)")
+        pending: list[dict[str, np.ndarray]] = []
+        for kind, values in state["log"]:
+            if kind == "ask":
+                got = self.ask(len(values))
+                if not np.array_equal(self.joint(got), np.asarray(values, dtype=np.int64)):
+                    raise RuntimeError(f"replaying the {self.algorithm} checkpoint gave different actions; "
+                                       "it was written with another seed, device or SB3 version")
+                pending.extend(got)
+            else:
+                self.tell(pending[:len(values)], values)
+                del pending[:len(values)]
+        super().load_state_dict(state)
+
+
+class PPO(SB3Learner):
+    """Stable-Baselines3 PPO (clipped policy gradient, GAE) on the joint view."""
+
+    config_class = PPOConfig
+    algorithm = "PPO"
+
+
+class A2C(SB3Learner):
+    """Stable-Baselines3 A2C (synchronous advantage actor-critic) on the joint view."""
+
+    config_class = A2CConfig
+    algorithm = "A2C"

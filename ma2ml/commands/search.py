@@ -1,0 +1,146 @@
+"""``ma2ml search``: run one learner on one registered env and record every evaluation.
+
+    ma2ml search --env ma2ml/AutoML-Digits-v0 --learner ma2ml --budget 64 --batch-size 8 \\
+                 --seed 0 --out runs/digits-ma2ml [--env-arg epochs=1 ...] [--learner-arg kl_coef=0.05 ...]
+
+Writes, in ``--out`` (which must not already hold a ``results.jsonl``):
+
+* ``results.jsonl``: one JSON object per evaluation, in order: ``index``, ``batch``,
+  ``tokens`` (agent -> token list), ``pipeline`` (the decoded choices), ``reward``,
+  ``status`` and ``metrics`` (val_acc, test_acc, flops, params, curve, seed, error). It holds
+  no wall-clock figure, so the same seed gives a byte-identical file on CPU;
+* ``timings.jsonl``: ``index`` and ``train_seconds`` of each evaluation (wall clock);
+* ``best.json``: the best evaluation so far (rewritten after each batch) with its pipeline
+  in human terms, plus the run's settings;
+
+and prints the best pipeline (``env.describe``) at the end. A progress bar shows the best
+reward so far. Unknown env or learner names, non-positive budgets or batch sizes and bad
+``--env-arg``/``--learner-arg`` settings end in one line on stderr and exit code 2, before
+anything is written. ``--env-arg``/``--learner-arg`` values are Python literals
+(``epochs=1``, ``net_arch=(32,32)``, ``device=cpu``: anything else is taken as a string).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+from ma2ml import cli
+
+DEFAULT_ENV = "ma2ml/AutoML-Digits-v0"
+DEFAULT_LEARNER = "ma2ml"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="search pipelines with one learner on a registered env",
+                       description="Run a learner on a registered env; write results.jsonl, timings.jsonl, best.json.")
+    p.add_argument("--env", default=DEFAULT_ENV,
+                   help=f"registered PettingZoo id (default {DEFAULT_ENV}; see `ma2ml list`)")
+    p.add_argument("--learner", default=DEFAULT_LEARNER,
+                   help=f"learner name (default {DEFAULT_LEARNER}; see `ma2ml list`)")
+    p.add_argument("--budget", type=int, default=64, help="evaluations in all (default 64)")
+    p.add_argument("--batch-size", type=int, default=8, help="evaluations per batch (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the env and the learner (default 0)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword argument of the env (repeatable), e.g. epochs=1")
+    p.add_argument("--learner-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="config field of the learner (repeatable), e.g. kl_coef=0.05")
+    cli.COMMANDS["search"] = run
+
+
+def parse_settings(pairs: list[str], option: str) -> dict[str, Any]:
+    """``["k=v", ...]`` -> ``{k: literal v}``; one ``CliError`` for a malformed pair."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise cli.CliError(f"{option} expects KEY=VALUE with KEY a name, got {pair!r}")
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[key] = text
+    return out
+
+
+def make_env(env_id: str, kwargs: dict[str, Any]) -> Any:
+    """A registered parallel env; unknown ids and bad arguments are one ``CliError``."""
+    import pettingzoo
+
+    import ma2ml.envs
+
+    if env_id not in ma2ml.envs.env_ids():
+        raise cli.CliError(f"unknown env {env_id!r}; registered envs are {ma2ml.envs.env_ids()}")
+    try:
+        return pettingzoo.make("parallel", env_id, **kwargs)
+    except TypeError as exc:
+        raise cli.CliError(f"--env-arg: {exc}") from None
+
+
+def evaluation_rows(batch: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(results row, timings row) of each evaluation of a batch."""
+    rows = []
+    for k, (actions, reward, record) in enumerate(zip(batch.actions, batch.rewards, batch.records, strict=True)):
+        index = batch.start + k
+        metrics = record.to_dict()
+        seconds = metrics.pop("train_seconds")
+        pipeline = metrics.pop("pipeline")
+        status = metrics.pop("status")
+        result = {"index": index, "batch": batch.index, "tokens": {a: t.tolist() for a, t in actions.items()},
+                  "pipeline": pipeline, "reward": reward, "status": status, "metrics": metrics}
+        rows.append((result, {"index": index, "train_seconds": seconds}))
+    return rows
+
+
+def run(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from ma2ml.agents import learner_names, make_learner
+
+    if args.learner not in learner_names():
+        raise cli.CliError(f"unknown learner {args.learner!r}; registered learners are {learner_names()}")
+    for name in ("budget", "batch_size"):
+        if getattr(args, name) < 1:
+            raise cli.CliError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    out = Path(args.out)
+    if (out / "results.jsonl").exists():
+        raise cli.CliError(f"{out / 'results.jsonl'} already exists; choose a new --out folder")
+    env_kwargs = parse_settings(args.env_arg, "--env-arg")
+    learner_kwargs = parse_settings(args.learner_arg, "--learner-arg")
+    env = make_env(args.env, env_kwargs)
+    env.reset(seed=args.seed)
+    learner = make_learner(args.learner, env, seed=args.seed, **learner_kwargs)
+    settings = {"env": args.env, "env_args": env_kwargs, "learner": args.learner, "learner_args": learner_kwargs,
+                "budget": args.budget, "batch_size": args.batch_size, "seed": args.seed}
+    out.mkdir(parents=True, exist_ok=True)
+    best: dict[str, Any] | None = None
+    bar = tqdm(total=args.budget, desc=f"{args.learner} on {args.env}", unit="eval")
+    try:
+        with open(out / "results.jsonl", "w") as results, open(out / "timings.jsonl", "w") as timings:
+            def record(batch: Any) -> None:
+                nonlocal best
+                for result, timing in evaluation_rows(batch):
+                    results.write(json.dumps(result) + "\n")
+                    timings.write(json.dumps(timing) + "\n")
+                    if best is None or result["reward"] > best["reward"]:
+                        best = result
+                results.flush()
+                timings.flush()
+                actions = {a: best["tokens"][a] for a in learner.agents}
+                summary = {**best, "description": env.describe(actions), "settings": settings}
+                (out / "best.json").write_text(json.dumps(summary, indent=2) + "\n")
+                bar.update(len(batch.rewards))
+                bar.set_postfix(best=f"{best['reward']:.4f}")
+
+            learner.learn(env, args.budget, args.batch_size, callback=record)
+    finally:
+        bar.close()
+        learner.close()
+        env.close()
+    print(f"best reward {best['reward']:.4f} (evaluation {best['index']}, batch {best['batch']}, "
+          f"status {best['status']}, val_acc {best['metrics']['val_acc']:.4f})")
+    print(env.describe({a: best["tokens"][a] for a in learner.agents}))
+    print(f"wrote {out / 'results.jsonl'} ({learner.num_evaluations} evaluations), {out / 'timings.jsonl'}, "
+          f"{out / 'best.json'}")
