@@ -17,14 +17,18 @@ ENV_TASKS: dict[str, dict] = {
 """Registered env families: ``ma2ml/AutoML-<name>-v0`` and ``ma2ml/JointAutoML-<name>-v0``."""
 
 
-def register_envs(name: str, kwargs: dict) -> None:
-    """Register ``ma2ml/AutoML-<name>-v0`` (parallel and AEC) and ``ma2ml/JointAutoML-<name>-v0``."""
+def register_envs(name: str, kwargs: dict, module: str = "ma2ml.envs.automl_v0",
+                  joint: str = "ma2ml.envs.joint:JointAutoMLEnv") -> None:
+    """Register ``ma2ml/AutoML-<name>-v0`` (parallel and AEC) and ``ma2ml/JointAutoML-<name>-v0``.
+
+    ``module`` provides ``parallel_env`` and ``env``; ``joint`` is the Gymnasium entry point.
+    """
     pid, gid = f"ma2ml/AutoML-{name}-v0", f"ma2ml/JointAutoML-{name}-v0"
     if pid in pettingzoo.parallel_registry:
         return
-    pettingzoo.register("parallel", pid, "ma2ml.envs.automl_v0:parallel_env", kwargs=dict(kwargs))
-    pettingzoo.register("aec", pid, "ma2ml.envs.automl_v0:env", kwargs=dict(kwargs))
-    gymnasium.register(gid, entry_point="ma2ml.envs.joint:JointAutoMLEnv", kwargs=dict(kwargs))
+    pettingzoo.register("parallel", pid, f"{module}:parallel_env", kwargs=dict(kwargs))
+    pettingzoo.register("aec", pid, f"{module}:env", kwargs=dict(kwargs))
+    gymnasium.register(gid, entry_point=joint, kwargs=dict(kwargs))
 
 
 def env_ids() -> list[str]:
@@ -34,3 +38,6 @@ def env_ids() -> list[str]:
 
 for _name, _kwargs in ENV_TASKS.items():
     register_envs(_name, _kwargs)
+register_envs("DigitsBench", {}, module="ma2ml.envs.bench", joint="ma2ml.envs.bench:joint_env")
+register_envs("ImageNet", {"flops_constraint": 600e6}, module="ma2ml.envs.imagefolder",
+              joint="ma2ml.envs.imagefolder:joint_env")

@@ -1,0 +1,65 @@
+"""``ma2ml bench``: build the ``digits`` benchmark table and print its statistics.
+
+    ma2ml bench build --out runs/bench/digits_bench.npz --workers 2   # resumable
+    ma2ml bench compact --raw runs/bench/digits_bench.jsonl --out envs/data/digits_bench.npz
+    ma2ml bench info [--table PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ma2ml import cli
+
+
+def _raw_path(args: argparse.Namespace) -> Path:
+    return Path(args.raw) if args.raw else Path(args.out).with_suffix(".jsonl")
+
+
+def _cmd_build(args: argparse.Namespace) -> None:
+    import torch
+
+    from ma2ml.envs.bench import compact, run_build
+
+    torch.set_num_threads(1)
+    raw = _raw_path(args)
+    start = time.perf_counter()
+    total = run_build(raw, workers=args.workers, limit=args.limit, progress=not args.quiet)
+    print(f"{total} evaluations in {raw} (this run: {time.perf_counter() - start:.0f} s)")
+    print(f"table written to {compact(raw, args.out)}")
+
+
+def _cmd_compact(args: argparse.Namespace) -> None:
+    from ma2ml.envs.bench import compact
+
+    print(f"table written to {compact(_raw_path(args), args.out)}")
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from ma2ml.envs.bench import TABLE_PATH, format_stats, load_table, table_stats
+
+    path = Path(args.table) if args.table else TABLE_PATH
+    print(format_stats(table_stats(load_table(path)), path))
+
+
+def _dispatch(args: argparse.Namespace) -> None:
+    {"build": _cmd_build, "compact": _cmd_compact, "info": _cmd_info}[args.bench_command](args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="build the digits benchmark table, or print its statistics")
+    bsub = p.add_subparsers(dest="bench_command", metavar="ACTION")
+    bsub.required = True
+    b = bsub.add_parser("build", help="train every pipeline of the table (resumable), then compact it")
+    b.add_argument("--out", required=True, help="the compact table to write (.npz)")
+    b.add_argument("--raw", help="the resumable JSON-lines results file (default: --out with .jsonl)")
+    b.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each")
+    b.add_argument("--limit", type=int, help="stop after this many evaluations of the build order (a slice)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    c = bsub.add_parser("compact", help="write the compact table from a raw results file")
+    c.add_argument("--raw", required=True, help="the JSON-lines results file of a build")
+    c.add_argument("--out", required=True, help="the compact table to write (.npz)")
+    i = bsub.add_parser("info", help="print the table's statistics")
+    i.add_argument("--table", help="a table file (default: the packaged one)")
+    cli.COMMANDS["bench"] = _dispatch
