@@ -11,11 +11,11 @@ import math
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from ma2ml.envs.data import Split, Splits
 from ma2ml.envs.flops import count_macs
 from ma2ml.envs.spaces import HParams, ModuleSpace, Recipe
 from ma2ml.envs.tasks import Budget, Task, load_splits
+
+if TYPE_CHECKING:
+    from ma2ml.envs.executors import Executor
 
 STATUSES = ("ok", "diverged", "oom", "timeout", "failed")
 """Every evaluation ends in one of these; only ``ok`` earns a non-zero reward."""
@@ -75,6 +78,10 @@ def decode_actions(spaces: Mapping[str, ModuleSpace], actions: Actions) -> dict[
 class Evaluator(ABC):
     """Scores joint actions. Subclasses implement :meth:`_evaluate` (may raise)."""
 
+    executor: Executor | None = None
+    """Where :meth:`evaluate_batch` runs (:mod:`ma2ml.envs.executors`); None: here, in order.
+    Not pickled: a worker's copy of the evaluator evaluates in place."""
+
     def __init__(self, task: Task, spaces: Mapping[str, ModuleSpace]) -> None:
         self.task = task
         self.spaces = dict(spaces)
@@ -95,10 +102,11 @@ class Evaluator(ABC):
         try:
             record = self._evaluate(configs, seed)
         except torch.cuda.OutOfMemoryError as exc:
-            torch.cuda.empty_cache()
             record = EvalRecord(status="oom", error=str(exc).splitlines()[0])
         except Exception as exc:  # a fault of one pipeline must not stop a search
             record = EvalRecord(status="failed", error="".join(traceback.format_exception_only(exc)).strip())
+        if record.status == "oom":  # here, not in the handler, whose traceback still holds the tensors
+            torch.cuda.empty_cache()
         record.seed = seed
         record.pipeline = pipeline
         if not record.train_seconds:
@@ -106,8 +114,28 @@ class Evaluator(ABC):
         return record
 
     def evaluate_batch(self, batch: Sequence[Actions], seeds: Sequence[int]) -> list[EvalRecord]:
-        """Several evaluations (in order); executors override this to run them concurrently."""
-        return [self.evaluate(a, s) for a, s in zip(batch, seeds, strict=True)]
+        """Several evaluations, in batch order; concurrent when :attr:`executor` is set."""
+        out: list[EvalRecord | None] = [None] * len(batch)
+        for i, record in self.iter_batch(batch, seeds):
+            out[i] = record
+        return out  # type: ignore[return-value]  (every position is filled)
+
+    def iter_batch(self, batch: Sequence[Actions], seeds: Sequence[int]) -> Iterator[tuple[int, EvalRecord]]:
+        """``(position, record)`` as each evaluation finishes (what a store writes one by one).
+
+        The whole batch is validated first: bad input raises ``ValueError`` before anything runs.
+        """
+        from ma2ml.envs.executors import InProcessExecutor
+
+        return (self.executor or InProcessExecutor()).run(self, batch, seeds)
+
+    def use_device(self, device: torch.device) -> None:
+        """Move evaluations to ``device`` (an executor's worker pinned to one GPU calls it)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("executor", None)
+        return state
 
     @abstractmethod
     def data_facts(self) -> tuple[tuple[int, int, int], int, int]:
@@ -163,6 +191,14 @@ class TrainEvaluator(Evaluator):
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "budget": asdict(self.budget), "device": self.device.type}
 
+    def use_device(self, device: torch.device) -> None:
+        self.device = device
+        self._on_device = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Loaded data stays behind: a worker's copy loads its own splits once."""
+        return {**super().__getstate__(), "_splits": None, "_on_device": {}}
+
     @property
     def splits(self) -> Splits:
         if self._splits is None:
@@ -192,21 +228,35 @@ def _with_epochs(budget: Budget, epochs: int) -> Budget:
     return replace(budget, epochs=epochs)
 
 
-def _normalizer(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    xf = x.float() / 255.0
+NORM_MAX_VALUES = 2**28
+"""Above this many pixel values, :func:`normalizer` uses an evenly strided subset of the images
+(bounds its float copy to 1 GB; digits and CIFAR are below it and use every image)."""
+
+
+def normalizer(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (mean, std) of uint8 images (N, C, H, W) scaled to [0, 1], shaped (1, C, 1, 1)."""
+    xf = x[::max(1, math.ceil(x.numel() / NORM_MAX_VALUES))].float() / 255.0
     mean = xf.mean(dim=(0, 2, 3), keepdim=True)
     std = xf.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
     return mean, std
 
 
+def to_input(x: torch.Tensor, norm: tuple[torch.Tensor, torch.Tensor], size: int | None = None) -> torch.Tensor:
+    """uint8 images -> standardised float; resized (bilinear, antialiased) to ``size`` x ``size``
+    when a size is given and differs (a NAS space that searches the resolution sets it)."""
+    xf = (x.float() / 255.0 - norm[0]) / norm[1]
+    if size is not None and tuple(xf.shape[-2:]) != (size, size):
+        xf = F.interpolate(xf, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return xf
+
+
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, norm: tuple[torch.Tensor, torch.Tensor],
-             batch_size: int, amp: bool) -> float:
+             batch_size: int, amp: bool, size: int | None = None) -> float:
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=x.device)
-    mean, std = norm
     for i in range(0, len(y), batch_size):
-        xb = (x[i:i + batch_size].float() / 255.0 - mean) / std
+        xb = to_input(x[i:i + batch_size], norm, size)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(xb)
         correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
@@ -219,41 +269,50 @@ def default_optimizer(params: Any, hp: HParams) -> torch.optim.Optimizer:
                            weight_decay=hp.weight_decay)
 
 
-def train_recipe(recipe: Recipe, ev: TrainEvaluator, seed: int) -> EvalRecord:
-    """Train ``recipe`` for ``ev``'s budget; returns the record (status ``ok``/``diverged``/``timeout``)."""
-    budget, device, hp = ev.budget, ev.device, recipe.hparams
-    xtr, ytr = ev._device_split("train")
-    c, h, _ = ev.splits.image_shape
-    build = ev.task.build_network
-    flops, params = network_cost(build, recipe.architecture, c, h, ev.splits.num_classes, budget)
+EpochEnd = Callable[[torch.nn.Module, float], bool]
+"""Called after every epoch with the model and the epoch's mean training loss; True stops training."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became non-finite (NaN or infinite)."""
+
+
+def fit_recipe(recipe: Recipe, build: Callable[..., torch.nn.Module], budget: Budget, x: torch.Tensor,
+               y: torch.Tensor, num_classes: int, seed: int, norm: tuple[torch.Tensor, torch.Tensor],
+               epoch_end: EpochEnd | None = None) -> torch.nn.Module:
+    """Train a fresh ``build`` network of ``recipe`` on uint8 images ``x`` (N, C, H, W) and labels ``y``.
+
+    ``x`` and ``y`` live on the training device; ``norm`` is the (mean, std) the images are
+    standardised with. Runs ``budget.epochs`` epochs of ``len(y) // batch_size`` steps with the
+    recipe's augmentation, the budget's crop and flip, and a cosine schedule; on CUDA with bf16
+    autocast and channels_last. Raises :class:`TrainingDiverged` on a non-finite epoch loss.
+    Global RNG state is left as it was; all randomness comes from ``seed``.
+    """
+    device, hp = x.device, recipe.hparams
     cuda = device.type == "cuda"
-    norm = _normalizer(xtr)
     gen = torch.Generator().manual_seed(seed)
     policy = recipe.augment.as_tensor() if recipe.augment is not None else None
-    start = time.perf_counter()
-    curve: list[float] = []
-    status, error = "ok", None
     with torch.random.fork_rng(devices=[device] if cuda else []):
         torch.manual_seed(seed)
-        model = build(recipe.architecture, c, ev.splits.num_classes, budget, drop_path=hp.drop_path).to(device)
+        model = build(recipe.architecture, x.shape[1], num_classes, budget, drop_path=hp.drop_path).to(device)
         if cuda:
             torch.backends.cudnn.benchmark = True
             model = model.to(memory_format=torch.channels_last)
         opt = (recipe.make_optimizer or default_optimizer)(model.parameters(), hp)
-        steps = max(len(ytr) // hp.batch_size, 1)
+        steps = max(len(y) // hp.batch_size, 1)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=budget.epochs * steps)
-        for _epoch in range(budget.epochs):
+        for epoch in range(budget.epochs):
             model.train()
-            perm = torch.randperm(len(ytr), generator=gen).to(device)
+            perm = torch.randperm(len(y), generator=gen).to(device)
             loss_sum = torch.zeros((), device=device)
             for s in range(steps):
                 idx = perm[s * hp.batch_size:(s + 1) * hp.batch_size]
-                xb, yb = xtr[idx], ytr[idx]
+                xb, yb = x[idx], y[idx]
                 if policy is not None:
                     xb = apply_policy(xb, policy, gen)
                 if budget.crop_padding or budget.flip:
                     xb = random_crop_flip(xb, budget.crop_padding, gen, flip=budget.flip)
-                xb = (xb.float() / 255.0 - norm[0]) / norm[1]
+                xb = to_input(xb, norm, recipe.input_size)
                 if cuda:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
@@ -264,14 +323,42 @@ def train_recipe(recipe: Recipe, ev: TrainEvaluator, seed: int) -> EvalRecord:
                 opt.step()
                 sched.step()
                 loss_sum += loss.detach()
-            if not math.isfinite(float(loss_sum)):
-                status, error = "diverged", f"non-finite training loss in epoch {len(curve) + 1}"
+            total = float(loss_sum)
+            if not math.isfinite(total):
+                raise TrainingDiverged(f"non-finite training loss in epoch {epoch + 1}")
+            if epoch_end is not None and epoch_end(model, total / steps):
                 break
-            curve.append(accuracy(model, *ev._device_split("val"), norm, budget.eval_batch_size, cuda))
-            if ev.time_limit is not None and time.perf_counter() - start > ev.time_limit:
-                status, error = "timeout", f"time limit of {ev.time_limit:g} s reached after {len(curve)} epochs"
-                break
-        test_acc = accuracy(model, *ev._device_split("test"), norm, budget.eval_batch_size, cuda) if status == "ok" else 0.0
+    return model
+
+
+def train_recipe(recipe: Recipe, ev: TrainEvaluator, seed: int) -> EvalRecord:
+    """Train ``recipe`` for ``ev``'s budget; returns the record (status ``ok``/``diverged``/``timeout``)."""
+    budget, device = ev.budget, ev.device
+    xtr, ytr = ev._device_split("train")
+    c, h, _ = ev.splits.image_shape
+    size = recipe.input_size or h
+    flops, params = network_cost(ev.task.build_network, recipe.architecture, c, size, ev.splits.num_classes, budget)
+    cuda = device.type == "cuda"
+    norm = normalizer(xtr)
+    start = time.perf_counter()
+    curve: list[float] = []
+    status, error = "ok", None
+
+    def epoch_end(model: torch.nn.Module, _loss: float) -> bool:
+        nonlocal status, error
+        curve.append(accuracy(model, *ev._device_split("val"), norm, budget.eval_batch_size, cuda, size))
+        if ev.time_limit is not None and time.perf_counter() - start > ev.time_limit:
+            status, error = "timeout", f"time limit of {ev.time_limit:g} s reached after {len(curve)} epochs"
+            return True
+        return False
+
+    try:
+        model = fit_recipe(recipe, ev.task.build_network, budget, xtr, ytr, ev.splits.num_classes, seed, norm,
+                           epoch_end)
+    except TrainingDiverged as exc:
+        status, error = "diverged", str(exc)
+    test_acc = (accuracy(model, *ev._device_split("test"), norm, budget.eval_batch_size, cuda, size)
+                if status == "ok" else 0.0)
     return EvalRecord(
         status=status,
         val_acc=curve[-1] if status == "ok" else 0.0,

@@ -1,0 +1,72 @@
+"""CPU seconds per ``digits`` evaluation at the task's default budget.
+
+Scores ``--pipelines`` random pipelines of the full digits space (AUG + NAS + HPO, drawn with
+``--seed``) through ``TrainEvaluator.evaluate`` on the CPU, one torch thread, plus one reference
+pipeline measured in the same run: the task's defaults (its NASNet-A-like cells, default
+hyper-parameters, batch 64, no AUG policy). Time is process CPU seconds (``time.process_time``;
+other processes on a shared machine do not count) of the whole evaluation (FLOPs count, training,
+scoring), after one untimed 1-epoch evaluation that loads the data. The last line is the median
+over the random pipelines and its ratio to the reference.
+
+    python benchmarks/bench_eval_cost.py [--pipelines 5] [--epochs N] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from ma2ml.envs.evaluators import EvalRecord, TrainEvaluator
+from ma2ml.envs.tasks import get_task
+
+
+def timed_evaluation(ev: TrainEvaluator, actions: dict, seed: int) -> tuple[float, float, EvalRecord]:
+    """(CPU seconds, wall seconds, record) of one evaluation."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    record = ev.evaluate(actions, seed)
+    return time.process_time() - cpu, time.perf_counter() - wall, record
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipelines", type=int, default=5, help="random pipelines to time")
+    parser.add_argument("--epochs", type=int, default=None, help="override the task's epochs (default: its budget)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the pipelines and their training")
+    parser.add_argument("--quick", action="store_true", help="2 pipelines of 1 epoch (a smoke test)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.pipelines, args.epochs = 2, 1
+    if args.pipelines < 1 or (args.epochs is not None and args.epochs < 1):
+        raise SystemExit("--pipelines and --epochs must be >= 1")
+    torch.set_num_threads(1)
+
+    task = get_task("digits")
+    full = TrainEvaluator(task, task.make_spaces(), device="cpu", epochs=args.epochs)
+    reference = TrainEvaluator(task, {}, device="cpu", epochs=args.epochs)  # no agents: the task's defaults
+    # untimed: loads the data and pays torch's first-call costs (its 1-epoch budget keeps the FLOPs
+    # count of the timed evaluations uncached, as in a search)
+    TrainEvaluator(task, {}, device="cpu", epochs=1).evaluate({}, args.seed)
+    ref_cpu, ref_wall, ref_record = timed_evaluation(reference, {}, args.seed)
+    print(f"digits, {full.budget.epochs} epochs per evaluation, CPU, 1 torch thread:")
+    print(f"  reference (task defaults): {ref_cpu:6.2f} CPU s  {ref_wall:6.2f} wall s  "
+          f"val acc {ref_record.val_acc:.3f}  {ref_record.flops / 1e6:.2f} M MACs")
+
+    rng = np.random.default_rng(args.seed)
+    costs = []
+    for i in range(args.pipelines):
+        actions = {a: s.sample(rng) for a, s in full.spaces.items()}
+        cpu, wall, record = timed_evaluation(full, actions, args.seed + 1 + i)
+        costs.append(cpu)
+        print(f"  pipeline {i}: {cpu:6.2f} CPU s  {wall:6.2f} wall s  {record.status:8s} "
+              f"val acc {record.val_acc:.3f}  {record.flops / 1e6:.2f} M MACs  "
+              f"batch {record.pipeline['hpo']['batch_size']}")
+    median = statistics.median(costs)
+    print(f"headline: median {median:.2f} CPU s per digits evaluation over {len(costs)} random pipelines "
+          f"= {median / ref_cpu:.2f}x the reference pipeline ({ref_cpu:.2f} CPU s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Smoke tests of the throughput benchmarks: each script runs in its tiny ``--quick`` mode and
+ends with its headline line. No timing is asserted (shared machines are noisy)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _run(*argv: str, timeout: float = 300) -> list[str]:
+    proc = subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()
+
+
+def test_bench_augment_quick():
+    lines = _run(sys.executable, str(BENCHMARKS / "bench_augment.py"), "--quick")
+    assert sum("images/s" in line for line in lines[:-1]) == 4  # batched + three torchvision paths
+    assert re.fullmatch(r"headline: batched cpu [\d,]+ images/s vs [\d,]+ images/s \(torchvision .+\) = [\d.]+x",
+                        lines[-1])
+
+
+@pytest.mark.slow
+def test_bench_train_quick():
+    lines = _run(sys.executable, str(BENCHMARKS / "bench_train.py"), "--quick", "--device", "cpu")
+    assert any("DataLoader pipeline (1 workers" in line for line in lines)
+    assert re.fullmatch(r"headline: fast path [\d,]+ images/s vs DataLoader pipeline [\d,]+ images/s = [\d.]+x on cpu",
+                        lines[-1])
+
+
+@pytest.mark.slow
+def test_bench_eval_cost_quick():
+    lines = _run(sys.executable, str(BENCHMARKS / "bench_eval_cost.py"), "--quick")
+    assert sum(line.lstrip().startswith("pipeline ") for line in lines) == 2
+    assert re.fullmatch(r"headline: median [\d.]+ CPU s per digits evaluation over 2 random pipelines "
+                        r"= [\d.]+x the reference pipeline \([\d.]+ CPU s\)", lines[-1])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
+def test_gpu_check_without_gpu_says_so_and_exits_0():
+    lines = _run("bash", str(BENCHMARKS / "gpu_check.sh"), timeout=120)
+    assert lines[-1].startswith("gpu_check: no CUDA GPU found")
