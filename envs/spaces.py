@@ -101,6 +101,9 @@ class Recipe:
     augment: AugPolicy | None = None
     make_optimizer: Callable[[Iterable[torch.nn.Parameter], HParams], torch.optim.Optimizer] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    input_size: int | None = None
+    """Side of the square images the network is trained, scored and costed at (set by NAS spaces
+    that search the input resolution); None keeps the data's size."""
 
 
 class ModuleSpace(ABC):

@@ -3,6 +3,7 @@ search spaces of its modules. Register your own with :func:`register_task`.
 """
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -74,6 +75,9 @@ class Task:
 
 _TASKS: dict[str, Task] = {}
 
+LAZY_TASKS: dict[str, str] = {"imagefolder": "ma2ml.envs.imagefolder"}
+"""Tasks whose module registers them when first asked for (keeps torchvision out of ``import ma2ml.envs``)."""
+
 
 def register_task(task: Task, *, overwrite: bool = False) -> Task:
     """Add a task to the registry (``overwrite=True`` to replace one)."""
@@ -86,13 +90,15 @@ def register_task(task: Task, *, overwrite: bool = False) -> Task:
 def get_task(name: str | Task) -> Task:
     if isinstance(name, Task):
         return name
+    if name not in _TASKS and name in LAZY_TASKS:
+        importlib.import_module(LAZY_TASKS[name])
     if name not in _TASKS:
         raise ValueError(f"unknown task {name!r}; registered tasks are {sorted(_TASKS)}")
     return _TASKS[name]
 
 
 def task_names() -> list[str]:
-    return sorted(_TASKS)
+    return sorted(set(_TASKS) | set(LAZY_TASKS))
 
 
 @lru_cache(maxsize=4)
