@@ -37,6 +37,7 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
         "scipy>=1.10",
+        "cloudpickle>=2.2",
     ],
     extras_require={
         "ray": ["ray>=2.9"],

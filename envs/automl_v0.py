@@ -54,7 +54,8 @@ record, timing included, is `env.last_record`.
     parallel_env(task="digits", agents=None, spaces=None, evaluator="train",
                  flops_constraint=None, reward_exponent=-0.07, soft_constraint=False,
                  data_dir=None, epochs=None, device=None, time_limit=None,
-                 train_seed=None, info_timings=False, render_mode=None)
+                 train_seed=None, info_timings=False, executor=None, workers=None,
+                 store=None, cache=False, run_id=None, render_mode=None)
 
 * `task`: a registered task name (`ma2ml list`) or a `Task`.
 * `agents`: the enabled modules, in order; default: the task's modules (aug, nas, hpo).
@@ -66,6 +67,17 @@ record, timing included, is `env.last_record`.
   `device`: "cuda", "cpu" or None (CUDA when present); `time_limit`: seconds per evaluation.
 * `train_seed`: fixed training seed; None draws one per episode from the generator seeded
   by `reset(seed=...)`.
+* `executor`: where `evaluate_batch` (and, when set, `step`) runs: None (here, in order),
+  `"inprocess"`, `"process"` (a local pool: one worker per GPU, else `workers` CPU
+  workers, default one per core), `"ray"`, or an `Executor` (`ma2ml.envs.executors`).
+  Executors built from a name kill an evaluation after `time_limit` seconds from outside
+  the worker and retry a crashed worker once; the env closes them in `close()`. The
+  evaluator's `executor` attribute is set to it.
+* `store`: an `EvalStore` or a file path (`ma2ml.envs.store`): every evaluation is written
+  there before it is returned; `run_id` names the run (re-using one resumes it from its
+  first evaluation: stored evaluations are not run again; `env.run_log.seek(n)` continues
+  at evaluation n); `cache=True` reuses the record of a pipeline already evaluated under
+  the same settings and seed policy.
 
 ## Version history
 
@@ -83,6 +95,8 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
 from ma2ml.envs.evaluators import Actions, EvalRecord, Evaluator, TrainEvaluator, seeds_from
+from ma2ml.envs.executors import Executor, make_executor
+from ma2ml.envs.store import EvalStore, RunLog
 from ma2ml.envs.reward import FlopsReward
 from ma2ml.envs.spaces import ModuleSpace
 from ma2ml.envs.tasks import DESCRIPTOR_FIELDS, Task, descriptor, get_task
@@ -130,6 +144,11 @@ class AutoMLParallelEnv(ParallelEnv):
         time_limit: float | None = None,
         train_seed: int | None = None,
         info_timings: bool = False,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        store: str | EvalStore | None = None,
+        cache: bool = False,
+        run_id: str | None = None,
         render_mode: str | None = None,
     ) -> None:
         if render_mode is not None:
@@ -142,9 +161,7 @@ class AutoMLParallelEnv(ParallelEnv):
             self.task = get_task(task)
             self.spaces = resolve_spaces(self.task, agents, spaces)
             if self.task.needs_data_dir and data_dir is None:
-                from ma2ml.envs.data import load_cifar  # the loader's message says what to put where
-
-                load_cifar(self.task.name, None)
+                self.task.load(None)  # raises: the loader's message says what to put where
             self.evaluator = TrainEvaluator(self.task, self.spaces, data_dir=data_dir, device=device,
                                             epochs=epochs, time_limit=time_limit)
         else:
@@ -163,6 +180,33 @@ class AutoMLParallelEnv(ParallelEnv):
         self._state: np.ndarray | None = None
         self.last_record: EvalRecord | None = None
         self.np_random, _ = seeding.np_random(None)
+        self._owned: list[Executor | EvalStore] = []
+        self._attach(executor, workers, device, time_limit)
+        self.run_log = self._open_run(store, cache, run_id)
+
+    def _attach(self, executor: str | Executor | None, workers: int | None, device: str | None,
+                time_limit: float | None) -> None:
+        if workers is not None and executor != "process":
+            raise ValueError(f"workers={workers} needs executor='process'")
+        if isinstance(executor, str):
+            remote = executor != "inprocess"
+            executor = make_executor(executor, workers=workers, device=device if executor == "process" else None,
+                                     time_limit=time_limit if remote else None)
+            self._owned.append(executor)
+        if executor is not None:
+            self.evaluator.executor = executor
+
+    def _open_run(self, store: str | EvalStore | None, cache: bool, run_id: str | None) -> RunLog | None:
+        if store is None:
+            if cache or run_id is not None:
+                raise ValueError("cache=True and run_id need a store= (an EvalStore or a file path)")
+            return None
+        if not isinstance(store, EvalStore):
+            store = EvalStore(store)
+            self._owned.append(store)
+        policy = "drawn" if self.train_seed is None else f"fixed:{self.train_seed}"
+        return RunLog(store, self.evaluator, run_id=run_id, env_id=f"{self.metadata['name']}/{self.task.name}",
+                      seed_policy=policy, cache=cache)
 
     # -- spaces ---------------------------------------------------------------------------------
     def observation_space(self, agent: str) -> gym_spaces.Box:
@@ -229,11 +273,16 @@ class AutoMLParallelEnv(ParallelEnv):
         return [self.train_seed] * n if self.train_seed is not None else seeds_from(self.np_random, n)
 
     def evaluate(self, actions: Actions) -> EvalRecord:
-        self.last_record = self.evaluator.evaluate(actions, self.next_seeds(1)[0])
+        if self.run_log is None and self.evaluator.executor is None:
+            self.last_record = self.evaluator.evaluate(actions, self.next_seeds(1)[0])
+        else:
+            self.last_record = self.evaluate_batch([actions])[0]
         return self.last_record
 
     def evaluate_batch(self, batch: Sequence[Actions]) -> list[EvalRecord]:
-        """Evaluate several joint actions (concurrently when the evaluator can)."""
+        """Evaluate several joint actions (concurrently through the executor, stored first with a store)."""
+        if self.run_log is not None:
+            return self.run_log.evaluate_batch(list(batch), self.next_seeds(len(batch)))
         return self.evaluator.evaluate_batch(list(batch), self.next_seeds(len(batch)))
 
     def describe(self, actions: Actions) -> str:
@@ -247,6 +296,9 @@ class AutoMLParallelEnv(ParallelEnv):
         close = getattr(self.evaluator, "close", None)
         if close is not None:
             close()
+        for owned in self._owned:
+            owned.close()
+        self._owned = []
 
 
 def parallel_env(**kwargs: Any) -> AutoMLParallelEnv:

@@ -1,0 +1,433 @@
+"""The evaluation store: every finished evaluation in SQLite, before anyone is told of it.
+
+:class:`EvalStore` is one SQLite file (WAL journal, ``synchronous=FULL`` by default), one
+transaction per record, so a process killed at any moment leaves every record it had
+reported complete and nothing half-written. :class:`RunLog` binds a store to one run of one
+evaluator; an env given ``store=`` evaluates through it:
+
+    log = RunLog(EvalStore("evals.sqlite"), env.evaluator, run_id="run-1", cache=True)
+    records = log.evaluate_batch(batch, seeds)   # written one by one as they finish
+
+Schema (``PRAGMA application_id`` = :data:`APPLICATION_ID`, ``user_version`` = :data:`SCHEMA_VERSION`):
+
+* ``settings(hash, json)``: what determines a record besides the pipeline: the evaluator's
+  ``settings()``, the module spaces' layout and the seed policy; ``hash`` is the SHA-256 of
+  their canonical JSON.
+* ``runs(run_id, env_id, settings_hash, created_at, config)``: one row per run; ``config``
+  is free JSON from the caller (the search's arguments).
+* ``evaluations(id, run_id, eval_index, settings_hash, pipeline_key, seed, status, error,
+  val_acc, train_seconds, submitted_at, finished_at, cached_from, record)``: one row per
+  evaluation of a run, unique per ``(run_id, eval_index)``. ``pipeline_key`` is the
+  canonical JSON of the per-agent tokens, ``record`` the whole :class:`EvalRecord` as JSON,
+  ``submitted_at``/``finished_at`` Unix times, ``cached_from`` the row a cached record was
+  copied from (NULL when it was trained).
+
+The evaluation index is the position of the evaluation in the run (batch start + position in
+the batch), not the order in which evaluations finished; that is what makes a resume exact:
+a :class:`RunLog` re-opened on a run starts at index 0 (or at :meth:`RunLog.seek`'s
+position) and serves every index already in the store from the store, provided the same
+pipeline is asked there again, so a deterministic learner replayed, or one restored from a
+checkpoint, finishes the run with every evaluation stored exactly once.
+
+``cache=True``: a pipeline that has a record under the same settings hash (from any run) is
+not trained again; its record is copied (the seed it was trained with included). Only
+``ok`` and ``diverged`` records are reused: ``oom``, ``timeout`` and ``failed`` depend on the
+machine and its load, so those pipelines are evaluated again. Within one batch a pipeline
+asked twice is trained once. On CPU a record also depends on torch's thread count, which
+the settings do not hold.
+
+A file that is not an SQLite database, a damaged (truncated, malformed) one, an SQLite
+database of another program, or a store of a newer schema raises :class:`StoreError`, a
+``ValueError`` with one line naming the file, the problem and the fix; the file is left as
+it was.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ma2ml.envs.evaluators import STATUSES, Actions, EvalRecord, Evaluator, decode_actions
+from ma2ml.envs.spaces import ModuleSpace
+
+APPLICATION_ID = 0x4D41324D
+"""``PRAGMA application_id`` of an ma2ml store ("MA2M")."""
+SCHEMA_VERSION = 1
+"""``PRAGMA user_version`` of the schema below."""
+CACHEABLE = ("ok", "diverged")
+"""Statuses whose records ``cache=True`` reuses (the others depend on the machine)."""
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+_SCHEMA = (
+    """CREATE TABLE settings (
+        hash TEXT PRIMARY KEY,
+        json TEXT NOT NULL
+    )""",
+    """CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        env_id TEXT NOT NULL,
+        settings_hash TEXT NOT NULL REFERENCES settings(hash),
+        created_at REAL NOT NULL,
+        config TEXT NOT NULL
+    )""",
+    f"""CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        eval_index INTEGER NOT NULL CHECK (eval_index >= 0),
+        settings_hash TEXT NOT NULL REFERENCES settings(hash),
+        pipeline_key TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in STATUSES)})),
+        error TEXT,
+        val_acc REAL NOT NULL,
+        train_seconds REAL NOT NULL,
+        submitted_at REAL NOT NULL,
+        finished_at REAL NOT NULL,
+        cached_from INTEGER REFERENCES evaluations(id),
+        record TEXT NOT NULL,
+        UNIQUE (run_id, eval_index)
+    )""",
+    "CREATE INDEX evaluations_by_pipeline ON evaluations (settings_hash, pipeline_key, status)",
+)
+
+
+class StoreError(ValueError):
+    """An unusable store file (one line: the file, the problem, the fix)."""
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no spaces: equal values give equal strings (non-JSON values by ``str``)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def pipeline_key(spaces: Mapping[str, ModuleSpace], actions: Actions) -> str:
+    """The store's key of a joint action: canonical JSON of each agent's tokens (validated)."""
+    decode_actions(spaces, actions)
+    return canonical_json({agent: space.check(actions[agent], agent).tolist() for agent, space in spaces.items()})
+
+
+def space_layout(space: ModuleSpace) -> dict[str, Any]:
+    """A module space's class and fields with their choices: what the tokens mean."""
+    return {"class": f"{type(space).__module__}.{type(space).__qualname__}",
+            "fields": [[f.name, list(f.choices)] for f in space.fields]}
+
+
+def run_settings(evaluator: Evaluator, seed_policy: str) -> dict[str, Any]:
+    """Everything besides the pipeline that determines a record: the store's settings."""
+    return {"evaluator": evaluator.settings(),
+            "spaces": {agent: space_layout(s) for agent, s in evaluator.spaces.items()},
+            "seed_policy": seed_policy}
+
+
+def record_from_json(text: str) -> EvalRecord:
+    """An :class:`EvalRecord` from its stored JSON (keys it does not know are ignored)."""
+    data = json.loads(text)
+    return EvalRecord(**{f.name: data[f.name] for f in fields(EvalRecord) if f.name in data})
+
+
+@dataclass(frozen=True)
+class StoredEvaluation:
+    """One row of ``evaluations``."""
+
+    id: int
+    run_id: str
+    index: int
+    """Position of the evaluation in its run."""
+    settings_hash: str
+    key: str
+    """The pipeline key (canonical JSON of the tokens)."""
+    seed: int
+    status: str
+    error: str | None
+    record: EvalRecord
+    submitted_at: float
+    finished_at: float
+    cached_from: int | None
+    """The row the record was copied from by ``cache=True`` (None: trained for this run)."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of ``runs``."""
+
+    run_id: str
+    env_id: str
+    settings_hash: str
+    created_at: float
+    config: dict[str, Any]
+
+
+_EVAL_COLUMNS = ("id, run_id, eval_index, settings_hash, pipeline_key, seed, status, error, record, "
+                 "submitted_at, finished_at, cached_from")
+
+
+def _row_to_eval(row: tuple) -> StoredEvaluation:
+    i, run, index, sh, key, seed, status, error, record, sub, fin, cached = row
+    return StoredEvaluation(i, run, index, sh, key, seed, status, error, record_from_json(record), sub, fin, cached)
+
+
+class EvalStore:
+    """An SQLite evaluation store (see the module docstring). Safe for several processes.
+
+    ``durable=True`` syncs every record to disk (``synchronous=FULL``): it survives a power
+    loss; ``False`` (``NORMAL``) survives a killed process but not a power loss, and writes
+    faster. ``timeout``: seconds to wait while another process holds the write lock. A
+    missing file is created (its folder too).
+    """
+
+    def __init__(self, path: str | Path, durable: bool = True, timeout: float = 60.0) -> None:
+        self.path = Path(path).expanduser()
+        self._conn = self._open(durable, timeout)
+
+    def _fail(self, problem: str, fix: str = "move it away or choose another store file") -> StoreError:
+        return StoreError(f"evaluation store {self.path}: {problem}; {fix}")
+
+    def _open(self, durable: bool, timeout: float) -> sqlite3.Connection:
+        if self.path.is_dir():
+            raise self._fail("is a folder", "give a file name inside it, e.g. evals.sqlite")
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with self.path.open("rb") as f:
+                head = f.read(len(SQLITE_HEADER))
+            if head != SQLITE_HEADER:
+                raise self._fail("is not an SQLite database (it is some other file)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        try:
+            check = conn.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise self._fail(f"is damaged or truncated (quick_check: {check[0] if check else 'no answer'})",
+                                 "restore it from a copy, or move it away and start a new store")
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            if tables and app_id != APPLICATION_ID:
+                raise self._fail(f"is an SQLite database of another program (tables {sorted(tables)})")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if tables and version > SCHEMA_VERSION:
+                raise self._fail(f"has schema version {version}, newer than this ma2ml's {SCHEMA_VERSION}",
+                                 "upgrade ma2ml to read it")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if not tables:
+                self._create(conn)
+        except sqlite3.OperationalError as exc:  # locked, read-only, disk full: the file may be fine
+            conn.close()
+            raise self._fail(f"cannot be opened for writing (SQLite: {exc})",
+                             "check its permissions, free disk space and that no other program holds it") from None
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise self._fail(f"is damaged or truncated (SQLite: {exc})",
+                             "restore it from a copy, or move it away and start a new store") from None
+        except StoreError:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _create(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:  # not raced by another process
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> EvalStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ----------------------------------------------------------------------------
+    def add_settings(self, settings: Mapping[str, Any]) -> str:
+        """Store a settings dict (once); returns its hash."""
+        text = canonical_json(settings)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        with self._transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO settings (hash, json) VALUES (?, ?)", (digest, text))
+        return digest
+
+    def open_run(self, run_id: str, env_id: str, settings_hash: str, config: Mapping[str, Any] | None = None) -> RunInfo:
+        """Create a run, or check that an existing one has the same settings; returns it."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO runs (run_id, env_id, settings_hash, created_at, config) VALUES (?, ?, ?, ?, ?)",
+                (run_id, env_id, settings_hash, time.time(), canonical_json(dict(config or {}))),
+            )
+        run = self.run(run_id)
+        if run.settings_hash != settings_hash:
+            raise StoreError(f"evaluation store {self.path}: run {run_id!r} was recorded with other evaluator "
+                             "settings (task, budget, device, spaces or seed policy); resume it with the same "
+                             "settings or start a new run id")
+        return run
+
+    def put(self, run_id: str, index: int, settings_hash: str, key: str, record: EvalRecord,
+            submitted_at: float, cached_from: int | None = None) -> int:
+        """Write one evaluation in its own transaction; returns its row id."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO evaluations (run_id, eval_index, settings_hash, pipeline_key, seed, status, error, "
+                "val_acc, train_seconds, submitted_at, finished_at, cached_from, record) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, index, settings_hash, key, record.seed, record.status, record.error, record.val_acc,
+                 record.train_seconds, submitted_at, time.time(), cached_from, json.dumps(record.to_dict())),
+            )
+        return int(cur.lastrowid)
+
+    # -- reading ----------------------------------------------------------------------------
+    def run(self, run_id: str) -> RunInfo:
+        row = self._conn.execute("SELECT run_id, env_id, settings_hash, created_at, config FROM runs "
+                                 "WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"evaluation store {self.path}: no run {run_id!r}; its runs are {self.run_ids()}")
+        return RunInfo(row[0], row[1], row[2], row[3], json.loads(row[4]))
+
+    def run_ids(self) -> list[str]:
+        return [r[0] for r in self._conn.execute("SELECT run_id FROM runs ORDER BY created_at, run_id")]
+
+    def settings(self, settings_hash: str) -> dict[str, Any]:
+        row = self._conn.execute("SELECT json FROM settings WHERE hash = ?", (settings_hash,)).fetchone()
+        if row is None:
+            raise StoreError(f"evaluation store {self.path}: no settings {settings_hash!r}")
+        return json.loads(row[0])
+
+    def get(self, run_id: str, index: int) -> StoredEvaluation | None:
+        """The evaluation at ``index`` of a run, if it is stored."""
+        row = self._conn.execute(f"SELECT {_EVAL_COLUMNS} FROM evaluations WHERE run_id = ? AND eval_index = ?",
+                                 (run_id, index)).fetchone()
+        return None if row is None else _row_to_eval(row)
+
+    def lookup(self, settings_hash: str, key: str) -> StoredEvaluation | None:
+        """The earliest reusable (:data:`CACHEABLE`) record of a pipeline under these settings."""
+        marks = ", ".join("?" for _ in CACHEABLE)
+        row = self._conn.execute(
+            f"SELECT {_EVAL_COLUMNS} FROM evaluations WHERE settings_hash = ? AND pipeline_key = ? "
+            f"AND status IN ({marks}) AND cached_from IS NULL ORDER BY id LIMIT 1",
+            (settings_hash, key, *CACHEABLE),
+        ).fetchone()
+        return None if row is None else _row_to_eval(row)
+
+    def evaluations(self, run_id: str | None = None) -> list[StoredEvaluation]:
+        """Stored evaluations, of one run by index, or of all runs by row id."""
+        if run_id is None:
+            rows = self._conn.execute(f"SELECT {_EVAL_COLUMNS} FROM evaluations ORDER BY id")
+        else:
+            rows = self._conn.execute(f"SELECT {_EVAL_COLUMNS} FROM evaluations WHERE run_id = ? "
+                                      "ORDER BY eval_index", (run_id,))
+        return [_row_to_eval(r) for r in rows]
+
+    def count(self, run_id: str | None = None) -> int:
+        if run_id is None:
+            return int(self._conn.execute("SELECT count(*) FROM evaluations").fetchone()[0])
+        return int(self._conn.execute("SELECT count(*) FROM evaluations WHERE run_id = ?", (run_id,)).fetchone()[0])
+
+
+class RunLog:
+    """One run's evaluations through a store (see the module docstring).
+
+    ``seed_policy`` names how training seeds are chosen (e.g. ``"fixed:0"`` or ``"drawn"``);
+    it is part of the settings, so a cached record is only reused under the same policy.
+    """
+
+    def __init__(
+        self,
+        store: EvalStore,
+        evaluator: Evaluator,
+        run_id: str | None = None,
+        env_id: str = "",
+        seed_policy: str = "drawn",
+        cache: bool = False,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.evaluator = evaluator
+        self.cache = cache
+        self.settings_hash = store.add_settings(run_settings(evaluator, seed_policy))
+        self.run_id = run_id if run_id is not None else uuid.uuid4().hex[:12]
+        self.run = store.open_run(self.run_id, env_id, self.settings_hash, config)
+        self.position = 0
+        """Index of the next evaluation of the run."""
+
+    def seek(self, position: int) -> None:
+        """Continue the run at evaluation ``position`` (e.g. the count a restored learner was told)."""
+        if position < 0:
+            raise ValueError(f"position must be >= 0, got {position}")
+        self.position = position
+
+    def records(self) -> list[StoredEvaluation]:
+        """This run's stored evaluations, by index."""
+        return self.store.evaluations(self.run_id)
+
+    def evaluate_batch(self, batch: Sequence[Actions], seeds: Sequence[int]) -> list[EvalRecord]:
+        """Evaluate a batch as the run's next evaluations; each record is stored as it finishes.
+
+        Indices already stored (a resumed run) are answered from the store, cached pipelines
+        from earlier records; the rest run through ``evaluator.iter_batch`` (its executor).
+        Bad input raises ``ValueError`` before anything is evaluated or written.
+        """
+        if len(batch) != len(seeds):
+            raise ValueError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
+        keys = []
+        for i, actions in enumerate(batch):
+            try:
+                keys.append(pipeline_key(self.evaluator.spaces, actions))
+            except ValueError as exc:
+                raise ValueError(f"batch item {i}: {exc}") from None
+        start, submitted = self.position, time.time()
+        out: list[EvalRecord | None] = [None] * len(batch)
+        groups: list[list[int]] = []  # positions one training answers (a pipeline asked twice, with the cache)
+        by_key: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            stored = self.store.get(self.run_id, start + i)
+            if stored is not None:
+                if stored.key != key:
+                    raise StoreError(
+                        f"evaluation store {self.store.path}: run {self.run_id!r} holds another pipeline at "
+                        f"evaluation {start + i}; a resumed run must ask the same pipelines (restore the "
+                        "learner's checkpoint and seek() to its position) or use a new run id")
+                out[i] = stored.record
+                continue
+            hit = self.store.lookup(self.settings_hash, key) if self.cache else None
+            if hit is not None:
+                self.store.put(self.run_id, start + i, self.settings_hash, key, hit.record, submitted, hit.id)
+                out[i] = hit.record
+            elif self.cache and key in by_key:
+                by_key[key].append(i)
+            else:
+                groups.append([i])
+                by_key[key] = groups[-1]
+        heads = [group[0] for group in groups]
+        for j, record in self.evaluator.iter_batch([batch[i] for i in heads], [seeds[i] for i in heads]):
+            first, *copies = groups[j]
+            row = self.store.put(self.run_id, start + first, self.settings_hash, keys[first], record, submitted)
+            for i in copies:
+                self.store.put(self.run_id, start + i, self.settings_hash, keys[i], record, submitted, row)
+            for i in groups[j]:
+                out[i] = record
+        self.position = start + len(batch)
+        return out  # type: ignore[return-value]  (every position is filled)
