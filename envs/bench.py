@@ -502,6 +502,11 @@ class TableEvaluator(Evaluator):
         """Decoded configs (agent -> config) -> the table's answer."""
         return self.evaluate({a: self.spaces[a].encode(c) for a, c in configs.items()}, seed)
 
+    def reference(self, reward_fn: Any) -> tuple[float, float]:
+        """(optimal reward, top-1% reward threshold) of the table's main runs under ``reward_fn``."""
+        stats = table_stats(self.table, reward_fn)
+        return stats["optimum"], stats["top1_threshold"]
+
     def _pipeline(self, index: int) -> dict[str, Any]:
         if index not in self._pipelines:
             self._pipelines[index] = self.pipeline_json(pipeline_tokens(self.spaces, index))

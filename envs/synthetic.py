@@ -68,6 +68,12 @@ class SyntheticEvaluator(Evaluator):
             acc = float(np.clip(acc + np.random.default_rng(seed).normal(0.0, self.noise), 0.0, 1.0))
         return EvalRecord(status="ok", val_acc=acc, test_acc=acc, flops=self.flops, params=0, curve=[acc])
 
+    def reference(self, reward_fn: Any) -> tuple[float, float]:
+        """(optimal reward, top-1% reward threshold) under ``reward_fn``, by enumeration."""
+        scores = np.sort([self.score(flat) for flat in itertools.product(*(range(n) for n in self._sizes))])[::-1]
+        top1 = scores[max(int(np.ceil(0.01 * len(scores))), 1) - 1]
+        return reward_fn(float(scores[0]), self.flops), reward_fn(float(top1), self.flops)
+
     def optimum(self) -> tuple[float, dict[str, np.ndarray]]:
         """(best noise-free accuracy, its joint action), by enumeration (joint space <= 1e6)."""
         total = int(np.prod(self._sizes))

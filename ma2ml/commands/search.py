@@ -94,29 +94,38 @@ def evaluation_rows(batch: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     return rows
 
 
-def run(args: argparse.Namespace) -> None:
+def check_run_args(learner: str, budget: int, batch_size: int) -> None:
+    """One ``CliError`` for an unknown learner or a non-positive budget / batch size."""
+    from ma2ml.agents import learner_names
+
+    if learner not in learner_names():
+        raise cli.CliError(f"unknown learner {learner!r}; registered learners are {learner_names()}")
+    for name, value in (("budget", budget), ("batch-size", batch_size)):
+        if value < 1:
+            raise cli.CliError(f"--{name} must be a positive integer, got {value}")
+
+
+def search(env_id: str, env_kwargs: dict[str, Any], learner_name: str, learner_kwargs: dict[str, Any],
+           budget: int, batch_size: int, seed: int, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Run one learner on one env, writing ``results.jsonl``, ``timings.jsonl`` and ``best.json``
+    in ``out``; returns the best row (with the run's settings and wall time)."""
+    import time
+
     from tqdm import tqdm
 
-    from ma2ml.agents import learner_names, make_learner
+    from ma2ml.agents import make_learner
 
-    if args.learner not in learner_names():
-        raise cli.CliError(f"unknown learner {args.learner!r}; registered learners are {learner_names()}")
-    for name in ("budget", "batch_size"):
-        if getattr(args, name) < 1:
-            raise cli.CliError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    out = Path(args.out)
     if (out / "results.jsonl").exists():
         raise cli.CliError(f"{out / 'results.jsonl'} already exists; choose a new --out folder")
-    env_kwargs = parse_settings(args.env_arg, "--env-arg")
-    learner_kwargs = parse_settings(args.learner_arg, "--learner-arg")
-    env = make_env(args.env, env_kwargs)
-    env.reset(seed=args.seed)
-    learner = make_learner(args.learner, env, seed=args.seed, **learner_kwargs)
-    settings = {"env": args.env, "env_args": env_kwargs, "learner": args.learner, "learner_args": learner_kwargs,
-                "budget": args.budget, "batch_size": args.batch_size, "seed": args.seed}
+    env = make_env(env_id, env_kwargs)
+    env.reset(seed=seed)
+    learner = make_learner(learner_name, env, seed=seed, **learner_kwargs)
+    settings = {"env": env_id, "env_args": env_kwargs, "learner": learner_name, "learner_args": learner_kwargs,
+                "budget": budget, "batch_size": batch_size, "seed": seed}
     out.mkdir(parents=True, exist_ok=True)
     best: dict[str, Any] | None = None
-    bar = tqdm(total=args.budget, desc=f"{args.learner} on {args.env}", unit="eval")
+    start = time.perf_counter()
+    bar = tqdm(total=budget, desc=f"{learner_name} on {env_id}", unit="eval", disable=not progress)
     try:
         with open(out / "results.jsonl", "w") as results, open(out / "timings.jsonl", "w") as timings:
             def record(batch: Any) -> None:
@@ -129,18 +138,31 @@ def run(args: argparse.Namespace) -> None:
                 results.flush()
                 timings.flush()
                 actions = {a: best["tokens"][a] for a in learner.agents}
-                summary = {**best, "description": env.describe(actions), "settings": settings}
+                summary = {**best, "description": env.describe(actions), "settings": settings,
+                           "wall_seconds": time.perf_counter() - start, "evaluations": learner.num_evaluations}
                 (out / "best.json").write_text(json.dumps(summary, indent=2) + "\n")
                 bar.update(len(batch.rewards))
                 bar.set_postfix(best=f"{best['reward']:.4f}")
 
-            learner.learn(env, args.budget, args.batch_size, callback=record)
+            learner.learn(env, budget, batch_size, callback=record)
     finally:
         bar.close()
         learner.close()
         env.close()
+    return {**best, "description": env.describe({a: best["tokens"][a] for a in learner.agents}),
+            "evaluations": learner.num_evaluations}
+
+
+def run(args: argparse.Namespace) -> None:
+    check_run_args(args.learner, args.budget, args.batch_size)
+    out = Path(args.out)
+    if (out / "results.jsonl").exists():
+        raise cli.CliError(f"{out / 'results.jsonl'} already exists; choose a new --out folder")
+    env_kwargs = parse_settings(args.env_arg, "--env-arg")
+    learner_kwargs = parse_settings(args.learner_arg, "--learner-arg")
+    best = search(args.env, env_kwargs, args.learner, learner_kwargs, args.budget, args.batch_size, args.seed, out)
     print(f"best reward {best['reward']:.4f} (evaluation {best['index']}, batch {best['batch']}, "
           f"status {best['status']}, val_acc {best['metrics']['val_acc']:.4f})")
-    print(env.describe({a: best["tokens"][a] for a in learner.agents}))
-    print(f"wrote {out / 'results.jsonl'} ({learner.num_evaluations} evaluations), {out / 'timings.jsonl'}, "
+    print(best["description"])
+    print(f"wrote {out / 'results.jsonl'} ({best['evaluations']} evaluations), {out / 'timings.jsonl'}, "
           f"{out / 'best.json'}")

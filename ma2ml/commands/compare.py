@@ -1,0 +1,116 @@
+"""``ma2ml compare``: run learners × seeds on one env and report them side by side.
+
+    ma2ml compare --env ma2ml/AutoML-DigitsBench-v0 --learners ma2ml,random --seeds 10 \\
+                  --budget 300 --batch-size 10 --out runs/compare [--jobs 2] [--env-arg table_seed=0]
+
+Every run is an ``ma2ml search`` in ``DIR/runs/<learner>/seed<k>/`` (the same files); a run
+whose ``best.json`` reports the full budget is finished and is not rerun, an unfinished one
+is started again, so an interrupted comparison resumes. Then ``DIR`` gets ``summary.md``,
+the figures (``regret.png`` or ``best_so_far.png``, ``top<k>.png``, ``batch_scatter.png``)
+and ``marl_eval.json`` (see :mod:`ma2ml.report`). When the env knows its optimum (the
+benchmark table), regret and evaluations-to-top-1% are reported too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from ma2ml import cli
+from ma2ml.commands.search import check_run_args, make_env, parse_settings, search
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="run learners x seeds on one env; write summary.md, figures, marl-eval JSON",
+                       description="Run learners x seeds on one registered env and compare them.")
+    p.add_argument("--env", default="ma2ml/AutoML-DigitsBench-v0", help="registered PettingZoo id")
+    p.add_argument("--learners", required=True, help="comma-separated learner names (see `ma2ml list`)")
+    p.add_argument("--seeds", type=int, default=10, help="seeds per learner: 0..N-1 (default 10)")
+    p.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--budget", type=int, default=300, help="evaluations per run (default 300)")
+    p.add_argument("--batch-size", type=int, default=10, help="evaluations per batch (default 10)")
+    p.add_argument("--top-k", type=int, default=10, help="k of the top-k figure (default 10)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default 1)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="env keyword argument")
+    cli.COMMANDS["compare"] = run
+
+
+def run_dir(out: Path, learner: str, seed: int) -> Path:
+    return out / "runs" / learner / f"seed{seed}"
+
+
+def finished(path: Path, budget: int) -> bool:
+    best = path / "best.json"
+    return best.exists() and json.loads(best.read_text()).get("evaluations") == budget
+
+
+def _one_run(env_id: str, env_kwargs: dict[str, Any], learner: str, seed: int, budget: int, batch_size: int,
+             path: str) -> tuple[str, int]:
+    import torch
+
+    torch.set_num_threads(1)
+    target = Path(path)
+    if target.exists():
+        shutil.rmtree(target)  # an unfinished run: start it again
+    search(env_id, env_kwargs, learner, {}, budget, batch_size, seed, target, progress=False)
+    return learner, seed
+
+
+def load_runs(out: Path, learners: list[str], seeds: list[int]) -> list[Any]:
+    from ma2ml.report import Run
+
+    runs = []
+    for learner in learners:
+        for seed in seeds:
+            path = run_dir(out, learner, seed)
+            rows = [json.loads(line) for line in (path / "results.jsonl").read_text().splitlines()]
+            wall = json.loads((path / "best.json").read_text())["wall_seconds"]
+            runs.append(Run.from_records(learner, seed, rows, wall))
+    return runs
+
+
+def known_reference(env: Any) -> tuple[float | None, float | None]:
+    """(optimum, top-1% threshold) when the env's evaluator knows them (the benchmark table)."""
+    reference = getattr(env.evaluator, "reference", None)
+    return reference(env.reward_fn) if reference is not None else (None, None)
+
+
+def run(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from ma2ml.report import write_report
+
+    learners = [name.strip() for name in args.learners.split(",") if name.strip()]
+    if not learners:
+        raise cli.CliError("--learners needs at least one learner name")
+    for learner in learners:
+        check_run_args(learner, args.budget, args.batch_size)
+    for name in ("seeds", "jobs", "top_k"):
+        if getattr(args, name) < 1:
+            raise cli.CliError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    env_kwargs = parse_settings(args.env_arg, "--env-arg")
+    env = make_env(args.env, env_kwargs)
+    optimum, top1 = known_reference(env)
+    env.close()
+    out = Path(args.out)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    todo = [(learner, seed) for learner in learners for seed in seeds
+            if not finished(run_dir(out, learner, seed), args.budget)]
+    bar = tqdm(total=len(learners) * len(seeds), initial=len(learners) * len(seeds) - len(todo), desc="runs", unit="run")
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(_one_run, args.env, env_kwargs, learner, seed, args.budget, args.batch_size,
+                               str(run_dir(out, learner, seed))) for learner, seed in todo]
+        for future in as_completed(futures):
+            learner, seed = future.result()
+            bar.update(1)
+            bar.set_postfix(last=f"{learner}/seed{seed}")
+    bar.close()
+    summaries = write_report(load_runs(out, learners, seeds), out, args.env, optimum, top1, k=args.top_k)
+    print((out / "summary.md").read_text())
+    best = max(summaries, key=lambda s: s.final_mean)
+    print(f"best learner: {best.learner} (mean best reward {best.final_mean:.4f}); wrote {out}/summary.md, "
+          f"figures and marl_eval.json")
