@@ -126,14 +126,17 @@ def summarize(runs: Sequence[Run], optimum: float | None = None, top1: float | N
 
 
 def summary_markdown(summaries: Sequence[LearnerSummary], title: str = "") -> str:
-    """The comparison table; the best final mean is marked in bold with a ★."""
+    """The comparison table; the best final mean is marked in bold with a ★.
+
+    It holds no wall-clock figure, so rerunning a comparison on CPU reproduces it exactly
+    (:func:`write_report` puts wall times in ``wall_seconds.json``).
+    """
     best = max(summaries, key=lambda s: s.final_mean).learner
     has_regret = any(s.regret_mean is not None for s in summaries)
     has_top1 = any(s.evals_to_top1_median is not None for s in summaries)
     head = ["learner", "seeds", "best reward (mean [95% CI])", "IQM"]
     head += ["simple regret (mean [95% CI])"] * has_regret
     head += ["evals to top 1% (median)", "seeds reaching top 1%"] * has_top1
-    head += ["wall s / run"]
     lines = ([f"## {title}", ""] if title else []) + ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summaries:
         name = f"**{s.learner}** ★" if s.learner == best else s.learner
@@ -143,7 +146,6 @@ def summary_markdown(summaries: Sequence[LearnerSummary], title: str = "") -> st
         if has_top1:
             med = s.evals_to_top1_median
             row += ["not reached" if med is None or math.isinf(med) else f"{med:.0f}", f"{s.top1_reached}/{s.runs}"]
-        row.append(f"{s.wall_seconds:.1f}")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -258,7 +260,7 @@ def marl_eval_json(runs: Sequence[Run], env_name: str, task_name: str) -> dict[s
 
 def write_report(runs: Sequence[Run], out: Path, env_name: str, optimum: float | None = None,
                  top1: float | None = None, k: int = 10, seed: int = 0) -> list[LearnerSummary]:
-    """Write summary.md, the three figures and marl_eval.json into ``out``."""
+    """Write summary.md, the three figures, marl_eval.json and wall_seconds.json into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     summaries = summarize(runs, optimum, top1, seed=seed)
     budget = max(len(r.rewards) for r in runs)
@@ -273,4 +275,5 @@ def write_report(runs: Sequence[Run], out: Path, env_name: str, optimum: float |
     plot_topk(runs, out / f"top{k}.png", k, seed)
     plot_batch_scatter(runs, out / "batch_scatter.png")
     (out / "marl_eval.json").write_text(json.dumps(marl_eval_json(runs, env_name, "ma2ml"), indent=1))
+    (out / "wall_seconds.json").write_text(json.dumps({s.learner: s.wall_seconds for s in summaries}, indent=1))
     return summaries

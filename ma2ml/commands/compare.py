@@ -7,7 +7,7 @@ Every run is an ``ma2ml search`` in ``DIR/runs/<learner>/seed<k>/`` (the same fi
 whose ``best.json`` reports the full budget is finished and is not rerun, an unfinished one
 is started again, so an interrupted comparison resumes. Then ``DIR`` gets ``summary.md``,
 the figures (``regret.png`` or ``best_so_far.png``, ``top<k>.png``, ``batch_scatter.png``)
-and ``marl_eval.json`` (see :mod:`ma2ml.report`). When the env knows its optimum (the
+``marl_eval.json`` and ``wall_seconds.json`` (see :mod:`ma2ml.report`). When the env knows its optimum (the
 benchmark table), regret and evaluations-to-top-1% are reported too.
 """
 from __future__ import annotations
