@@ -73,7 +73,7 @@ def test_search_refuses_to_overwrite(tmp_path, capsys):
     out.mkdir()
     (out / "results.jsonl").write_text("{}\n")
     assert main(["search", "--out", str(out)]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "holds results.jsonl but no run.json; choose a new --out folder" in capsys.readouterr().err
     assert (out / "results.jsonl").read_text() == "{}\n"
 
 
@@ -81,3 +81,49 @@ def test_list_shows_learners(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "Learners:" in out and "ma2ml-lite" in out and "evolution" in out
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
+    """Kill a real-training search with SIGKILL mid-run, resume it, check the store."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ma2ml.envs.store import EvalStore
+
+    out = tmp_path / "run"
+    args = ["search", *DIGITS, "--learner", "ma2ml", "--budget", "12", "--batch-size", "3", "--seed", "1",
+            "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ma2ml", *args], env=env, stderr=subprocess.DEVNULL)
+    store_path = out / "evals.sqlite"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if store_path.exists():
+            with EvalStore(store_path) as store:
+                if store.count("search") >= 5:  # past one checkpoint, inside the second batch
+                    break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the search finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with EvalStore(store_path) as store:
+        before = {e.index: (e.key, e.record.to_dict()) for e in store.evaluations("search")}
+    assert 5 <= len(before) < 12
+    assert main(args) == 0  # resume
+    with EvalStore(store_path) as store:
+        after = store.evaluations("search")
+    assert sorted(e.index for e in after) == list(range(12))  # every evaluation exactly once
+    for e in after:  # finished evaluations were neither lost nor trained again
+        if e.index in before:
+            assert (e.key, e.record.to_dict()) == before[e.index]
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in rows] == list(range(12))
+    assert json.loads((out / "best.json").read_text())["evaluations"] == 12
+    # the learner was restored exactly: the same run uninterrupted writes the same results
+    reference = tmp_path / "reference"
+    assert main([*args[:-1], str(reference)]) == 0
+    assert (reference / "results.jsonl").read_text() == (out / "results.jsonl").read_text()

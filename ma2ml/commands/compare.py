@@ -5,7 +5,7 @@
 
 Every run is an ``ma2ml search`` in ``DIR/runs/<learner>/seed<k>/`` (the same files); a run
 whose ``best.json`` reports the full budget is finished and is not rerun, an unfinished one
-is started again, so an interrupted comparison resumes. Then ``DIR`` gets ``summary.md``,
+resumes where it stopped (``ma2ml search``'s resume), so an interrupted comparison resumes. Then ``DIR`` gets ``summary.md``,
 the figures (``regret.png`` or ``best_so_far.png``, ``top<k>.png``, ``batch_scatter.png``)
 ``marl_eval.json`` and ``wall_seconds.json`` (see :mod:`ma2ml.report`). When the env knows its optimum (the
 benchmark table), regret and evaluations-to-top-1% are reported too.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -53,10 +52,7 @@ def _one_run(env_id: str, env_kwargs: dict[str, Any], learner: str, seed: int, b
     import torch
 
     torch.set_num_threads(1)
-    target = Path(path)
-    if target.exists():
-        shutil.rmtree(target)  # an unfinished run: start it again
-    search(env_id, env_kwargs, learner, {}, budget, batch_size, seed, target, progress=False)
+    search(env_id, env_kwargs, learner, {}, budget, batch_size, seed, Path(path), progress=False)
     return learner, seed
 
 
