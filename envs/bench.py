@@ -52,7 +52,7 @@ from ma2ml.envs.automl_v0 import AutoMLParallelEnv
 from ma2ml.envs.evaluators import STATUSES, EvalRecord, Evaluator
 from ma2ml.envs.joint import JointAutoMLEnv
 from ma2ml.envs.spaces import AugSpace, HParams, HpoSpace, ModuleSpace, NasSpace
-from ma2ml.envs.tasks import DEFAULT_GENOTYPE, Budget, Task, get_task, register_task, task_names
+from ma2ml.envs.tasks import DEFAULT_GENOTYPE, Budget, Task, get_task, register_task
 
 TASK_NAME = "digits-bench"
 """The registered task of the benchmark's space and budget."""
@@ -85,16 +85,15 @@ def bench_spaces() -> dict[str, ModuleSpace]:
     }
 
 
-if TASK_NAME not in task_names():
-    register_task(Task(
-        name=TASK_NAME,
-        description="the digits benchmark table's space and budget (5,184 pipelines, 4 epochs, 1 cell)",
-        load=get_task("digits").load,
-        spaces={agent: (lambda a=agent: bench_spaces()[a]) for agent in ("aug", "nas", "hpo")},
-        default_architecture=DEFAULT_GENOTYPE,
-        budget=BENCH_BUDGET,
-        flops_constraint=BENCH_FLOPS_CONSTRAINT,
-    ))
+register_task(Task(
+    name=TASK_NAME,
+    description="the digits benchmark table's space and budget (5,184 pipelines, 4 epochs, 1 cell)",
+    load=get_task("digits").load,
+    spaces={agent: (lambda a=agent: bench_spaces()[a]) for agent in ("aug", "nas", "hpo")},
+    default_architecture=DEFAULT_GENOTYPE,
+    budget=BENCH_BUDGET,
+    flops_constraint=BENCH_FLOPS_CONSTRAINT,
+), overwrite=True)
 
 
 def bench_task() -> Task:

@@ -3,7 +3,8 @@
 For SB3 and any single-agent library: the action is one ``MultiDiscrete`` holding the
 concatenation of the agents' token vectors, in ``possible_agents`` order; observation,
 reward and ``info`` are the parallel env's (see :mod:`ma2ml.envs.automl_v0`). Registered
-as ``ma2ml/JointAutoML-Digits-v0`` (and -CIFAR10-, -CIFAR100-) after ``import ma2ml.envs``.
+as ``ma2ml/JointAutoML-Digits-v0`` (and -CIFAR10-, -CIFAR100-, -DigitsBench-, -ImageNet-) after
+``import ma2ml.envs``.
 """
 from __future__ import annotations
 

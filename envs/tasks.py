@@ -75,8 +75,8 @@ class Task:
 
 _TASKS: dict[str, Task] = {}
 
-LAZY_TASKS: dict[str, str] = {"imagefolder": "ma2ml.envs.imagefolder"}
-"""Tasks whose module registers them when first asked for (keeps torchvision out of ``import ma2ml.envs``)."""
+LAZY_TASKS: dict[str, str] = {"imagefolder": "ma2ml.envs.imagefolder", "digits-bench": "ma2ml.envs.bench"}
+"""Tasks whose module registers them when first asked for (keeps ``import ma2ml.envs`` light)."""
 
 
 def register_task(task: Task, *, overwrite: bool = False) -> Task:

@@ -22,14 +22,12 @@ def _cmd_list(args: argparse.Namespace) -> None:
     print("Tasks:")
     for name in task_names():
         task = get_task(name)
-        print(f"  {name:10s} {task.description}")
-    try:
-        from ma2ml.agents import learner_names
-    except ImportError:
-        return
+        print(f"  {name:13s} {task.description}")
+    from ma2ml.agents import learner_names, learner_spec
+
     print("Learners:")
     for name in learner_names():
-        print(f"  {name}")
+        print(f"  {name:15s} {learner_spec(name).description}")
 
 
 def _cmd_download(args: argparse.Namespace) -> None:
