@@ -54,7 +54,7 @@ record, timing included, is `env.last_record`.
     parallel_env(task="digits", agents=None, spaces=None, evaluator="train",
                  flops_constraint=None, reward_exponent=-0.07, soft_constraint=False,
                  data_dir=None, epochs=None, device=None, time_limit=None,
-                 train_seed=None, info_timings=False, executor=None, workers=None,
+                 cpu_threads=1, train_seed=None, info_timings=False, executor=None, workers=None,
                  store=None, cache=False, run_id=None, render_mode=None)
 
 * `task`: a registered task name (`ma2ml list`) or a `Task`.
@@ -64,7 +64,8 @@ record, timing included, is `env.last_record`.
 * `flops_constraint`: C in multiply-adds (default: the task's); `reward_exponent`: w;
   `soft_constraint`: apply w below C too.
 * `data_dir`: dataset folder for tasks that need one; `epochs`: override the proxy budget;
-  `device`: "cuda", "cpu" or None (CUDA when present); `time_limit`: seconds per evaluation.
+  `device`: "cuda", "cpu" or None (CUDA when present); `time_limit`: seconds per evaluation;
+  `cpu_threads`: torch threads of a CPU training (default 1; None: torch's setting).
 * `train_seed`: fixed training seed; None draws one per episode from the generator seeded
   by `reset(seed=...)`.
 * `executor`: where `evaluate_batch` (and, when set, `step`) runs: None (here, in order),
@@ -142,6 +143,7 @@ class AutoMLParallelEnv(ParallelEnv):
         epochs: int | None = None,
         device: str | None = None,
         time_limit: float | None = None,
+        cpu_threads: int | None = 1,
         train_seed: int | None = None,
         info_timings: bool = False,
         executor: str | Executor | None = None,
@@ -163,7 +165,7 @@ class AutoMLParallelEnv(ParallelEnv):
             if self.task.needs_data_dir and data_dir is None:
                 self.task.load(None)  # raises: the loader's message says what to put where
             self.evaluator = TrainEvaluator(self.task, self.spaces, data_dir=data_dir, device=device,
-                                            epochs=epochs, time_limit=time_limit)
+                                            epochs=epochs, time_limit=time_limit, cpu_threads=cpu_threads)
         else:
             raise ValueError(f"unknown evaluator {evaluator!r}; valid values are {list(EVALUATORS)} or an Evaluator")
         self.reward_fn = FlopsReward(

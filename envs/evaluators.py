@@ -164,7 +164,10 @@ class TrainEvaluator(Evaluator):
 
     Data is held on the device as uint8; the AUG policy and random crops are applied to
     whole batches on the device. On CUDA it uses bf16 autocast, channels_last and cuDNN
-    autotuning; on CPU it is deterministic for a given seed and thread count.
+    autotuning. On CPU it trains with ``cpu_threads`` torch threads (default 1: proxy
+    networks are small, extra threads buy little and, on a busy machine, spin-wait for
+    minutes) and is deterministic for a given seed; the thread count is part of
+    :meth:`settings`, since it changes the floats. ``cpu_threads=None`` keeps torch's setting.
     """
 
     def __init__(
@@ -175,8 +178,11 @@ class TrainEvaluator(Evaluator):
         device: str | torch.device | None = None,
         epochs: int | None = None,
         time_limit: float | None = None,
+        cpu_threads: int | None = 1,
     ) -> None:
         super().__init__(task, spaces)
+        if cpu_threads is not None and cpu_threads < 1:
+            raise ValueError(f"cpu_threads must be >= 1 (or None for torch's setting), got {cpu_threads}")
         if epochs is not None and epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         if time_limit is not None and time_limit <= 0:
@@ -185,11 +191,14 @@ class TrainEvaluator(Evaluator):
         self.device = resolve_device(device)
         self.budget = task.budget if epochs is None else _with_epochs(task.budget, epochs)
         self.time_limit = time_limit
+        self.cpu_threads = cpu_threads
         self._splits: Splits | None = None
         self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "budget": asdict(self.budget), "device": self.device.type}
+        threads = self.cpu_threads if self.cpu_threads is not None else torch.get_num_threads()
+        return {**super().settings(), "budget": asdict(self.budget), "device": self.device.type,
+                **({"cpu_threads": threads} if self.device.type == "cpu" else {})}
 
     def use_device(self, device: torch.device) -> None:
         self.device = device
@@ -221,7 +230,14 @@ class TrainEvaluator(Evaluator):
         return recipe
 
     def _evaluate(self, configs: Mapping[str, Any], seed: int) -> EvalRecord:
-        return train_recipe(self.recipe(configs), self, seed)
+        if self.device.type != "cpu" or self.cpu_threads is None:
+            return train_recipe(self.recipe(configs), self, seed)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.cpu_threads)
+        try:
+            return train_recipe(self.recipe(configs), self, seed)
+        finally:
+            torch.set_num_threads(before)
 
 
 def _with_epochs(budget: Budget, epochs: int) -> Budget:
