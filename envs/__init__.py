@@ -31,6 +31,17 @@ def register_envs(name: str, kwargs: dict, module: str = "ma2ml.envs.automl_v0",
     gymnasium.register(gid, entry_point=joint, kwargs=dict(kwargs))
 
 
+def make_parallel(env_id: str, **kwargs: object) -> pettingzoo.ParallelEnv:
+    """``pettingzoo.make("parallel", env_id, **kwargs)`` for ma2ml's ids, with one clear
+    ``ValueError`` for an unknown id or arguments the env does not take."""
+    if env_id not in env_ids():
+        raise ValueError(f"unknown env {env_id!r}; registered envs are {env_ids()}")
+    try:
+        return pettingzoo.make("parallel", env_id, **kwargs)
+    except TypeError as exc:
+        raise ValueError(f"{env_id} does not take these arguments ({exc})") from None
+
+
 def env_ids() -> list[str]:
     """The registered PettingZoo ids of ma2ml."""
     return sorted(k for k in pettingzoo.parallel_registry if k.startswith("ma2ml/"))

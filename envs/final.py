@@ -181,17 +181,9 @@ def read_pipeline(path: str | Path) -> PipelineFile:
 def make_env(env_id: str, env_args: Mapping[str, Any] | None = None, data_dir: str | Path | None = None) -> Any:
     """The registered PettingZoo parallel env ``env_id`` made with ``env_args`` (and ``data_dir``,
     if given); ``ValueError`` for an unknown id or arguments the env does not take."""
-    import pettingzoo
+    from ma2ml.envs import make_parallel
 
-    from ma2ml.envs import env_ids
-
-    if env_id not in env_ids():
-        raise ValueError(f"unknown env {env_id!r}; registered ma2ml envs are {env_ids()}")
-    kwargs = {**(env_args or {}), **({} if data_dir is None else {"data_dir": str(data_dir)})}
-    try:
-        return pettingzoo.make("parallel", env_id, **kwargs)
-    except TypeError as exc:
-        raise ValueError(f"{env_id} cannot be made with arguments {kwargs}: {exc}") from None
+    return make_parallel(env_id, **{**(env_args or {}), **({} if data_dir is None else {"data_dir": str(data_dir)})})
 
 
 def decode_pipeline(spaces: Mapping[str, ModuleSpace], actions: Mapping[str, list[int]],

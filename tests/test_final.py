@@ -82,7 +82,7 @@ def test_read_pipeline_forms(tmp_path):
 
 
 @pytest.mark.parametrize("change, match", [
-    ({"env": "ma2ml/Nope-v0"}, "unknown env 'ma2ml/Nope-v0'; registered ma2ml envs are"),
+    ({"env": "ma2ml/Nope-v0"}, "unknown env 'ma2ml/Nope-v0'; registered envs are"),
     ({"actions": {"hpo": SANE_HPO}}, "actions name agents"),
     ({"actions": {"aug": [0] * 30, "nas": [0] * 24, "hpo": [9, 0, 0, 0, 0, 0]}},
      r"token 0 \(lr\) = 9 is out of range"),
@@ -90,7 +90,7 @@ def test_read_pipeline_forms(tmp_path):
      r"differs from what its tokens decode to .*\['aug', 'hpo', 'nas'\]"),
     ({"epochs": 0}, "epochs must be an integer >= 1"),
     ({"device": "cuda:notanumber"}, "unknown device"),
-    ({"env_args": {"nonsense": 1}}, "cannot be made with arguments"),
+    ({"env_args": {"nonsense": 1}}, "does not take these arguments"),
     ({"env_args": {"agents": ["nas", "hpo"]}}, "actions name agents"),
 ])
 def test_final_training_checks_input_before_training(change, match):

@@ -75,17 +75,10 @@ def parse_settings(pairs: list[str], option: str) -> dict[str, Any]:
 
 
 def make_env(env_id: str, kwargs: dict[str, Any]) -> Any:
-    """A registered parallel env; unknown ids and bad arguments are one ``CliError``."""
-    import pettingzoo
+    """A registered parallel env; an unknown id or bad ``--env-arg`` is one ``ValueError``."""
+    from ma2ml.envs import make_parallel
 
-    import ma2ml.envs
-
-    if env_id not in ma2ml.envs.env_ids():
-        raise cli.CliError(f"unknown env {env_id!r}; registered envs are {ma2ml.envs.env_ids()}")
-    try:
-        return pettingzoo.make("parallel", env_id, **kwargs)
-    except TypeError as exc:
-        raise cli.CliError(f"--env-arg: {exc}") from None
+    return make_parallel(env_id, **kwargs)
 
 
 def evaluation_rows(batch: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
