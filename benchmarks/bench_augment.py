@@ -27,7 +27,8 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import v2
 
-from common import best_seconds, device_sync, pick_device, random_images, rate_line, torchvision_cifar10_policy
+from common import (best_seconds, device_sync, pick_device, random_images, rate_line, torchvision_cifar10_policy,
+                    verdict)
 from ma2ml.envs.augment import apply_policy
 
 TARGET = 5.0
@@ -81,10 +82,9 @@ def main(argv: list[str] | None = None) -> None:
         print(rate_line(label, args.images, secs))
     fastest = min(references, key=seconds.__getitem__)
     ratio = seconds[fastest] / seconds[name]
-    verdict = "" if device.type != "cpu" or args.quick else (
-        " (target 5x met)" if ratio >= TARGET else " (TARGET 5x MISSED)")
+    note = verdict(ratio, TARGET, device.type == "cpu" and not args.quick)
     print(f"headline: batched {device.type} {args.images / seconds[name]:,.0f} images/s vs "
-          f"{args.images / seconds[fastest]:,.0f} images/s ({fastest}) = {ratio:.2f}x{verdict}")
+          f"{args.images / seconds[fastest]:,.0f} images/s ({fastest}) = {ratio:.2f}x{note}")
 
 
 if __name__ == "__main__":

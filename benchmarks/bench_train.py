@@ -33,7 +33,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from common import device_sync, pick_device, random_images, rate_line, torchvision_cifar10_policy
+from common import device_sync, pick_device, random_images, rate_line, torchvision_cifar10_policy, verdict
 from ma2ml.envs.evaluators import default_optimizer, fit_recipe, normalizer
 from ma2ml.envs.spaces import HParams, Recipe
 from ma2ml.envs.tasks import Budget, Task, get_task
@@ -145,10 +145,9 @@ def main(argv: list[str] | None = None) -> None:
     print(rate_line(f"torchvision DataLoader pipeline ({args.workers} workers, fp32)", n, ref_s))
     print(rate_line("ma2ml fast path (fit_recipe)", n, fast_s))
     ratio = ref_s / fast_s
-    verdict = "" if device.type != "cuda" or args.quick else (
-        " (target 3x met)" if ratio >= TARGET else " (TARGET 3x MISSED)")
+    note = verdict(ratio, TARGET, device.type == "cuda" and not args.quick)
     print(f"headline: fast path {n / fast_s:,.0f} images/s vs DataLoader pipeline {n / ref_s:,.0f} images/s "
-          f"= {ratio:.2f}x on {device.type}{verdict}")
+          f"= {ratio:.2f}x on {device.type}{note}")
 
 
 if __name__ == "__main__":

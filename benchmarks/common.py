@@ -65,3 +65,10 @@ def pick_device(name: str) -> torch.device:
 def rate_line(name: str, images: int, seconds: float) -> str:
     """One aligned row: ``name  images/s``."""
     return f"  {name:52s} {images / seconds:>12,.0f} images/s"
+
+
+def verdict(ratio: float, target: float, applies: bool) -> str:
+    """`` (target Nx met)`` / `` (TARGET Nx MISSED)`` where the target applies, else empty."""
+    if not applies:
+        return ""
+    return f" (target {target:g}x met)" if ratio >= target else f" (TARGET {target:g}x MISSED)"

@@ -95,7 +95,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
-from ma2ml.envs.evaluators import Actions, EvalRecord, Evaluator, TrainEvaluator, seeds_from
+from ma2ml.envs.evaluators import Actions, EvalRecord, Evaluator, TrainEvaluator, decode_actions, seeds_from
 from ma2ml.envs.executors import Executor, make_executor
 from ma2ml.envs.store import EvalStore, RunLog
 from ma2ml.envs.reward import FlopsReward
@@ -232,7 +232,7 @@ class AutoMLParallelEnv(ParallelEnv):
 
     def _make_descriptor(self) -> np.ndarray:
         shape, train_size, classes = self.evaluator.data_facts()
-        return descriptor(self.task, shape, train_size, classes, self.reward_fn.constraint, self.reward_fn.exponent)
+        return descriptor(shape, train_size, classes, self.reward_fn.constraint, self.reward_fn.exponent)
 
     def state(self) -> np.ndarray:
         return self.descriptor()
@@ -289,8 +289,6 @@ class AutoMLParallelEnv(ParallelEnv):
 
     def describe(self, actions: Actions) -> str:
         """A joint action in human terms, one line per agent."""
-        from ma2ml.envs.evaluators import decode_actions
-
         configs = decode_actions(self.spaces, actions)
         return "\n".join(f"{a}: {self.spaces[a].describe(c)}" for a, c in configs.items())
 

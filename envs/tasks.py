@@ -114,7 +114,7 @@ def load_splits(task: Task, data_dir: str | Path | None = None) -> Splits:
     return task.load(key)
 
 
-def descriptor(task: Task, splits_shape: tuple[int, int, int], train_size: int, num_classes: int,
+def descriptor(splits_shape: tuple[int, int, int], train_size: int, num_classes: int,
                constraint: float, exponent: float) -> np.ndarray:
     """The task descriptor S, the same observation for every agent (all entries O(1))."""
     c, h, _ = splits_shape
