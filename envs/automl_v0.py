@@ -27,11 +27,20 @@ together they pick a pipeline, the environment trains it and all agents share th
 the token names are in `env.spaces[agent].token_names`. A module that is not an agent is
 fixed to the task's default (no augmentation, a NASNet-A-like cell, default HParams).
 
+A token is an integer in 0..n-1: a Python or NumPy integer, or an integral float such as
+`2.0` (what float-valued policies emit). Booleans, non-integral or non-finite floats,
+strings, None, complex numbers and other objects are refused. Every entry point checks
+tokens the same way (`ModuleSpace.check`): `step`, `evaluate`, `evaluate_batch`, the joint
+view and the table evaluator; a bad token is one `ValueError` naming the agent, the token
+and its valid range, raised before anything is evaluated.
+
 ## Observations and state
 
 Every agent observes the same task descriptor S (float32, shape (6,)): log10 train size,
 log10 classes, log2(image size)/8, channels/3, log10(FLOPs constraint)/10 and the reward
-exponent. `state()` returns S too, for centralized critics.
+exponent. `state()` returns S too, for centralized critics. `observation_space(agent)` and
+`state_space` are both `Box(-10, 10, (6,), float32)`, the same for every task and argument:
+the argument ranges below keep S inside it.
 
 ## Episode, reward and infos
 
@@ -61,11 +70,16 @@ record, timing included, is `env.last_record`.
 * `agents`: the enabled modules, in order; default: the task's modules (aug, nas, hpo).
 * `spaces`: `{agent: ModuleSpace}` overriding or adding module spaces (user modules).
 * `evaluator`: `"train"` or an `Evaluator` instance (e.g. the benchmark table).
-* `flops_constraint`: C in multiply-adds (default: the task's); `reward_exponent`: w;
-  `soft_constraint`: apply w below C too.
-* `data_dir`: dataset folder for tasks that need one; `epochs`: override the proxy budget;
-  `device`: "cuda", "cpu" or None (CUDA when present); `time_limit`: seconds per evaluation;
+* `flops_constraint`: C in multiply-adds (default: the task's), a finite number in
+  [1, 1e100]; `reward_exponent`: w, a finite number in [-10, 0]; `soft_constraint`: apply
+  w below C too. Outside these ranges (NaN and infinities included) is a `ValueError`.
+* `data_dir`: dataset folder for tasks that need one; a missing one (None, or a folder that
+  does not exist) is a `DatasetNotFoundError` at construction, naming the folder and what to
+  put there. `epochs`: override the proxy budget; `time_limit`: seconds per evaluation;
   `cpu_threads`: torch threads of a CPU training (default 1; None: torch's setting).
+* `device`: None or "auto" (CUDA when a GPU is visible, else the CPU), "cpu", "cuda" or
+  "cuda:N" (N < the visible GPUs); checked at construction (`resolve_device`), so "cuda"
+  without a GPU is a `ValueError` then, not a failed evaluation at every step.
 * `train_seed`: fixed training seed; None draws one per episode from the generator seeded
   by `reset(seed=...)`.
 * `executor`: where `evaluate_batch` (and, when set, `step`) runs: None (here, in order),
@@ -86,7 +100,9 @@ record, timing included, is `env.last_record`.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -95,14 +111,35 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
-from ma2ml.envs.evaluators import Actions, EvalRecord, Evaluator, TrainEvaluator, decode_actions, seeds_from
+from ma2ml.envs.evaluators import (Actions, EvalRecord, Evaluator, TrainEvaluator, decode_actions, resolve_device,
+                                   seeds_from)
 from ma2ml.envs.executors import Executor, make_executor
 from ma2ml.envs.store import EvalStore, RunLog
 from ma2ml.envs.reward import FlopsReward
 from ma2ml.envs.spaces import ModuleSpace
-from ma2ml.envs.tasks import DESCRIPTOR_FIELDS, Task, descriptor, get_task
+from ma2ml.envs.tasks import DESCRIPTOR_FIELDS, Task, descriptor, get_task, load_splits
 
 EVALUATORS = ("train",)
+
+OBS_BOUND = 10.0
+"""The descriptor's Box is [-OBS_BOUND, OBS_BOUND] in every entry, for every task and argument."""
+FLOPS_CONSTRAINT_RANGE = (1.0, 1e100)
+"""Valid C in multiply-adds: the descriptor's log10(C)/10 stays in [0, 10]."""
+REWARD_EXPONENT_RANGE = (-10.0, 0.0)
+"""Valid w: a penalty (w <= 0), observed as is by the descriptor."""
+
+
+def _in_range(name: str, value: Any, bounds: tuple[float, float], unit: str = "") -> float:
+    """``value`` as a float when it is a finite real number within ``bounds``; else one ``ValueError``."""
+    low, high = bounds
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    try:
+        number = float(value) if real else math.nan
+    except OverflowError:  # an int beyond float's range
+        number = math.inf
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ValueError(f"{name} must be a finite number in [{low:g}, {high:g}]{unit}, got {value!r}")
+    return number
 
 
 def resolve_spaces(task: Task, agents: Sequence[str] | None,
@@ -155,6 +192,7 @@ class AutoMLParallelEnv(ParallelEnv):
     ) -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode {render_mode!r} is not supported; this env does not render")
+        resolve_device(device)  # a bad device is one ValueError now, not a failed evaluation at every step
         if isinstance(evaluator, Evaluator):
             if agents is not None and list(agents) != list(evaluator.spaces):
                 raise ValueError(f"agents {list(agents)} differ from the evaluator's {list(evaluator.spaces)}")
@@ -162,15 +200,17 @@ class AutoMLParallelEnv(ParallelEnv):
         elif evaluator == "train":
             self.task = get_task(task)
             self.spaces = resolve_spaces(self.task, agents, spaces)
-            if self.task.needs_data_dir and data_dir is None:
-                self.task.load(None)  # raises: the loader's message says what to put where
+            if self.task.needs_data_dir and (data_dir is None or not Path(data_dir).expanduser().is_dir()):
+                load_splits(self.task, data_dir)  # raises: the loader's message names the folder and what to put there
             self.evaluator = TrainEvaluator(self.task, self.spaces, data_dir=data_dir, device=device,
                                             epochs=epochs, time_limit=time_limit, cpu_threads=cpu_threads)
         else:
             raise ValueError(f"unknown evaluator {evaluator!r}; valid values are {list(EVALUATORS)} or an Evaluator")
         self.reward_fn = FlopsReward(
-            flops_constraint if flops_constraint is not None else self.task.flops_constraint,
-            reward_exponent, soft_constraint,
+            _in_range("flops_constraint", self.task.flops_constraint if flops_constraint is None
+                           else flops_constraint, FLOPS_CONSTRAINT_RANGE, " multiply-adds"),
+            _in_range("reward_exponent", reward_exponent, REWARD_EXPONENT_RANGE),
+            soft_constraint,
         )
         self.train_seed = train_seed
         self.info_timings = info_timings
@@ -178,7 +218,9 @@ class AutoMLParallelEnv(ParallelEnv):
         self.possible_agents = list(self.spaces)
         self.agents: list[str] = []
         self._action_spaces = {a: s.action_space() for a, s in self.spaces.items()}
-        self._obs_space = gym_spaces.Box(-10.0, 10.0, shape=(len(DESCRIPTOR_FIELDS),), dtype=np.float32)
+        self._obs_space = gym_spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(len(DESCRIPTOR_FIELDS),), dtype=np.float32)
+        self.state_space = gym_spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(len(DESCRIPTOR_FIELDS),), dtype=np.float32)
+        """The space of :meth:`state` (the descriptor, like the observations)."""
         self._state: np.ndarray | None = None
         self.last_record: EvalRecord | None = None
         self.np_random, _ = seeding.np_random(None)
@@ -243,6 +285,7 @@ class AutoMLParallelEnv(ParallelEnv):
             for i, space in enumerate(self._action_spaces.values()):
                 space.seed(seed + i)
             self._obs_space.seed(seed)
+            self.state_space.seed(seed)
         self.agents = list(self.possible_agents)
         obs = self.descriptor()
         return {a: obs.copy() for a in self.agents}, {a: {} for a in self.agents}

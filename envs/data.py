@@ -7,13 +7,24 @@ them to the device once and augment whole batches there.
 - ``digits``: scikit-learn's 8x8 digits (ships with the package), a fixed stratified split.
 - ``cifar10`` / ``cifar100``: torchvision's on-disk format (``cifar-10-batches-py/`` or
   ``cifar-100-python/`` under ``data_dir``); the validation split is a fixed stratified
-  part of the official training set, the test split is the official test set.
+  part of the official training set, the test split is the official test set. Every batch
+  file is checked when read (its keys, a whole number of 3x32x32 images of pixel values
+  0..255, one label in ``0..classes-1`` per image). :func:`download_cifar` fetches them with
+  torchvision, only when asked (``ma2ml download``).
+
+A missing or bad dataset is one :class:`DatasetNotFoundError` (a ``ValueError``) naming the
+folder or file, the problem and what to put there. A failed download is one ``ValueError`` and
+leaves nothing behind.
 """
 from __future__ import annotations
 
 import pickle
+import shutil
+import urllib.error
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,22 +88,56 @@ CIFAR_LAYOUT = {
 }
 
 
-def _read_cifar(files: list[Path], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+CIFAR_PIXELS = 3 * 32 * 32
+"""Values (bytes) of one CIFAR image: 3 channels of 32 x 32, row-major per channel."""
+
+
+def _read_cifar(files: list[Path], label_key: bytes, classes: int, fix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 3, 32, 32) and labels of torchvision's CIFAR batch files; one error naming a bad file."""
     xs, ys = [], []
     for f in files:
         with open(f, "rb") as fh:
             try:
                 entry = pickle.load(fh, encoding="bytes")
-                data, labels = entry[b"data"], entry[label_key]
             except Exception as exc:  # any unreadable or foreign file is the same user error
-                raise DatasetNotFoundError(f"{f} is not a CIFAR batch in torchvision's format ({exc})") from None
-        xs.append(np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(labels, dtype=np.int64))
+                raise DatasetNotFoundError(f"{f} is not a CIFAR batch in torchvision's format ({exc}); {fix}") from None
+        problem = _batch_problem(entry, label_key, classes)
+        if problem is not None:
+            raise DatasetNotFoundError(f"{f} is not a CIFAR batch in torchvision's format: {problem}; {fix}")
+        xs.append(np.asarray(entry[b"data"]).astype(np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(entry[label_key]).astype(np.int64))
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def _batch_problem(entry: Any, label_key: bytes, classes: int) -> str | None:
+    """What makes an unpickled CIFAR batch unusable, or None: keys, pixel count and values, labels."""
+    if not isinstance(entry, dict):
+        return f"it holds a {type(entry).__name__}, not a dict"
+    missing = [k for k in (b"data", label_key) if k not in entry]
+    if missing:
+        return f"it lacks the keys {missing} (its keys are {list(entry)[:6]})"
+    try:
+        data, labels = np.asarray(entry[b"data"]), np.asarray(entry[label_key])
+    except ValueError as exc:  # ragged lists
+        return f"its data or labels are not arrays ({exc})"
+    if data.size % CIFAR_PIXELS:
+        return f"its data hold {data.size} values, not a whole number of 3x32x32 images ({CIFAR_PIXELS} each)"
+    n = data.size // CIFAR_PIXELS
+    if labels.shape != (n,):
+        return f"it has {n} images but labels of shape {labels.shape}; expected {n} labels"
+    if n and (data.dtype.kind not in "iu" or data.min() < 0 or data.max() > 255):
+        return f"its data are not pixel values (integers in 0..255; got {data.dtype})"
+    if n and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= classes):
+        return f"its labels are not all class indices 0..{classes - 1}"
+    return None
+
+
 def load_cifar(name: str, data_dir: str | Path | None, val_fraction: float = 0.1, seed: int = 0) -> Splits:
-    """CIFAR-10/100 from ``data_dir`` in torchvision's on-disk format (no download)."""
+    """CIFAR-10/100 from ``data_dir`` in torchvision's on-disk format (no download).
+
+    A missing ``data_dir`` or batch file, or a batch file that is not a CIFAR batch (see the
+    module docstring), is a :class:`DatasetNotFoundError` naming it.
+    """
     if name not in CIFAR_LAYOUT:
         raise ValueError(f"unknown CIFAR dataset {name!r}; valid names are {list(CIFAR_LAYOUT)}")
     folder, train_files, test_files, label_key, classes = CIFAR_LAYOUT[name]
@@ -101,25 +146,75 @@ def load_cifar(name: str, data_dir: str | Path | None, val_fraction: float = 0.1
             f"{name} needs --data-dir DIR (data_dir=...) holding {folder}/ in torchvision's format; "
             f"fetch it once with `ma2ml download {name} --data-dir DIR`"
         )
-    root = Path(data_dir).expanduser() / folder
+    fix = f"put torchvision's {folder}/ there (`ma2ml download {name} --data-dir {data_dir}` fetches it)"
+    given = Path(data_dir).expanduser()
+    if not given.is_dir():
+        state = "is a file, not a folder" if given.exists() else "does not exist"
+        raise DatasetNotFoundError(f"{name} not found: data_dir {given} {state}; {fix}")
+    root = given / folder
     missing = [n for n in train_files + test_files if not (root / n).is_file()]
     if missing:
-        raise DatasetNotFoundError(
-            f"{name} not found: {root} lacks {missing}; put torchvision's {folder}/ there "
-            f"(`ma2ml download {name} --data-dir {data_dir}` fetches it)"
-        )
-    x, y = _read_cifar([root / n for n in train_files], label_key)
-    xt, yt = _read_cifar([root / n for n in test_files], label_key)
+        raise DatasetNotFoundError(f"{name} not found: {root} lacks {missing}; {fix}")
+    fix = f"fetch {folder}/ again (`ma2ml download {name} --data-dir {data_dir}`)"
+    x, y = _read_cifar([root / n for n in train_files], label_key, classes, fix)
+    xt, yt = _read_cifar([root / n for n in test_files], label_key, classes, fix)
     train, val = stratified_split(y, val_fraction, seed)
     test = np.arange(len(yt))
     return Splits(_split(x, y, train), _split(x, y, val), _split(xt, yt, test), classes)
 
 
 def download_cifar(name: str, data_dir: str | Path) -> Path:
-    """Fetch CIFAR into ``data_dir`` with torchvision (only when the user asks)."""
+    """Fetch CIFAR into ``data_dir`` with torchvision (only when the user asks); returns its folder.
+
+    ``data_dir`` (and any missing parent) is created. A file in its place is a ``ValueError``
+    before anything is fetched. Any failure while fetching (no network, a corrupt download, a
+    full disk) is one ``ValueError``, and what this call created is removed first: the folders
+    it made, the archive and the extracted folder. A folder that existed before is never removed.
+    """
+    if name not in CIFAR_LAYOUT:
+        raise ValueError(f"unknown CIFAR dataset {name!r}; valid names are {list(CIFAR_LAYOUT)}")
     from torchvision import datasets
 
     cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
-    cls(str(data_dir), train=True, download=True)
-    cls(str(data_dir), train=False, download=True)
-    return Path(data_dir) / CIFAR_LAYOUT[name][0]
+    root = Path(data_dir).expanduser()
+    made = _outermost_missing(root, f"download_cifar needs a folder to put {cls.base_folder}/ in")
+    new_entries = [p for p in (root / cls.filename, root / cls.base_folder) if not p.exists()]
+    try:
+        cls(str(root), train=True, download=True)
+        cls(str(root), train=False, download=True)
+    except BaseException as exc:
+        for path in [made] if made is not None else new_entries:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if not isinstance(exc, Exception):  # Ctrl-C: cleaned up, still an interrupt
+            raise
+        raise ValueError(f"could not download {name} into {root}: {_download_problem(exc, cls.url)}; "
+                         f"nothing was left behind (retry, or put torchvision's {cls.base_folder}/ "
+                         f"there by hand)") from None
+    return root / CIFAR_LAYOUT[name][0]
+
+
+def _outermost_missing(path: Path, why: str) -> Path | None:
+    """The outermost folder on the way to ``path`` (itself included) that does not exist, or None;
+    a file in the way is a ``ValueError`` saying ``why`` a folder is needed."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.is_dir():
+            return missing
+        if p.exists():
+            where = f"data_dir {path}" if p == path else f"data_dir {path}: {p}"
+            raise ValueError(f"{where} is a file, not a folder; {why} (it is created when missing)")
+        missing = p
+    return missing
+
+
+def _download_problem(exc: Exception, url: str) -> str:
+    """One line on why fetching ``url`` failed: the host and the network's reason, or the error."""
+    host = urllib.parse.urlsplit(url).hostname
+    if isinstance(exc, urllib.error.URLError):
+        return f"cannot reach {host} ({exc.reason})"
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return f"cannot reach {host} ({type(exc).__name__}: {exc})"
+    return f"fetching {url} failed ({type(exc).__name__}: {exc})"

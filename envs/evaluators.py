@@ -1,7 +1,8 @@
 """Evaluators: turn a joint action (tokens per agent) into an evaluation record.
 
 The environment never trains inline; it calls an :class:`Evaluator`. :class:`TrainEvaluator`
-really trains the network (CUDA when present, CPU otherwise); the benchmark table's
+really trains the network (CUDA when present, CPU otherwise; :func:`resolve_device` checks a
+``device`` argument when the evaluator is built); the benchmark table's
 evaluator answers from stored results. Faults never escape: divergence, out-of-memory,
 the time limit and any other error end in a record with a ``status`` and reward 0.
 """
@@ -154,9 +155,30 @@ def network_cost(build: Callable[..., torch.nn.Module], architecture: Any, in_ch
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The torch device of a ``device`` argument; one ``ValueError`` naming it and the valid values.
+
+    None or ``"auto"``: CUDA when a GPU is visible, else the CPU. ``"cpu"``; ``"cuda"`` (the
+    current GPU) and ``"cuda:N"`` with N < ``torch.cuda.device_count()``, only when a GPU is
+    visible. A ``torch.device`` of these works too. Constructors that take a ``device`` (the
+    env, :class:`TrainEvaluator`) check it here, before anything trains.
+    """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    valid = (f"valid values are None, 'auto', 'cpu', 'cuda' and 'cuda:N' with N < {gpus}" if gpus
+             else "valid values are None, 'auto' and 'cpu' (no GPU is visible for 'cuda' or 'cuda:N')")
+    try:
+        resolved = torch.device(device) if isinstance(device, (str, torch.device)) else None
+    except RuntimeError:  # torch's "Expected one of cpu, cuda, ... device type at start of device string"
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; {valid}")
+    if resolved.type == "cuda" and not gpus:
+        raise ValueError(f"device {device!r} needs a GPU, but no GPU is visible; "
+                         f"valid values are None, 'auto' and 'cpu'")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= gpus:
+        raise ValueError(f"device {device!r} is not a visible GPU; {valid}")
+    return resolved
 
 
 class TrainEvaluator(Evaluator):
@@ -168,6 +190,8 @@ class TrainEvaluator(Evaluator):
     networks are small, extra threads buy little and, on a busy machine, spin-wait for
     minutes) and is deterministic for a given seed; the thread count is part of
     :meth:`settings`, since it changes the floats. ``cpu_threads=None`` keeps torch's setting.
+    ``device`` is checked when the evaluator is built (:func:`resolve_device`): ``"cuda"``
+    without a visible GPU is a ``ValueError`` there, not a failed evaluation later.
     """
 
     def __init__(

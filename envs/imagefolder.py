@@ -257,6 +257,9 @@ def load_imagefolder(data_dir: str | Path | None, config: ImageFolderConfig | No
     if data_dir is None:
         raise DatasetNotFoundError(f"imagefolder needs --data-dir DIR (data_dir=...); {LAYOUT_HINT}")
     root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        state = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DatasetNotFoundError(f"imagefolder: data_dir {root} {state}; {LAYOUT_HINT}")
     missing = [d for d in ("train", "val") if not (root / d).is_dir()]
     if missing:
         raise DatasetNotFoundError(f"imagefolder: {root} lacks {'/ and '.join(missing)}/; {LAYOUT_HINT}")

@@ -2,7 +2,9 @@
 
 For SB3 and any single-agent library: the action is one ``MultiDiscrete`` holding the
 concatenation of the agents' token vectors, in ``possible_agents`` order; observation,
-reward and ``info`` are the parallel env's (see :mod:`ma2ml.envs.automl_v0`). Registered
+reward and ``info`` are the parallel env's (see :mod:`ma2ml.envs.automl_v0`). Every slice is
+checked by its agent's space (``ModuleSpace.check``): a bad token is the parallel env's one
+``ValueError``, naming the agent, the token and its valid range. Registered
 as ``ma2ml/JointAutoML-Digits-v0`` (and -CIFAR10-, -CIFAR100-, -DigitsBench-, -ImageNet-) after
 ``import ma2ml.envs``.
 """
@@ -32,15 +34,16 @@ class JointAutoMLEnv(gym.Env):
         self.observation_space = self.parallel.observation_space(self.agents[0])
 
     def split(self, action: Any) -> dict[str, np.ndarray]:
-        """Joint action vector -> agent -> tokens."""
-        arr = np.asarray(action)
+        """Joint action vector -> agent -> tokens, each checked by its agent's space (int64)."""
+        arr = action if isinstance(action, np.ndarray) else np.asarray(action, dtype=object)
         if arr.shape != self.action_space.shape:
             raise ValueError(f"expected a joint action of shape {self.action_space.shape}, got {arr.shape}")
-        return dict(zip(self.agents, np.split(arr.astype(np.int64), self._splits), strict=True))
+        parts = np.split(arr, self._splits)
+        return {a: self.parallel.spaces[a].check(part, a) for a, part in zip(self.agents, parts, strict=True)}
 
     def join(self, actions: dict[str, Any]) -> np.ndarray:
-        """Agent -> tokens -> joint action vector."""
-        return np.concatenate([np.asarray(actions[a], dtype=np.int64) for a in self.agents])
+        """Agent -> tokens -> joint action vector (each agent's tokens checked by its space)."""
+        return np.concatenate([self.parallel.spaces[a].check(actions[a], a) for a in self.agents])
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

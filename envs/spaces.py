@@ -2,8 +2,10 @@
 
 A :class:`ModuleSpace` is a list of :class:`TokenField` s, one decision token each. Its
 ``nvec`` is the agent's ``MultiDiscrete`` action layout; ``decode`` turns a token vector into
-a typed config (checking every token), ``encode`` is the inverse, ``describe`` prints the
-config for humans and ``apply`` writes the config into the training :class:`Recipe`.
+a typed config (checking every token with ``check``: integers, or integral floats, in range;
+one ``ValueError`` naming the agent, the token and its valid range otherwise), ``encode`` is
+the inverse, ``describe`` prints the config for humans and ``apply`` writes the config into
+the training :class:`Recipe`.
 
 Fields with a single choice are constants: they take no token, so a compact space (the
 benchmark table's) can fix what it does not search.
@@ -26,6 +28,17 @@ from gymnasium import spaces as gym_spaces
 
 from ma2ml.envs.augment import AUG_OPS, NUM_MAGNITUDES, NUM_PROBS
 from ma2ml.envs.nasnet import NAS_OPS, Block, Genotype
+
+
+def _token_value(value: Any) -> int | None:
+    """A token as a Python int: integers and integral finite floats; None for anything else (bools too)."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -138,25 +151,46 @@ class ModuleSpace(ABC):
 
     # -- conversion -------------------------------------------------------------------------
     def check(self, tokens: Any, agent: str | None = None) -> np.ndarray:
-        """Validate a token vector; returns it as int64. Raises one clear ``ValueError``."""
+        """Validate a token vector; returns it as int64. Raises one clear ``ValueError``.
+
+        ``tokens`` is a sequence (list, tuple, array, tensor) of one token per field of
+        :attr:`token_names`. A token is an integer in ``0..n-1`` (n: the field's number of
+        choices): a Python or NumPy integer, or an integral float such as ``2.0`` (what
+        float-valued policies emit). Booleans, non-integral or non-finite floats, strings,
+        None, complex numbers and any other object are refused; the error names the agent,
+        the token and its valid range.
+        """
         who = f"agent {agent!r}" if agent else type(self).__name__
-        arr = np.asarray(tokens)
+        if isinstance(tokens, np.ndarray) and tokens.dtype.kind in "iu":
+            arr = tokens  # the fast path: an integer array needs no per-token look
+        else:
+            arr = np.asarray(tokens, dtype=object)  # keeps each token as given (bools, big ints, ...)
         if arr.shape != self._nvec.shape:
             raise ValueError(
                 f"{who}: expected {len(self._nvec)} tokens {list(self.token_names)}, got shape {arr.shape}"
             )
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            if not np.all(np.equal(np.mod(arr, 1), 0)):
-                raise ValueError(f"{who}: tokens must be integers, got {arr.tolist()}")
-        arr = arr.astype(np.int64)
-        bad = np.flatnonzero((arr < 0) | (arr >= self._nvec))
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(
-                f"{who}: token {i} ({self.token_names[i]}) = {arr[i]} is out of range; "
-                f"valid values are 0..{self._nvec[i] - 1}"
-            )
-        return arr
+        if arr.dtype != object:
+            bad = np.flatnonzero((arr < 0) | (arr >= self._nvec))
+            if bad.size:
+                raise self._out_of_range(who, int(bad[0]), arr[int(bad[0])])
+            return arr.astype(np.int64)
+        given = arr.tolist()
+        values = [_token_value(v) for v in given]
+        for i, v in enumerate(values):
+            if v is None:
+                raise ValueError(
+                    f"{who}: token {i} ({self.token_names[i]}) = {given[i]!r} is not a token; tokens are "
+                    f"integers (or integral floats), valid values are 0..{self._nvec[i] - 1}"
+                )
+            if not 0 <= v < self._nvec[i]:
+                raise self._out_of_range(who, i, given[i])
+        return np.array(values, dtype=np.int64)
+
+    def _out_of_range(self, who: str, i: int, value: Any) -> ValueError:
+        return ValueError(
+            f"{who}: token {i} ({self.token_names[i]}) = {value} is out of range; "
+            f"valid values are 0..{self._nvec[i] - 1}"
+        )
 
     def decode(self, tokens: Any, agent: str | None = None) -> Any:
         """Token vector -> typed config."""
