@@ -19,12 +19,22 @@ reference and are imported in the worker; those of ``__main__`` travel by value.
 module space defined in a user's script therefore works with the process pool as long as
 the script keeps its top level under ``if __name__ == "__main__":``: workers are started with
 ``forkserver`` (Linux; ``spawn`` elsewhere), never plain ``fork`` (unsafe once torch runs
-threads), and import the script as Python's spawn does; a worker that dies before it answers
-raises a ``ValueError`` saying so. The fork server imports torch and ma2ml once, so a
-replacement worker starts in well under a second. On a Ray cluster, ma2ml must be installed on every node; ship a user module
-that is not installed there with ``cloudpickle.register_pickle_by_value(module)``. Loaded
-data is not shipped (``Evaluator.__getstate__`` drops it): every worker loads its splits
-once and keeps them for the following evaluations.
+threads), and import the script as Python's spawn does; a worker that exits with an error
+before it has started up (its first message, sent once the script is imported) raises a
+``ValueError`` saying so. The fork server imports torch and ma2ml once, so a replacement
+worker starts in well under a second. On a Ray cluster, ma2ml must be installed on every
+node; ship a user module that is not installed there with
+``cloudpickle.register_pickle_by_value(module)``. Loaded data is not shipped
+(``Evaluator.__getstate__`` drops it): every worker loads its splits once and keeps them
+for the following evaluations; an evaluator that cannot be rebuilt there (an exception in
+the worker) raises a ``ValueError`` with the worker's message.
+
+Orphans. Process-pool workers die with the process that owns the pool, even when it is
+killed with SIGKILL (Linux only; :func:`die_with_parent`, which other pools take as their
+initializer). A forkserver worker's parent is the fork server, which outlives a killed owner
+for as long as any of its workers lives (each holds the server's "alive" pipe), so the
+workers watch the owner themselves and are gone within a second, the fork server with them.
+``ProcessPoolExecutor.close()`` gives idle workers 5 s to exit and kills busy ones at once.
 
 Faults, each ending in a record with a status and the batch going on:
 
@@ -34,9 +44,10 @@ Faults, each ending in a record with a status and the batch going on:
   ``timeout``: the worker process (or Ray task) is killed and replaced. For the process
   pool the clock starts when the worker picks the job up; for Ray, when the task is
   submitted (at most as many tasks are in flight as the cluster has slots);
-* the worker process dies (a segfault, ``os._exit``, the kernel's OOM killer) -> the job is
-  run again, up to ``retries`` more times (by the pool, or by Ray's ``max_retries``), then
-  ``failed``.
+* the worker process dies (a segfault, ``os._exit``, the kernel's OOM killer), also while
+  it loads the evaluator or its data -> the job is run again, up to ``retries`` more times
+  (by the pool, or by Ray's ``max_retries``), then ``failed``, the error naming the exit
+  code (and the signal: ``exit code -9, SIGKILL``).
 
 CPU determinism: a CPU training's result depends on torch's thread count. Workers use 1
 thread, so the in-process reference gives the same records when it also runs with 1
@@ -46,9 +57,13 @@ wall-clock ``train_seconds`` differ.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import multiprocessing as mp
 import os
+import signal
+import sys
+import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -57,6 +72,7 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait as wait_ready
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -287,6 +303,11 @@ def _one_line(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1]
 
 
+def _exit_text(code: int) -> str:
+    """``exit code 3``, or ``exit code -9, SIGKILL`` for a process killed by a signal."""
+    return f"exit code {code}" if code >= 0 else f"exit code {code}, {signal.Signals(-code).name}"
+
+
 def rebuild_evaluator(payload: bytes, device: str) -> Evaluator:
     """A worker's copy of the evaluator, on ``device``, with its data loaded."""
     evaluator: Evaluator = cloudpickle.loads(payload)
@@ -297,13 +318,77 @@ def rebuild_evaluator(payload: bytes, device: str) -> Evaluator:
     return evaluator
 
 
-def _worker_main(conn: Connection, device: str, threads: int) -> None:
+_PR_SET_PDEATHSIG = 1
+"""``prctl`` option: the signal this process gets when its parent exits (``linux/prctl.h``)."""
+
+
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """Make this process die when its parent does, even when the parent is killed with SIGKILL.
+
+    Call it first thing in a worker process, passing the pid of the process that creates the
+    pool; a module-level function, so a pool takes it as its ``initializer``::
+
+        concurrent.futures.ProcessPoolExecutor(n, initializer=die_with_parent, initargs=(os.getpid(),))
+        multiprocessing.get_context("spawn").Pool(n, die_with_parent, (os.getpid(),))
+
+    On Linux it asks the kernel to SIGKILL this process when its parent exits
+    (``prctl(PR_SET_PDEATHSIG, SIGKILL)``, through libc), then, when ``parent_pid`` is given:
+
+    * the parent is ``parent_pid``: nothing more to do;
+    * the parent is a fork server that ``parent_pid`` started (``forkserver`` workers): the
+      fork server outlives ``parent_pid`` while any of its children lives, so a daemon
+      thread checks every half second that the fork server's parent is still ``parent_pid``
+      and SIGKILLs this process once it is not;
+    * anything else: ``parent_pid`` died before the ``prctl`` call (this process was
+      re-parented); SIGKILLs this process now.
+
+    On other platforms it does nothing (workers there can outlive a killed parent).
+    ``PR_SET_PDEATHSIG`` fires when the parent *thread* that started this process exits: start
+    the pool's workers from a thread that outlives them (the main thread; ``concurrent.futures``
+    starts its workers at ``submit``, ``multiprocessing.Pool`` starts replacements from its own
+    handler thread, which lives as long as the pool).
+    """
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    parent = os.getppid()
+    if parent_pid is None or parent == parent_pid:
+        return
+    if _parent_of(parent) != parent_pid:
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=_watch_fork_server, args=(parent, parent_pid), daemon=True,
+                     name="ma2ml-die-with-parent").start()
+
+
+def _parent_of(pid: int) -> int | None:
+    """The parent pid of a live process (Linux ``/proc``); None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+    return None if state in ("Z", "X") else int(ppid)
+
+
+def _watch_fork_server(server: int, owner: int) -> None:
+    """SIGKILL this process once the fork server ``server`` is no longer ``owner``'s child."""
+    while _parent_of(server) == owner:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _worker_main(conn: Connection, device: str, threads: int, owner: int) -> None:
     """A pool worker: loads evaluators and evaluates jobs until told to stop or orphaned.
 
+    Dies with ``owner``, the process that runs the pool (:func:`die_with_parent`).
     Messages in: ``("load", token, payload)``, ``("eval", tid, actions, seed)``, ``None``.
-    Out: ``("loaded", token)``, ``("error", text)`` (cannot rebuild the evaluator; exits),
-    ``("start", tid)`` then ``("done", tid, record)``.
+    Out: ``("ready",)`` once started, ``("loaded", token)``, ``("error", text)`` (cannot
+    rebuild the evaluator; exits), ``("start", tid)`` then ``("done", tid, record)``.
     """
+    die_with_parent(owner)
+    conn.send(("ready",))
     torch.set_num_threads(threads)
     evaluator: Evaluator | None = None
     while True:
@@ -337,8 +422,9 @@ class _Worker:
     """The evaluator this worker has loaded."""
     tid: int | None = None
     """The job it is running (None: idle)."""
-    answered: bool = False
-    """Whether this process has sent anything yet (one that dies before has failed to start)."""
+    ready: bool = False
+    """Whether this process has started up (sent ``"ready"``): one that exits with an error
+    before has failed to import the user's script."""
 
 
 def available_cpus() -> int:
@@ -408,13 +494,13 @@ class ProcessPoolExecutor(WatchedExecutor):
     # -- worker lifecycle -----------------------------------------------------------------------
     def _spawn(self, w: _Worker) -> None:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=_worker_main, args=(child, w.device, self.threads), daemon=True,
-                                    name=f"ma2ml-eval-{w.device}")
+        process = self._ctx.Process(target=_worker_main, args=(child, w.device, self.threads, os.getpid()),
+                                    daemon=True, name=f"ma2ml-eval-{w.device}")
         try:
             process.start()
         finally:
             child.close()
-        w.process, w.conn, w.token, w.tid, w.answered = process, parent, None, None, False
+        w.process, w.conn, w.token, w.tid, w.ready = process, parent, None, None, False
 
     def _kill(self, w: _Worker) -> None:
         if w.process is not None:
@@ -423,7 +509,7 @@ class ProcessPoolExecutor(WatchedExecutor):
             w.process.close()
         if w.conn is not None:
             w.conn.close()
-        w.process, w.conn, w.token, w.tid, w.answered = None, None, None, None, False
+        w.process, w.conn, w.token, w.tid, w.ready = None, None, None, None, False
 
     def start(self, evaluator: Evaluator | None = None) -> None:
         """Spawn every worker now (and load ``evaluator`` in each, waiting until all have)."""
@@ -436,16 +522,19 @@ class ProcessPoolExecutor(WatchedExecutor):
         waiting = [w for w in self._workers if w.token != self._payload[0]]
         for w in waiting:
             self._load(w)
-        for w in waiting:
-            self._handle_messages(w, block=True)  # the "loaded" reply, or the rebuild error
+        for w in waiting:  # until its "loaded" reply or the rebuild error; one that died is replaced on use
+            while w.process.is_alive() and not any(m[0] == "loaded" for m in self._handle_messages(w, block=True)):
+                pass
 
     def close(self) -> None:
-        for w in self._workers:
-            if w.conn is not None and w.tid is None:
+        """Stop idle workers (5 s each to exit), kill busy ones at once."""
+        idle = [w.conn is not None and w.tid is None for w in self._workers]
+        for w, stop in zip(self._workers, idle):
+            if stop:
                 with contextlib.suppress(OSError):
                     w.conn.send(None)
-        for w in self._workers:
-            if w.process is not None:
+        for w, stop in zip(self._workers, idle):
+            if stop:
                 w.process.join(5)
             self._kill(w)
 
@@ -468,11 +557,12 @@ class ProcessPoolExecutor(WatchedExecutor):
         if w.process is None or not w.process.is_alive():
             self._kill(w)
             self._spawn(w)
-        if w.token != self._payload[0]:
-            self._load(w)
         self._next_tid += 1
         w.tid = self._next_tid
-        w.conn.send(("eval", w.tid, job.actions, job.seed))
+        with contextlib.suppress(OSError):  # a worker that died just now is seen by _poll, and retried
+            if w.token != self._payload[0]:
+                self._load(w)
+            w.conn.send(("eval", w.tid, job.actions, job.seed))
         return slot
 
     def _poll(self, handles: list[Hashable], timeout: float | None) -> list[_Event]:
@@ -484,25 +574,30 @@ class ProcessPoolExecutor(WatchedExecutor):
                 continue
             tid = w.tid
             messages = self._handle_messages(w, block=False)
-            events += [_Started(slot) if m[0] == "start" else _Finished(slot, m[2]) for m in messages if m[1] == tid]
+            events += [_Started(slot) if m[0] == "start" else _Finished(slot, m[2])
+                       for m in messages if m[0] in ("start", "done") and m[1] == tid]
             if w.tid is not None and not w.process.is_alive():
-                code, answered = w.process.exitcode, w.answered
+                code, started = w.process.exitcode, w.ready
                 self._kill(w)
-                if not answered:
+                if not started and code >= 0:
                     raise ValueError(f"a worker process exited while starting (exit code {code}); a script that "
                                      "uses the process pool must keep its top level under "
                                      "`if __name__ == '__main__':` (workers are spawned and import it)")
-                events.append(_Crashed(slot, f"worker process on {w.device} died (exit code {code})", retry=True))
+                events.append(_Crashed(slot, f"worker process on {w.device} died ({_exit_text(code)})", retry=True))
         return events
 
     def _handle_messages(self, w: _Worker, block: bool) -> list[tuple]:
-        """Read what a worker sent; returns its job messages; a rebuild error becomes ``ValueError``."""
+        """Read what a worker sent (``block``: wait for one message first); a rebuild error becomes ``ValueError``.
+
+        At end of file, waits (10 s at most) for the worker to exit, so its sentinel tells the caller.
+        """
         out = []
         try:
             while block or w.conn.poll():
                 block = False
                 msg = w.conn.recv()
-                w.answered = True
+                if msg[0] == "ready":
+                    w.ready = True
                 if msg[0] == "error":
                     self._kill(w)
                     raise ValueError(f"a worker process cannot rebuild the evaluator: {msg[1]}; define the task "
@@ -510,10 +605,9 @@ class ProcessPoolExecutor(WatchedExecutor):
                                      "`if __name__ == '__main__':` guarded scripts")
                 if msg[0] == "done":
                     w.tid = None
-                if msg[0] in ("start", "done"):
-                    out.append(msg)
-        except (EOFError, OSError):
-            pass  # the worker died; the caller sees it through its sentinel
+                out.append(msg)
+        except (EOFError, OSError):  # the worker died (and closed its end)
+            w.process.join(10)
         return out
 
     def _cancel(self, handle: Hashable) -> None:

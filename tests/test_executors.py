@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import cloudpickle
 import numpy as np
@@ -32,6 +36,31 @@ def digits_batch(n: int = 4):
     rng = np.random.default_rng(7)
     batch = [{a: s.sample(rng) for a, s in env.spaces.items()} for _ in range(n)]
     return env.evaluator, batch, [int(s) for s in rng.integers(0, 2**31 - 1, n)]
+
+
+class LoadFault(SyntheticEvaluator):
+    """The synthetic game, whose data load in a worker is SIGKILLed (as by the OOM killer) the first
+    ``kills`` times, or raises ``FileNotFoundError(message)``. Each load leaves a file in ``marker_dir``."""
+
+    def __init__(self, marker_dir: Path, kills: int = 0, message: str | None = None) -> None:
+        super().__init__(seed=0)
+        self.marker_dir, self.kills, self.message = str(marker_dir), kills, message
+        self.owner = os.getpid()
+
+    def data_facts(self) -> tuple[tuple[int, int, int], int, int]:
+        if os.getpid() != self.owner:
+            loads = len(os.listdir(self.marker_dir))
+            (Path(self.marker_dir) / f"load-{loads}").touch()
+            if self.message is not None:
+                raise FileNotFoundError(self.message)
+            if loads < self.kills:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().data_facts()
+
+
+def synthetic_batch(ev, n: int) -> list:
+    rng = np.random.default_rng(0)
+    return [{k: s.sample(rng) for k, s in ev.spaces.items()} for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +103,43 @@ def test_bad_batch_raises_before_any_worker_starts():
         executor.map(ev, batch[:1], [0, 1])
     assert len(mp.active_children()) == children
     executor.close()
+
+
+def test_worker_killed_while_loading_is_retried_then_failed(tmp_path):
+    ev = LoadFault(tmp_path, kills=2)
+    with ProcessPoolExecutor(workers=1, retries=1) as executor:
+        records = executor.map(ev, synthetic_batch(ev, 2), [0, 1])
+    assert [r.status for r in records] == ["failed", "ok"]
+    assert "died (exit code -9, SIGKILL); gave up after 2 attempts" in records[0].error
+    assert len(os.listdir(tmp_path)) == 3  # two loads killed, then one for the second job
+
+
+def test_start_waits_for_every_load_and_a_killed_one_is_replaced(tmp_path):
+    ev = LoadFault(tmp_path, kills=1)
+    with ProcessPoolExecutor(workers=2) as executor:
+        executor.start(ev)
+        assert len(os.listdir(tmp_path)) == 2
+        assert [r.status for r in executor.map(ev, synthetic_batch(ev, 2), [0, 1])] == ["ok", "ok"]
+
+
+def test_evaluator_that_cannot_be_rebuilt_is_a_clear_error(tmp_path):
+    ev = LoadFault(tmp_path, message="no data in /nowhere")
+    with ProcessPoolExecutor(workers=1) as executor, \
+            pytest.raises(ValueError, match="cannot rebuild the evaluator: FileNotFoundError: no data in /nowhere"):
+        executor.map(ev, synthetic_batch(ev, 1), [0])
+
+
+def test_close_kills_a_busy_worker_at_once():
+    rng = np.random.default_rng(0)
+    children = len(mp.active_children())
+    executor = ProcessPoolExecutor(workers=2)
+    jobs = executor.run(FaultyEvaluator(sleep=600.0), [faulty_action("none", rng), faulty_action("sleep", rng)], [0, 1])
+    assert next(jobs)[0] == 0
+    start = time.monotonic()
+    executor.close()
+    assert time.monotonic() - start < 3
+    assert len(mp.active_children()) == children
+    jobs.close()
 
 
 @pytest.mark.parametrize("make, match", [
