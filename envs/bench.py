@@ -20,11 +20,20 @@ from the pipeline index (:func:`pipeline_seed`): per-epoch validation accuracy, 
 validation and test accuracy, FLOPs, params, train seconds, seed and status; a fixed random
 10 % of the pipelines has two more seeds. Pipelines are numbered in mixed radix over the
 agents' concatenated tokens (aug, nas, hpo; the last token varies fastest), see
-:func:`pipeline_index`.
+:func:`pipeline_index`. :func:`load_table` checks a table file (arrays, shapes, dtypes,
+metadata against the space) and turns any problem into one ``ValueError``.
 
 **Building it**: :func:`run_build` trains the missing entries in worker processes and
 appends each result to a JSON-lines file as it finishes (so an interrupted build resumes
-where it stopped); :func:`compact` writes the package file. ``ma2ml bench build`` does both.
+where it stopped); :func:`compact` writes the package file. ``ma2ml bench build`` does both;
+bad paths and arguments are refused before anything is trained or written
+(:func:`check_table_path`).
+
+**Reproducing it**: retraining an entry with its stored seed gives the stored record bit
+for bit only on the platform that built it: torch's CPU kernels depend on the instruction
+set. Each result records its worker's :func:`build_platform` and the table's metadata
+keeps it (``meta["build_platform"]``); :func:`platform_mismatch` says whether this machine
+matches. Elsewhere retraining agrees within a fraction of the seed noise (docs/benchmark.md).
 
 **Using it**: :class:`TableEvaluator` answers from the table behind the env API
 (``ma2ml/AutoML-DigitsBench-v0``, ``ma2ml/JointAutoML-DigitsBench-v0``); its ``seed``
@@ -37,8 +46,11 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -72,6 +84,12 @@ BENCH_BUDGET = Budget(epochs=4, channels=16, cells_per_stage=1, stages=1, crop_p
 """The table's proxy budget: about half a second of one CPU thread per evaluation."""
 BENCH_FLOPS_CONSTRAINT = 144_544.0
 """C of the reward: the median FLOPs (multiply-adds) of the space's 81 cells."""
+BUILD_THREADS = 1
+"""Torch threads of each build worker (and of a retraining that should reproduce an entry)."""
+PLATFORM_ENV_VARS = ("ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "OMP_NUM_THREADS")
+"""Environment variables that change which CPU kernels torch runs."""
+KERNEL_FIELDS = ("torch", "cpu_capability", "cpu_model", "torch_threads", "env")
+"""The fields of :func:`build_platform` that select the kernels, hence the bits of a training's result."""
 
 
 def bench_spaces() -> dict[str, ModuleSpace]:
@@ -160,6 +178,60 @@ def space_fingerprint(spaces: Mapping[str, ModuleSpace], budget: Budget) -> dict
     }
 
 
+# -- the platform ---------------------------------------------------------------------------------
+def build_platform() -> dict[str, Any]:
+    """What this process trains on: versions, CPU, kernel settings and torch threads.
+
+    Retraining an entry with its stored seed reproduces it bit for bit only where the
+    :data:`KERNEL_FIELDS` equal those recorded in the table (``meta["build_platform"]``):
+    oneDNN and ATen pick kernels by CPU instruction set (see docs/benchmark.md).
+    """
+    import platform
+
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "cpu_model": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "machine": platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "env": {name: os.environ.get(name) for name in PLATFORM_ENV_VARS},
+    }
+
+
+def _cpu_model() -> str:
+    """The "model name" of /proc/cpuinfo where present, else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor()
+
+
+def platform_mismatch(recorded: Mapping[str, Any] | None, current: Mapping[str, Any] | None = None) -> str | None:
+    """Why retraining on ``current`` (default: this process) may differ from a table built on ``recorded``.
+
+    ``None`` when the :data:`KERNEL_FIELDS` agree (same kernels: entries retrain bit for bit).
+    """
+    if not recorded:
+        return "the table records no build platform (built before the record, or on several platforms)"
+    current = build_platform() if current is None else current
+    differ = [k for k in KERNEL_FIELDS if recorded.get(k) != current.get(k)]
+    if not differ:
+        return None
+    built = ", ".join(f"{k}={recorded.get(k)!r}" for k in differ)
+    here = ", ".join(f"{k}={current.get(k)!r}" for k in differ)
+    return f"table built on {built}; this machine has {here}"
+
+
 # -- building -------------------------------------------------------------------------------------
 def pipeline_seed(index: int, replicate: int) -> int:
     """The training seed of a pipeline's replicate (0 = main entry), derived from its index."""
@@ -184,15 +256,18 @@ def build_jobs(n_pipelines: int) -> list[tuple[int, int]]:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int) -> None:
     import torch
 
     from ma2ml.envs.evaluators import TrainEvaluator
+    from ma2ml.envs.executors import die_with_parent
 
-    torch.set_num_threads(1)
+    die_with_parent(parent_pid)  # a killed build takes its workers along
+    torch.set_num_threads(BUILD_THREADS)
     spaces = bench_spaces()
     _WORKER["spaces"] = spaces
     _WORKER["evaluator"] = TrainEvaluator(bench_task(), spaces, device="cpu")
+    _WORKER["platform"] = build_platform()
 
 
 def _train_job(job: tuple[int, int]) -> dict[str, Any]:
@@ -203,8 +278,64 @@ def _train_job(job: tuple[int, int]) -> dict[str, Any]:
         "index": index, "replicate": replicate, "seed": seed, "status": record.status,
         "val_acc": record.val_acc, "test_acc": record.test_acc, "flops": record.flops, "params": record.params,
         "curve": record.curve, "train_seconds": record.train_seconds, "error": record.error,
-        "finished_at": time.time(),
+        "finished_at": time.time(), "platform": _WORKER["platform"],
     }
+
+
+def _check_writable(path: str | Path, what: str) -> Path:
+    """Refuse a file path to write that is empty, a folder or not writable; creates and changes nothing.
+
+    An existing file is opened for appending; otherwise an unnamed temporary file is made in
+    the nearest existing folder (the folders to create are not created).
+    """
+    if not str(path):
+        raise ValueError(f"the {what} path is empty")
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder; give a file name")
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"cannot write {what} {path}: {folder} is not a folder")
+    exists = path.exists()
+    try:
+        if exists:
+            path.open("ab").close()
+        else:
+            tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise ValueError(f"cannot write {what} {path}: {path if exists else folder} is not writable "
+                         f"({exc.strerror})") from None
+    return path
+
+
+def check_table_path(out: str | Path, raw: str | Path | None = None) -> Path:
+    """Refuse a table path that :func:`compact` could not write, before anything is trained or written.
+
+    It must end in ``.npz``, not be a folder, lie under a writable folder and differ from the raw file.
+    """
+    path = _check_writable(out, "table")
+    if path.suffix != ".npz":
+        raise ValueError(f"table {path} must end in .npz")
+    if raw is not None and Path(raw).absolute().resolve() == path.absolute().resolve():
+        raise ValueError(f"the raw results file and the table are the same file {path}; use two names")
+    return path
+
+
+def _raw_fingerprint(path: Path) -> dict[str, Any] | None:
+    """The fingerprint line of a raw build file (None when the file is empty)."""
+    with path.open("rb") as fh:
+        first = fh.readline()
+    if not first:
+        return None
+    try:
+        header = json.loads(first)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or set(header) != {"fingerprint"}:
+        raise ValueError(f"{path} is not a raw build file (its first line is not a fingerprint); use another --raw")
+    return header["fingerprint"]
 
 
 def read_raw(raw: str | Path) -> Iterator[dict[str, Any]]:
@@ -216,19 +347,23 @@ def read_raw(raw: str | Path) -> Iterator[dict[str, Any]]:
         for n, line in enumerate(fh):
             if n == 0 or not line.endswith("\n"):
                 continue
-            yield json.loads(line)
+            try:
+                result = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{path} line {n + 1} is not a JSON result ({exc})") from None
+            yield result
 
 
 def _open_raw(path: Path, fingerprint: dict[str, Any]) -> TextIO:
     """Open the raw file for appending, writing or checking its fingerprint line; drop a torn last line."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.stat().st_size:
-        data = path.read_bytes()
-        if json.loads(data.split(b"\n", 1)[0]) != {"fingerprint": fingerprint}:
+        if _raw_fingerprint(path) != json.loads(json.dumps(fingerprint)):
             raise ValueError(f"{path} was built for another space or budget; use a new --raw file")
+        data = path.read_bytes()
         with path.open("r+b") as fh:
             fh.truncate(data.rfind(b"\n") + 1)
         return path.open("a", encoding="utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
     fh = path.open("w", encoding="utf-8")
     fh.write(json.dumps({"fingerprint": fingerprint}) + "\n")
     fh.flush()
@@ -240,19 +375,24 @@ def run_build(raw: str | Path, workers: int = 2, limit: int | None = None, progr
 
     Resumable: finished ``(index, replicate)`` pairs in ``raw`` are skipped. ``limit``
     stops after that many jobs of the build order (a slice, for trying the build out).
+    Bad arguments are refused before anything is created. Each result records the worker's
+    :func:`build_platform`.
     """
     from tqdm import tqdm
 
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    if not (isinstance(workers, (int, np.integer)) and workers >= 1):
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if limit is not None and not (isinstance(limit, (int, np.integer)) and limit >= 1):
+        raise ValueError(f"limit must be an integer >= 1 (or None for every job), got {limit!r}")
+    path = _check_writable(raw, "raw build file")
     spaces = bench_spaces()
     n = int(np.prod(joint_nvec(spaces)))
-    path = Path(raw)
     out = _open_raw(path, space_fingerprint(spaces, BENCH_BUDGET))
     jobs = build_jobs(n)[:limit]
     done = {(r["index"], r["replicate"]) for r in read_raw(path)}
     todo = [j for j in jobs if j not in done]
-    with out, multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool, \
+    with out, multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker,
+                                                          initargs=(os.getpid(),)) as pool, \
             tqdm(total=len(jobs), initial=len(jobs) - len(todo), disable=not progress, unit="eval",
                  smoothing=0.05, desc="digits-bench") as bar:
         for result in pool.imap_unordered(_train_job, todo):
@@ -263,8 +403,21 @@ def run_build(raw: str | Path, workers: int = 2, limit: int | None = None, progr
 
 
 def compact(raw: str | Path, out: str | Path = TABLE_PATH) -> Path:
-    """Write the package table (compressed ``.npz``) from a raw build file; missing entries stay NaN."""
+    """Write the package table (compressed ``.npz``) from a raw build file; missing entries stay NaN.
+
+    The metadata's ``build_platform`` is the :func:`build_platform` the results were trained
+    on, or ``None`` when they came from several platforms or from workers that did not
+    record one. Bad paths are refused before anything is written.
+    """
+    path = check_table_path(out, raw)
+    raw = Path(raw)
+    if raw.is_dir():
+        raise ValueError(f"raw build file {raw} is a folder; give the .jsonl file of a build")
+    if not raw.exists():
+        raise FileNotFoundError(f"no raw build file at {raw}; run `ma2ml bench build` first")
     spaces = bench_spaces()
+    if _raw_fingerprint(raw) not in (None, json.loads(json.dumps(space_fingerprint(spaces, BENCH_BUDGET)))):
+        raise ValueError(f"{raw} was built for another space or budget than {TASK_NAME!r}")
     n, reps, epochs = int(np.prod(joint_nvec(spaces))), 1 + EXTRA_SEEDS, BENCH_BUDGET.epochs
     curve = np.full((n, reps, epochs), np.nan)
     val = np.full((n, reps), np.nan)
@@ -274,19 +427,20 @@ def compact(raw: str | Path, out: str | Path = TABLE_PATH) -> Path:
     status = np.full((n, reps), -1, dtype=np.int8)
     flops = np.zeros(n, dtype=np.int64)
     params = np.zeros(n, dtype=np.int64)
-    count = 0
+    count, platforms = 0, []
     for r in read_raw(raw):
         i, k = r["index"], r["replicate"]
         curve[i, k, :len(r["curve"])] = r["curve"]
         val[i, k], test[i, k], seconds[i, k] = r["val_acc"], r["test_acc"], r["train_seconds"]
         seed[i, k], status[i, k] = r["seed"], STATUSES.index(r["status"])
         flops[i], params[i] = r["flops"], r["params"]
+        if r.get("platform") not in platforms:
+            platforms.append(r.get("platform"))
         count += 1
     if not count:
         raise ValueError(f"{raw} holds no results; run `ma2ml bench build` first")
     meta = {**space_fingerprint(spaces, BENCH_BUDGET), "statuses": list(STATUSES), "entries": count,
-            "flops_constraint": BENCH_FLOPS_CONSTRAINT}
-    path = Path(out)
+            "flops_constraint": BENCH_FLOPS_CONSTRAINT, "build_platform": platforms[0] if len(platforms) == 1 else None}
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
         np.savez_compressed(fh, meta=np.array(json.dumps(meta)), curve=curve, val_acc=val, test_acc=test,
@@ -331,23 +485,102 @@ class Table:
         return (self.status >= 0).sum(axis=1)
 
 
+def table_layout() -> dict[str, tuple[tuple[int, ...], str]]:
+    """Array name -> (shape, dtype kind: ``"f"`` float, ``"i"`` integer) of a table file (see :class:`Table`)."""
+    n, reps, epochs = int(np.prod(joint_nvec(bench_spaces()))), 1 + EXTRA_SEEDS, BENCH_BUDGET.epochs
+    return {
+        "curve": ((n, reps, epochs), "f"), "val_acc": ((n, reps), "f"), "test_acc": ((n, reps), "f"),
+        "train_seconds": ((n, reps), "f"), "seed": ((n, reps), "i"), "status": ((n, reps), "i"),
+        "flops": ((n,), "i"), "params": ((n,), "i"), "extra": ((round(EXTRA_FRACTION * n),), "i"),
+    }
+
+
+_KINDS = {"f": ("f", "float"), "i": ("iu", "integer")}
+_UNREADABLE = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+
+
 @lru_cache(maxsize=4)
 def _load_table(path: str) -> Table:
-    if not Path(path).exists():
+    """Load and check a table file: any problem is one ``ValueError`` naming the file and the problem."""
+    def bad(problem: str) -> ValueError:
+        return ValueError(f"benchmark table {path}: {problem}")
+
+    file = Path(path)
+    if not file.exists():
         raise FileNotFoundError(f"no benchmark table at {path}; build one with `ma2ml bench build`")
-    with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files if k != "meta"}
-        meta = json.loads(str(data["meta"]))
-    expected = space_fingerprint(bench_spaces(), BENCH_BUDGET)
-    if {k: meta.get(k) for k in expected} != json.loads(json.dumps(expected)):
-        raise ValueError(f"{path} was built for another space or budget than {TASK_NAME!r}; rebuild it")
+    if file.is_dir():
+        raise bad("is a folder, not an .npz file")
+    try:
+        file.open("rb").close()
+        data = np.load(file, allow_pickle=False) if zipfile.is_zipfile(file) else None
+    except _UNREADABLE as exc:
+        raise bad(f"unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        size = file.stat().st_size
+        raise bad("not an .npz archive (" + (f"{size:,} bytes without a zip directory: truncated or another format"
+                                             if size else "an empty file") + ")")
+    layout = table_layout()
+    arrays = {}
+    with data:
+        missing = sorted({"meta", *layout} - set(data.files))
+        unexpected = sorted(set(data.files) - {"meta", *layout})
+        if missing or unexpected:
+            raise bad("; ".join([f"missing arrays {missing}"] * bool(missing)
+                                + [f"unexpected arrays {unexpected}"] * bool(unexpected)))
+        for name in ("meta", *layout):
+            try:
+                arrays[name] = data[name]
+            except _UNREADABLE as exc:
+                raise bad(f"array {name!r} is unreadable ({type(exc).__name__}: {exc})") from None
+    meta_array = arrays.pop("meta")
+    for name, (shape, kind) in layout.items():
+        kinds, kind_name = _KINDS[kind]
+        if arrays[name].shape != shape:
+            raise bad(f"array {name!r} has shape {arrays[name].shape}, expected {shape}")
+        if arrays[name].dtype.kind not in kinds:
+            raise bad(f"array {name!r} has dtype {arrays[name].dtype}, expected {kind_name}")
+    status, extra = arrays["status"], arrays["extra"]
+    if status.size and (status.min() < -1 or status.max() >= len(STATUSES)):
+        raise bad(f"array 'status' holds values outside -1..{len(STATUSES) - 1}")
+    if extra.size and (extra.min() < 0 or extra.max() >= len(arrays["flops"])):
+        raise bad(f"array 'extra' holds pipeline numbers outside 0..{len(arrays['flops']) - 1}")
+    meta = _check_meta(meta_array, int((status >= 0).sum()), bad)
     for array in arrays.values():
         array.setflags(write=False)
     return Table(meta=meta, **arrays)
 
 
+def _check_meta(meta_array: np.ndarray, entries: int, bad: Callable[[str], ValueError]) -> dict[str, Any]:
+    """The parsed metadata of a table holding ``entries`` trainings, checked against the space."""
+    if meta_array.shape != () or meta_array.dtype.kind != "U":
+        raise bad(f"'meta' is not a JSON string (dtype {meta_array.dtype}, shape {meta_array.shape})")
+    try:
+        meta = json.loads(str(meta_array))
+    except ValueError as exc:
+        raise bad(f"'meta' is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise bad(f"'meta' is a JSON {type(meta).__name__}, expected an object")
+    expected = json.loads(json.dumps(space_fingerprint(bench_spaces(), BENCH_BUDGET)))
+    if {k: meta.get(k) for k in expected} != expected:
+        raise bad(f"built for another space or budget than {TASK_NAME!r}; rebuild it")
+    if meta.get("statuses") != list(STATUSES):
+        raise bad(f"meta 'statuses' is {meta.get('statuses')!r}, expected {list(STATUSES)}")
+    if meta.get("entries") != entries:
+        raise bad(f"meta 'entries' is {meta.get('entries')!r}, but the arrays hold {entries}")
+    if meta.get("flops_constraint") != BENCH_FLOPS_CONSTRAINT:
+        raise bad(f"meta 'flops_constraint' is {meta.get('flops_constraint')!r}, expected {BENCH_FLOPS_CONSTRAINT}")
+    if not isinstance(meta.get("build_platform"), (dict, type(None))):
+        raise bad(f"meta 'build_platform' is {meta['build_platform']!r}, expected an object or null")
+    return meta
+
+
 def load_table(path: str | Path | None = None) -> Table:
-    """The table at ``path`` (default: the packaged one), loaded once per process."""
+    """The table at ``path`` (default: the packaged one), loaded and checked once per process.
+
+    A missing file is a ``FileNotFoundError``; any other problem (not an .npz archive, missing
+    or misshapen arrays, metadata that does not parse or match the space) one ``ValueError``
+    naming the file and the problem.
+    """
     return _load_table(str(Path(path if path is not None else TABLE_PATH).expanduser().resolve()))
 
 
@@ -393,8 +626,9 @@ class TableEvaluator(Evaluator):
     subset answers noisily like real training, the others with their one run); an integer
     ``k`` returns replicate ``k`` where stored and replicate 0 elsewhere. ``epoch``: the
     fidelity, validation accuracy after that many epochs (default: all). ``table``: a table
-    file (default: the packaged one). A pipeline outside the space is a ``ValueError`` that
-    names the agent, the token and its valid values.
+    file (default: the packaged one, loaded on first use); another file is loaded and checked
+    at construction, so a bad one fails there. A pipeline outside the space is a
+    ``ValueError`` that names the agent, the token and its valid values.
     """
 
     def __init__(self, table: str | Path | None = None, seed: int | str = "random", epoch: int | None = None) -> None:
@@ -408,11 +642,11 @@ class TableEvaluator(Evaluator):
         self.seed = seed if seed == "random" else int(seed)
         self.epoch = epochs if epoch is None else int(epoch)
         self._pipelines: dict[int, dict[str, Any]] = {}
-        self._table: Table | None = None
+        self._table: Table | None = None if table is None else load_table(table)
 
     @property
     def table(self) -> Table:
-        """The table (loaded on first use, shared by the evaluators of a process)."""
+        """The table (shared by the evaluators of a process)."""
         if self._table is None:
             self._table = load_table(self.table_path)
         return self._table

@@ -1,8 +1,13 @@
 """``ma2ml bench``: build the ``digits`` benchmark table and print its statistics.
 
     ma2ml bench build --out runs/bench/digits_bench.npz --workers 2   # resumable
-    ma2ml bench compact --raw runs/bench/digits_bench.jsonl --out envs/data/digits_bench.npz
+    ma2ml bench compact --raw runs/bench/digits_bench.jsonl --out envs/data/digits_bench.npz --force
     ma2ml bench info [--table PATH]
+
+``build`` and ``compact`` check their arguments before anything is trained or written: an
+existing ``--out`` needs ``--force``; ``--out`` must be a writable ``.npz`` path other than
+``--raw``; ``--workers`` and ``--limit`` must be >= 1. A refusal is one line and exit code 2,
+and leaves no file or folder behind.
 """
 from __future__ import annotations
 
@@ -13,27 +18,38 @@ from pathlib import Path
 from ma2ml import cli
 
 
-def _raw_path(args: argparse.Namespace) -> Path:
-    return Path(args.raw) if args.raw else Path(args.out).with_suffix(".jsonl")
+def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(raw, out) of ``build`` / ``compact``, checked; creates nothing."""
+    from ma2ml.envs.bench import check_table_path
+
+    for flag in ("out", "raw"):
+        if getattr(args, flag) == "":
+            raise cli.CliError(f"--{flag} is empty")
+    out = check_table_path(args.out, args.raw)
+    raw = Path(args.raw) if args.raw is not None else out.with_suffix(".jsonl")
+    if out.exists() and not args.force:
+        raise cli.CliError(f"{out} exists; pass --force to overwrite it")
+    return raw, out
 
 
 def _cmd_build(args: argparse.Namespace) -> None:
     import torch
 
-    from ma2ml.envs.bench import compact, run_build
+    from ma2ml.envs.bench import BUILD_THREADS, compact, run_build
 
-    torch.set_num_threads(1)
-    raw = _raw_path(args)
+    raw, out = _paths(args)
+    torch.set_num_threads(BUILD_THREADS)
     start = time.perf_counter()
     total = run_build(raw, workers=args.workers, limit=args.limit, progress=not args.quiet)
     print(f"{total} evaluations in {raw} (this run: {time.perf_counter() - start:.0f} s)")
-    print(f"table written to {compact(raw, args.out)}")
+    print(f"table written to {compact(raw, out)}")
 
 
 def _cmd_compact(args: argparse.Namespace) -> None:
     from ma2ml.envs.bench import compact
 
-    print(f"table written to {compact(_raw_path(args), args.out)}")
+    raw, out = _paths(args)
+    print(f"table written to {compact(raw, out)}")
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
@@ -54,12 +70,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = bsub.add_parser("build", help="train every pipeline of the table (resumable), then compact it")
     b.add_argument("--out", required=True, help="the compact table to write (.npz)")
     b.add_argument("--raw", help="the resumable JSON-lines results file (default: --out with .jsonl)")
-    b.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each")
-    b.add_argument("--limit", type=int, help="stop after this many evaluations of the build order (a slice)")
+    b.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each (>= 1)")
+    b.add_argument("--limit", type=int, help="stop after this many evaluations of the build order (>= 1; a slice)")
+    b.add_argument("--force", action="store_true", help="overwrite an existing --out")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     c = bsub.add_parser("compact", help="write the compact table from a raw results file")
     c.add_argument("--raw", required=True, help="the JSON-lines results file of a build")
     c.add_argument("--out", required=True, help="the compact table to write (.npz)")
+    c.add_argument("--force", action="store_true", help="overwrite an existing --out")
     i = bsub.add_parser("info", help="print the table's statistics")
     i.add_argument("--table", help="a table file (default: the packaged one)")
     cli.COMMANDS["bench"] = _dispatch
