@@ -57,6 +57,42 @@ CHECKPOINT_FORMAT = "ma2ml-final-v1"
 ACTION_KEYS = ("tokens", "actions")
 """Keys of a pipeline file that may hold the per-agent tokens (the first present is used)."""
 
+FILE_ENV_ARGS = ("task", "agents", "epochs", "flops_constraint", "reward_exponent", "soft_constraint",
+                 "train_seed", "table_seed", "epoch", "cpu_threads")
+"""Env arguments a pipeline file or checkpoint may carry: pure configuration (names and numbers)."""
+RUNTIME_ENV_ARGS = ("data_dir", "table", "store", "run_id", "cache", "executor", "workers", "device",
+                    "time_limit", "info_timings")
+"""Env arguments a file never supplies (paths, stores, executors, devices): they come from the
+command line. A search's ``best.json`` may hold them; they are ignored there."""
+
+
+def file_env_args(env_args: Any, source: str) -> dict[str, Any]:
+    """The configuration part of env arguments read from a file (:data:`FILE_ENV_ARGS`).
+
+    Runtime arguments (:data:`RUNTIME_ENV_ARGS`) are dropped; any other key, or a value that
+    is not a number, string, bool or list of strings, is one ``ValueError``: a file may name
+    configuration, never a path, object or store that the env would open.
+    """
+    if not isinstance(env_args, Mapping):
+        raise ValueError(f"{source}: settings.env_args must be an object of env arguments, got {env_args!r}")
+    unknown = sorted(k for k in env_args if k not in FILE_ENV_ARGS and k not in RUNTIME_ENV_ARGS)
+    if unknown:
+        raise ValueError(f"{source}: settings.env_args names {unknown}, which a pipeline file may not set; "
+                         f"it may carry {list(FILE_ENV_ARGS)} (paths, stores and executors come from the "
+                         "command line)")
+    out = {}
+    for key in FILE_ENV_ARGS:
+        if key not in env_args:
+            continue
+        value = env_args[key]
+        plain = value is None or isinstance(value, (bool, int, float, str)) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value))
+        if not plain:
+            raise ValueError(f"{source}: settings.env_args[{key!r}] must be a number, string or list of names, "
+                             f"got {value!r}")
+        out[key] = value
+    return out
+
 
 @dataclass
 class FinalRecord:
@@ -147,7 +183,12 @@ class PipelineFile:
 def read_pipeline(path: str | Path) -> PipelineFile:
     """Read a pipeline file; one ``ValueError`` naming the problem if it is malformed."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")  # FileNotFoundError names the path
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a pipeline file, e.g. a search's {path / 'best.json'}")
+    try:
+        text = path.read_text(encoding="utf-8")  # FileNotFoundError names the path
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text (JSON) file") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -173,9 +214,7 @@ def read_pipeline(path: str | Path) -> PipelineFile:
     env_id, env_args = (settings.get("env"), settings.get("env_args", {})) if isinstance(settings, dict) else (None, {})
     if env_id is not None and not isinstance(env_id, str):
         raise ValueError(f"{path}: settings.env must be an env id string, got {env_id!r}")
-    if not isinstance(env_args, dict):
-        raise ValueError(f"{path}: settings.env_args must be an object of env arguments, got {env_args!r}")
-    return PipelineFile(actions, pipeline, env_id, env_args)
+    return PipelineFile(actions, pipeline, env_id, file_env_args(env_args, str(path)))
 
 
 def make_env(env_id: str, env_args: Mapping[str, Any] | None = None, data_dir: str | Path | None = None) -> Any:
@@ -317,12 +356,15 @@ def atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu") -> Checkpoint:
+def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu",
+                    data_dir: str | Path | None = None) -> Checkpoint:
     """Rebuild the network of a checkpoint written by :func:`save_checkpoint` and load its weights.
 
     The architecture is decoded again from the record's tokens in its env, made again with the
-    recorded arguments and ``data_dir`` (whose data is not read); the budget, image shape and
-    classes come from the record. Returns the model in eval mode on ``device``.
+    recorded configuration (:func:`file_env_args`: never a path or store from the file) and the
+    caller's ``data_dir`` (for tasks that need one; its data is not read); the budget, image shape
+    and classes come from the record. The file is read with ``weights_only=True``, so nothing in
+    it runs. Returns the model in eval mode on ``device``.
     """
     path = Path(path)
     try:
@@ -334,7 +376,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an ma2ml final checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     record = FinalRecord(**payload["record"])
-    env = make_env(record.env_id, record.env_args, record.data_dir)
+    env = make_env(record.env_id, file_env_args(record.env_args, str(path)), data_dir)
     env.close()
     recipe = TrainEvaluator(env.task, env.spaces).recipe(decode_actions(env.spaces, record.actions))
     budget = Budget(**record.budget)

@@ -49,7 +49,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -197,6 +197,13 @@ class EvalStore:
                 head = f.read(len(SQLITE_HEADER))
             if head != SQLITE_HEADER:
                 raise self._fail("is not an SQLite database (it is some other file)")
+        if self.path.exists():
+            try:
+                with self.path.open("r+b"):
+                    pass
+            except OSError as exc:
+                raise self._fail(f"is read-only ({exc.strerror})",
+                                 "make it writable, or copy it and give the copy as the store") from None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         try:
@@ -246,13 +253,19 @@ class EvalStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        """One write transaction; an SQLite failure (read-only, disk full, locked) is one ``StoreError``."""
         try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            raise self._fail(f"cannot be written (SQLite: {exc})",
+                             "check its permissions, free disk space and that no other program holds it") from None
 
     def close(self) -> None:
         self._conn.close()

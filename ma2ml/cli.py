@@ -6,10 +6,22 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 
 class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with no abbreviated options and usage errors as one line (exit code 2)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -41,11 +53,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {"list": _cmd_list, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ma2ml",
         description="Multi-agent AutoML: search AUG + NAS + HPO pipelines with cooperative MARL.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     sub.add_parser("list", help="list the registered envs, tasks and learners")
     p = sub.add_parser("download", help="fetch CIFAR into a folder (torchvision's format)")
@@ -60,6 +72,11 @@ EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
 """Functions that add sub-commands (and register them in COMMANDS); see ma2ml.commands."""
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error message on one line (a multi-line message keeps its lines, joined)."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import ma2ml.commands  # noqa: F401  (registers the other sub-commands)
 
@@ -67,7 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args)
     except (CliError, ValueError, FileNotFoundError) as exc:
-        print(f"ma2ml {args.command}: error: {exc}", file=sys.stderr)
+        print(f"ma2ml {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # permissions, a full disk, a folder where a file was expected, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ma2ml {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ma2ml {args.command}: interrupted", file=sys.stderr)

@@ -34,5 +34,5 @@ def test_compare_bad_input_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown learner 'nope'; registered learners are" in err and "Traceback" not in err
     assert main(["compare", "--learners", "random", "--seeds", "0", "--out", str(tmp_path / "x")]) == 2
-    assert "--seeds must be a positive integer" in capsys.readouterr().err
+    assert "--seeds must be an integer in 1..10,000, got 0" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

@@ -107,7 +107,7 @@ def test_final_training_checks_input_before_training(change, match):
     ('{"tokens": {"hpo": [3, 2, 2, 0, 0, 0]}}', ["--env", ""], "names no env"),
     (None, ["--env", "ma2ml/Nope-v0"], "unknown env"),
     ('{"actions": {"hpo": [3, 2, 2, 0, 0, 0]}}', ["--env", ENV], "actions name agents"),
-    (None, ["--epochs", "0"], "--epochs must be >= 1"),
+    (None, ["--epochs", "0"], "--epochs must be an integer in 1..100,000"),
     (None, ["--env", "ma2ml/AutoML-CIFAR10-v0"], "cifar10 needs --data-dir"),
 ])
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys, content, argv, match):

@@ -47,8 +47,8 @@ def test_search_writes_results_and_is_deterministic(tmp_path, capsys):
     [
         (["--env", "ma2ml/Nope-v0"], r"unknown env 'ma2ml/Nope-v0'; registered envs are \[.*'ma2ml/AutoML-Digits-v0'"),
         (["--learner", "nope"], r"unknown learner 'nope'; registered learners are \['ma2ml', 'ma2ml-onpolicy'"),
-        (["--budget", "0"], "--budget must be a positive integer, got 0"),
-        (["--batch-size", "-2"], "--batch-size must be a positive integer, got -2"),
+        (["--budget", "0"], r"--budget must be an integer in 1..10,000,000, got 0"),
+        (["--batch-size", "-2"], r"--batch-size must be an integer in 1..100,000, got -2"),
         (["--learner-arg", "bogus=1"], r"learner 'ma2ml' has no setting \['bogus'\]; its settings are"),
         (["--learner-arg", "kl_coef=-1"], "MA2MLConfig.kl_coef = -1 is invalid"),
         (["--learner-arg", "oops"], "--learner-arg expects KEY=VALUE"),

@@ -13,13 +13,22 @@ benchmark table), regret and evaluations-to-top-1% are reported too.
 from __future__ import annotations
 
 import argparse
-import json
+import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 from ma2ml import cli
-from ma2ml.commands.search import check_run_args, make_env, parse_settings, search
+from ma2ml.commands.search import MAX_SEED, check_run_args, check_seed, make_env, parse_settings, search
+from ma2ml.runfolder import (
+    BEST_FILE, RunFolderError, check_writable_folder, evaluations_done, folder_lock, make_folder, read_json,
+    read_results,
+)
+
+MAX_SEEDS = 10_000
+"""Most seeds per learner in one comparison."""
+MAX_JOBS = 256
+"""Most parallel processes."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,8 +52,8 @@ def run_dir(out: Path, learner: str, seed: int) -> Path:
 
 
 def finished(path: Path, budget: int) -> bool:
-    best = path / "best.json"
-    return best.exists() and json.loads(best.read_text()).get("evaluations") == budget
+    """Whether a run folder's ``best.json`` reports the full budget (an unreadable one: not finished)."""
+    return evaluations_done(path) == budget
 
 
 def _one_run(env_id: str, env_kwargs: dict[str, Any], learner: str, seed: int, budget: int, batch_size: int,
@@ -63,9 +72,11 @@ def load_runs(out: Path, learners: list[str], seeds: list[int]) -> list[Any]:
     for learner in learners:
         for seed in seeds:
             path = run_dir(out, learner, seed)
-            rows = [json.loads(line) for line in (path / "results.jsonl").read_text().splitlines()]
-            wall = json.loads((path / "best.json").read_text())["wall_seconds"]
-            runs.append(Run.from_records(learner, seed, rows, wall))
+            best = read_json(path / BEST_FILE, "best.json")
+            wall = best.get("wall_seconds") if isinstance(best, dict) else None
+            if not isinstance(wall, (int, float)):
+                raise RunFolderError(f"{path / BEST_FILE} has no wall_seconds; rerun the comparison to rewrite it")
+            runs.append(Run.from_records(learner, seed, read_results(path), wall))
     return runs
 
 
@@ -76,28 +87,46 @@ def known_reference(env: Any) -> tuple[float | None, float | None]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    from ma2ml.report import write_report
-
     learners = [name.strip() for name in args.learners.split(",") if name.strip()]
     if not learners:
         raise cli.CliError("--learners needs at least one learner name")
     for learner in learners:
         check_run_args(learner, args.budget, args.batch_size)
-    for name in ("seeds", "jobs", "top_k"):
-        if getattr(args, name) < 1:
-            raise cli.CliError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    for name, top in (("seeds", MAX_SEEDS), ("jobs", MAX_JOBS), ("top_k", args.budget)):
+        if not 1 <= getattr(args, name) <= top:
+            raise cli.CliError(f"--{name.replace('_', '-')} must be an integer in 1..{top:,}, got {getattr(args, name)}")
+    check_seed(args.first_seed, "--first-seed")
+    if args.first_seed + args.seeds - 1 > MAX_SEED:
+        raise cli.CliError(f"--first-seed + --seeds - 1 must be at most {MAX_SEED}, got {args.first_seed + args.seeds - 1}")
     env_kwargs = parse_settings(args.env_arg, "--env-arg")
+    out = check_writable_folder(args.out)
     env = make_env(args.env, env_kwargs)
     optimum, top1 = known_reference(env)
     env.close()
-    out = Path(args.out)
+    created = make_folder(out)
+    try:
+        with folder_lock(out, "comparison folder"):
+            _compare(args, learners, env_kwargs, out, optimum, top1)
+    except BaseException:
+        if created and not (out / "runs").exists():  # nothing ran: leave nothing behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _compare(args: argparse.Namespace, learners: list[str], env_kwargs: dict[str, Any], out: Path,
+             optimum: float | None, top1: float | None) -> None:
+    import os
+
+    from tqdm import tqdm
+
+    from ma2ml.envs.executors import die_with_parent
+    from ma2ml.report import write_report
+
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     todo = [(learner, seed) for learner in learners for seed in seeds
             if not finished(run_dir(out, learner, seed), args.budget)]
     bar = tqdm(total=len(learners) * len(seeds), initial=len(learners) * len(seeds) - len(todo), desc="runs", unit="run")
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    with ProcessPoolExecutor(max_workers=args.jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_one_run, args.env, env_kwargs, learner, seed, args.budget, args.batch_size,
                                str(run_dir(out, learner, seed))) for learner, seed in todo]
         for future in as_completed(futures):

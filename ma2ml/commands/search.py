@@ -3,29 +3,23 @@
     ma2ml search --env ma2ml/AutoML-Digits-v0 --learner ma2ml --budget 64 --batch-size 8 \\
                  --seed 0 --out runs/digits-ma2ml [--env-arg epochs=1 ...] [--learner-arg kl_coef=0.05 ...]
 
-Writes, in ``--out``:
+Writes the run folder ``--out`` (format: :mod:`ma2ml.runfolder`): ``results.jsonl`` (one row
+per evaluation, byte-identical for the same seed on CPU), ``timings.jsonl``, ``best.json``,
+``evals.sqlite`` (every evaluation, stored before the learner hears of it), ``checkpoint.pt``
+and ``run.json``; it prints the best pipeline (``env.describe``) at the end.
 
-* ``results.jsonl``: one JSON object per evaluation, in order: ``index``, ``batch``,
-  ``tokens`` (agent -> token list), ``pipeline`` (the decoded choices), ``reward``,
-  ``status`` and ``metrics`` (val_acc, test_acc, flops, params, curve, seed, error). It holds
-  no wall-clock figure, so the same seed gives a byte-identical file on CPU;
-* ``timings.jsonl``: ``index`` and ``train_seconds`` of each evaluation (wall clock);
-* ``best.json``: the best evaluation so far (rewritten after each batch) with its pipeline
-  in human terms, plus the run's settings;
+Running the same command again on an ``--out`` that holds an interrupted run resumes it: the
+learner is restored from its checkpoint (loaded with ``weights_only=True``: nothing in the file
+runs), the store is checked to hold every evaluation the checkpoint counted, evaluations
+stored since are answered from the store, and none is lost or trained twice. A finished run
+continues to a larger ``--budget``; any other difference of settings is refused. A second
+process on the same ``--out`` exits with one line naming the process that holds it.
 
-* ``evals.sqlite``: the evaluation store (``ma2ml.envs.store``): every evaluation is written
-  there, one transaction each, before the learner hears of it;
-* ``checkpoint.pt``: the learner's state and the env's generator after the last full batch;
-  ``run.json``: the run's settings;
-
-and prints the best pipeline (``env.describe``) at the end. Running the same command again on
-an ``--out`` that holds an interrupted run resumes it: the learner is restored from its
-checkpoint, evaluations stored since are answered from the store, and none is lost or
-trained twice; other settings on the same ``--out`` are refused. A progress bar shows the best
-reward so far. Unknown env or learner names, non-positive budgets or batch sizes and bad
-``--env-arg``/``--learner-arg`` settings end in one line on stderr and exit code 2, before
-anything is written. ``--env-arg``/``--learner-arg`` values are Python literals
-(``epochs=1``, ``net_arch=(32,32)``, ``device=cpu``: anything else is taken as a string).
+Unknown env or learner names, budgets, batch sizes or seeds out of range, an unusable
+``--out`` and bad ``--env-arg``/``--learner-arg`` settings end in one line on stderr and exit
+code 2, before anything is written. ``--env-arg``/``--learner-arg`` values are Python
+literals (``epochs=1``, ``net_arch=(32,32)``, ``device=cpu``: anything else is taken as a
+string); they are compared as JSON, so ``(32,32)`` and ``[32, 32]`` are the same setting.
 """
 from __future__ import annotations
 
@@ -37,6 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from ma2ml import cli
+from ma2ml.runfolder import (
+    BEST_FILE, CHECKPOINT_FILE, RESULTS_FILE, RUN_FILE, RUN_ID, STORE_FILE, TIMINGS_FILE, RunFolderError,
+    atomic_write_bytes, atomic_write_json, atomic_write_lines, batch_of, check_writable_folder, folder_lock,
+    make_folder, read_json, result_row,
+)
 
 DEFAULT_ENV = "ma2ml/AutoML-Digits-v0"
 DEFAULT_LEARNER = "ma2ml"
@@ -81,151 +80,263 @@ def make_env(env_id: str, kwargs: dict[str, Any]) -> Any:
     return make_parallel(env_id, **kwargs)
 
 
-def evaluation_rows(batch: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(results row, timings row) of each evaluation of a batch."""
-    rows = []
-    for k, (actions, reward, record) in enumerate(zip(batch.actions, batch.rewards, batch.records, strict=True)):
-        index = batch.start + k
-        metrics = record.to_dict()
-        seconds = metrics.pop("train_seconds")
-        pipeline = metrics.pop("pipeline")
-        status = metrics.pop("status")
-        result = {"index": index, "batch": batch.index, "tokens": {a: t.tolist() for a, t in actions.items()},
-                  "pipeline": pipeline, "reward": reward, "status": status, "metrics": metrics}
-        rows.append((result, {"index": index, "train_seconds": seconds}))
-    return rows
+MAX_SEED = 2**32 - 1
+"""Largest accepted seed (what numpy and torch both take)."""
+MAX_BUDGET = 10_000_000
+"""Largest accepted budget (evaluations in one run)."""
+MAX_BATCH = 100_000
+"""Largest accepted batch (a batch's proposals are made at once)."""
+SEARCH_ENV_ARGS = ("store", "run_id")
+"""Env arguments ``ma2ml search`` sets itself (the run folder's store)."""
 
 
-def check_run_args(learner: str, budget: int, batch_size: int) -> None:
-    """One ``CliError`` for an unknown learner or a non-positive budget / batch size."""
+def check_run_args(learner: str, budget: int, batch_size: int, seed: int = 0) -> None:
+    """One ``CliError`` for an unknown learner or a budget, batch size or seed out of range."""
     from ma2ml.agents import learner_names
 
     if learner not in learner_names():
         raise cli.CliError(f"unknown learner {learner!r}; registered learners are {learner_names()}")
-    for name, value in (("budget", budget), ("batch-size", batch_size)):
-        if value < 1:
-            raise cli.CliError(f"--{name} must be a positive integer, got {value}")
+    for name, value, top in (("budget", budget, MAX_BUDGET), ("batch-size", batch_size, MAX_BATCH)):
+        if not 1 <= value <= top:
+            raise cli.CliError(f"--{name} must be an integer in 1..{top:,}, got {value}")
+    check_seed(seed, "--seed")
 
 
-STORE_FILE = "evals.sqlite"
-CHECKPOINT_FILE = "checkpoint.pt"
-RUN_FILE = "run.json"
-RUN_ID = "search"
+def check_seed(seed: int, option: str) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise cli.CliError(f"{option} must be an integer in 0..{MAX_SEED} (2**32 - 1), got {seed}")
 
 
-def _keep_lines(path: Path, n: int) -> None:
-    """Truncate a JSON-lines file to its first ``n`` lines (rows past a checkpoint are rewritten)."""
-    if path.exists():
-        lines = path.read_text().splitlines(keepends=True)[:n]
-        path.write_text("".join(lines))
+def normalized(settings: dict[str, Any], option: str) -> dict[str, Any]:
+    """``settings`` as they read back from JSON (tuples become lists), or one ``CliError``."""
+    try:
+        return json.loads(json.dumps(settings, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise cli.CliError(f"{option} values must be numbers, strings, lists, dicts, True, False or None "
+                           f"({exc})") from None
 
 
-def _save_checkpoint(out: Path, learner: Any, env: Any, best: dict[str, Any] | None) -> None:
-    """Learner state, the env's generator and the best row, written atomically after a batch."""
-    import os
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """A search checkpoint, loaded with ``weights_only=True`` (plain data only: nothing in the file runs)."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunFolderError(f"{path} is not a readable search checkpoint ({first[:200]}); it was damaged or "
+                             "not written by ma2ml: delete it to restart the run from its store, or choose a "
+                             "new --out") from None
+    if not isinstance(state, dict) or not isinstance(state.get("evaluations"), int):
+        raise RunFolderError(f"{path} is not a search checkpoint (no evaluation count); delete it to restart "
+                             "the run from its store, or choose a new --out")
+    return state
+
+
+def _resume_state(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint of an earlier run in ``out`` (None: a new run); refuses other settings.
+
+    Every setting but the budget must match; the budget may grow (extending a finished run)
+    or shrink down to the evaluations already made.
+    """
+    run_file = out / RUN_FILE
+    if not run_file.exists():
+        if (out / RESULTS_FILE).exists():
+            raise cli.CliError(f"{out} holds {RESULTS_FILE} but no {RUN_FILE}; choose a new --out folder")
+        return None
+    stored = read_json(run_file, "run settings")
+    if not isinstance(stored, dict):
+        raise RunFolderError(f"run settings {run_file} is not a JSON object; choose a new --out folder")
+    diff = sorted(k for k in settings if k != "budget" and stored.get(k) != settings[k])
+    if diff:
+        raise cli.CliError(f"{out} holds a run with other settings ({', '.join(diff)} differ: "
+                           f"{ {k: stored.get(k) for k in diff} }); rerun with those or choose a new --out folder")
+    path = out / CHECKPOINT_FILE
+    state = _load_checkpoint(path) if path.exists() else {"evaluations": 0, "best": None}
+    if settings["budget"] < state["evaluations"]:
+        raise cli.CliError(f"{out} holds {state['evaluations']} evaluations already; --budget must be at least "
+                           "that (a larger budget extends the run)")
+    return state
+
+
+def _check_store(out: Path, env: Any, done: int) -> None:
+    """``RunFolderError`` unless the store holds every evaluation below the checkpoint's count."""
+    have = {e.index for e in env.run_log.records() if e.index < done}
+    if len(have) == done:
+        return
+    missing = [i for i in range(done) if i not in have]
+    raise RunFolderError(
+        f"{out / STORE_FILE} holds {len(have)} of the {done} evaluations the checkpoint recorded (missing "
+        f"indexes {_ranges(missing)}): the store was damaged, replaced or lost its WAL file; restore it from a "
+        "copy, or delete checkpoint.pt to redo the missing evaluations, or choose a new --out")
+
+
+def _ranges(indexes: list[int]) -> str:
+    spans, start = [], indexes[0]
+    for prev, cur in zip(indexes, indexes[1:] + [None]):
+        if cur != prev + 1:
+            spans.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = cur
+    return ", ".join(spans[:5]) + (", ..." if len(spans) > 5 else "")
+
+
+def _rebuild_logs(out: Path, env: Any, agents: list[str], done: int, batch_starts: list[int],
+                  batch_size: int) -> dict[str, Any] | None:
+    """Rewrite ``results.jsonl``/``timings.jsonl`` from the store (evaluations ``< done``); the best row."""
+    results, timings, best = [], [], None
+    for stored in env.run_log.records():
+        if stored.index >= done:
+            continue
+        tokens = json.loads(stored.key)
+        result, timing = result_row(stored.index, batch_of(stored.index, batch_starts, batch_size),
+                                    {a: tokens[a] for a in agents}, stored.record, env.reward(stored.record))
+        results.append(result)
+        timings.append(timing)
+        if best is None or result["reward"] > best["reward"]:
+            best = result
+    atomic_write_lines(out / RESULTS_FILE, results)
+    atomic_write_lines(out / TIMINGS_FILE, timings)
+    return best
+
+
+def _save_checkpoint(out: Path, learner: Any, env: Any, best: dict[str, Any] | None, batch_starts: list[int]) -> None:
+    """Learner state, the env's generator, the best row and the batch starts, written atomically after a batch."""
+    import io
 
     import torch
 
     state = {"learner": learner.state_dict(), "np_random": env.np_random.bit_generator.state,
-             "evaluations": learner.num_evaluations, "best": best}
-    tmp = out / (CHECKPOINT_FILE + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, out / CHECKPOINT_FILE)
-
-
-def _resume_state(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """The checkpoint of an interrupted run in ``out`` (None: a new run); refuses other settings."""
-    import torch
-
-    run_file = out / RUN_FILE
-    if not run_file.exists():
-        if (out / "results.jsonl").exists():
-            raise cli.CliError(f"{out} holds results.jsonl but no {RUN_FILE}; choose a new --out folder")
-        return None
-    stored = json.loads(run_file.read_text())
-    if stored != settings:
-        diff = sorted(k for k in settings if stored.get(k) != settings[k])
-        raise cli.CliError(f"{out} holds a run with other settings ({', '.join(diff)} differ: "
-                           f"{ {k: stored.get(k) for k in diff} }); rerun with those or choose a new --out folder")
-    path = out / CHECKPOINT_FILE
-    return torch.load(path, weights_only=False) if path.exists() else {"evaluations": 0, "best": None}
+             "evaluations": learner.num_evaluations, "best": best, "batch_starts": list(batch_starts)}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(out / CHECKPOINT_FILE, buffer.getvalue())
 
 
 def search(env_id: str, env_kwargs: dict[str, Any], learner_name: str, learner_kwargs: dict[str, Any],
            budget: int, batch_size: int, seed: int, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Run one learner on one env, writing ``results.jsonl``, ``timings.jsonl`` and ``best.json``
-    in ``out``; returns the best row (with the run's settings and the evaluation count).
+    """Run one learner on one env, writing the run folder ``out`` (:mod:`ma2ml.runfolder`); returns
+    the best row (with the run's settings and the evaluation count).
 
     Every evaluation is stored in ``out/evals.sqlite`` before the learner hears of it, and
     the learner is checkpointed after every batch, so a search interrupted at any point
     continues when run again with the same ``out`` and settings: no finished evaluation is
-    lost or trained twice.
+    lost or trained twice. A finished run continues to a larger ``budget``. The folder is
+    locked while the search runs: a second process on it gets one ``RunFolderError``.
     """
+    if set(env_kwargs) & set(SEARCH_ENV_ARGS):
+        raise cli.CliError(f"--env-arg {sorted(set(env_kwargs) & set(SEARCH_ENV_ARGS))} is set by ma2ml search "
+                           f"(the store is {STORE_FILE} in --out); leave it out")
+    settings = {"env": env_id, "env_args": normalized(env_kwargs, "--env-arg"), "learner": learner_name,
+                "learner_args": normalized(learner_kwargs, "--learner-arg"), "budget": budget,
+                "batch_size": batch_size, "seed": seed}
+    out = check_writable_folder(out)
+    created = make_folder(out)
+    try:
+        with folder_lock(out):
+            try:
+                env, learner, state = _open_run(out, settings, env_id, env_kwargs, learner_name, learner_kwargs, seed)
+            except BaseException:
+                if created:  # bad input leaves nothing behind
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
+            return _run(out, settings, env, learner, state, progress)
+    except RunFolderError as exc:
+        raise cli.CliError(str(exc)) from None
+
+
+def _open_run(out: Path, settings: dict[str, Any], env_id: str, env_kwargs: dict[str, Any], learner_name: str,
+              learner_kwargs: dict[str, Any], seed: int) -> tuple[Any, Any, dict[str, Any]]:
+    """The env, the learner (restored when resuming) and the resume state; checks the store."""
+    from ma2ml.agents import make_learner
+
+    state = _resume_state(out, settings) or {"evaluations": 0, "best": None}
+    done = state["evaluations"]
+    store = out / STORE_FILE
+    if done and (not store.exists() or store.stat().st_size == 0):
+        raise RunFolderError(f"{store} is {'missing' if not store.exists() else 'empty'} but the checkpoint records "
+                             f"{done} evaluations; restore the store from a copy, or choose a new --out")
+    env = make_env(env_id, {**env_kwargs, "store": str(store), "run_id": RUN_ID})
+    try:
+        env.reset(seed=seed)
+        learner = make_learner(learner_name, env, seed=seed, **learner_kwargs)
+        if "learner" in state:
+            learner.load_state_dict(state["learner"])
+            env.np_random.bit_generator.state = state["np_random"]
+        _check_store(out, env, done)
+        env.run_log.seek(done)
+    except BaseException:
+        env.close()
+        raise
+    atomic_write_json(out / RUN_FILE, settings)
+    return env, learner, state
+
+
+def _run(out: Path, settings: dict[str, Any], env: Any, learner: Any, state: dict[str, Any],
+         progress: bool) -> dict[str, Any]:
     import time
 
     import numpy as np
     from tqdm import tqdm
 
-    from ma2ml.agents import make_learner
-
-    settings = {"env": env_id, "env_args": env_kwargs, "learner": learner_name, "learner_args": learner_kwargs,
-                "budget": budget, "batch_size": batch_size, "seed": seed}
-    state = _resume_state(out, settings)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        env = make_env(env_id, {**env_kwargs, "store": str(out / STORE_FILE), "run_id": RUN_ID})
-        env.reset(seed=seed)
-        learner = make_learner(learner_name, env, seed=seed, **learner_kwargs)
-    except BaseException:
-        if created:  # bad input leaves nothing behind
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    (out / RUN_FILE).write_text(json.dumps(settings, indent=2) + "\n")
-    best: dict[str, Any] | None = None
-    done = 0
-    if state is not None:
-        best, done = state["best"], state["evaluations"]
-        if "learner" in state:
-            learner.load_state_dict(state["learner"])
-            env.np_random.bit_generator.state = state["np_random"]
-        env.run_log.seek(done)
-    _keep_lines(out / "results.jsonl", done)
-    _keep_lines(out / "timings.jsonl", done)
+    done, budget, agents = state["evaluations"], settings["budget"], list(learner.agents)
+    batch_starts = list(state.get("batch_starts") or range(0, done, settings["batch_size"]))
+    best = _rebuild_logs(out, env, agents, done, batch_starts, settings["batch_size"])
     start = time.perf_counter()
-    bar = tqdm(total=budget, initial=done, desc=f"{learner_name} on {env_id}", unit="eval", disable=not progress)
+    bar = tqdm(total=budget, initial=done, desc=f"{settings['learner']} on {settings['env']}", unit="eval",
+               disable=not progress)
     try:
-        with open(out / "results.jsonl", "a") as results, open(out / "timings.jsonl", "a") as timings:
+        with open(out / RESULTS_FILE, "a", encoding="utf-8") as results, \
+                open(out / TIMINGS_FILE, "a", encoding="utf-8") as timings:
             def record(batch: Any) -> None:
                 nonlocal best
-                for result, timing in evaluation_rows(batch):
+                batch_starts.append(batch.start)
+                for k, (actions, reward, rec) in enumerate(zip(batch.actions, batch.rewards, batch.records,
+                                                               strict=True)):
+                    result, timing = result_row(batch.start + k, batch.index,
+                                                {a: np.asarray(actions[a]).tolist() for a in agents}, rec, reward)
                     results.write(json.dumps(result) + "\n")
                     timings.write(json.dumps(timing) + "\n")
                     if best is None or result["reward"] > best["reward"]:
                         best = result
                 results.flush()
                 timings.flush()
-                _save_checkpoint(out, learner, env, best)
-                actions = {a: best["tokens"][a] for a in learner.agents}
-                summary = {**best, "description": env.describe(actions), "settings": settings,
-                           "wall_seconds": time.perf_counter() - start, "evaluations": learner.num_evaluations}
-                (out / "best.json").write_text(json.dumps(summary, indent=2) + "\n")
+                _save_checkpoint(out, learner, env, best, batch_starts)
+                _write_best(out, env, agents, best, settings, time.perf_counter() - start, learner.num_evaluations)
                 bar.update(len(batch.rewards))
                 bar.set_postfix(best=f"{best['reward']:.4f}")
 
             if learner.num_evaluations < budget:
-                learner.learn(env, budget, batch_size, callback=record)
+                learner.learn(env, budget, settings["batch_size"], callback=record)
+            elif best is not None:  # a finished run: make sure best.json says so
+                _write_best(out, env, agents, best, settings, 0.0, learner.num_evaluations, keep_wall=True)
     finally:
         bar.close()
         learner.close()
         env.close()
-    actions = {a: np.asarray(best["tokens"][a]) for a in learner.agents}
+    actions = {a: np.asarray(best["tokens"][a]) for a in agents}
     return {**best, "description": env.describe(actions), "evaluations": learner.num_evaluations}
 
 
+def _write_best(out: Path, env: Any, agents: list[str], best: dict[str, Any], settings: dict[str, Any],
+                wall: float, evaluations: int, keep_wall: bool = False) -> None:
+    """``best.json``, atomically; ``keep_wall`` keeps the wall time an earlier write recorded."""
+    import numpy as np
+
+    if keep_wall:
+        try:
+            wall = float(read_json(out / BEST_FILE, "best.json").get("wall_seconds", wall))
+        except (RunFolderError, AttributeError, TypeError, ValueError):
+            pass
+    actions = {a: np.asarray(best["tokens"][a]) for a in agents}
+    atomic_write_json(out / BEST_FILE, {**best, "description": env.describe(actions), "settings": settings,
+                                        "wall_seconds": wall, "evaluations": evaluations})
+
+
 def run(args: argparse.Namespace) -> None:
-    check_run_args(args.learner, args.budget, args.batch_size)
-    out = Path(args.out)
+    check_run_args(args.learner, args.budget, args.batch_size, args.seed)
+    out = check_writable_folder(args.out)
     env_kwargs = parse_settings(args.env_arg, "--env-arg")
     learner_kwargs = parse_settings(args.learner_arg, "--learner-arg")
     best = search(args.env, env_kwargs, args.learner, learner_kwargs, args.budget, args.batch_size, args.seed, out)

@@ -6,8 +6,10 @@ Trains the pipeline at full budget on train + validation, prints test accuracy, 
 params, and writes ``final.pt`` (checkpoint, see :func:`ma2ml.envs.final.load_checkpoint`)
 and ``final.json`` (the record) to ``--out`` (default: the pipeline file's folder). The env is
 ``--env``, else the one a search's ``best.json`` names (made with that search's env arguments);
-the pipeline file format is in :mod:`ma2ml.envs.final`. Every input is checked before training
-starts; both files are written atomically after it ends, so a bad input or an interrupted run
+the pipeline file format is in :mod:`ma2ml.envs.final`. A pipeline file supplies only
+configuration (:data:`ma2ml.envs.final.FILE_ENV_ARGS`): paths (``--data-dir``, ``--out``),
+stores, executors and the device come from the command line. Every input, ``--out``'s
+writability included, is checked before training starts; both files are written atomically after it ends, so a bad input or an interrupted run
 leaves nothing half-written.
 """
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 
 from ma2ml import cli
 
+MAX_EPOCHS = 100_000
+"""Most epochs of a final training."""
 CHECKPOINT_NAME = "final.pt"
 RECORD_NAME = "final.json"
 
@@ -46,15 +50,17 @@ def run(args: argparse.Namespace) -> None:
     from ma2ml.envs.evaluators import TrainingDiverged
     from ma2ml.envs.final import FinalTraining, atomic_write, read_pipeline, save_checkpoint
 
-    if args.epochs < 1:
-        raise cli.CliError(f"--epochs must be >= 1, got {args.epochs}")
+    from ma2ml.commands.search import check_seed
+    from ma2ml.runfolder import check_writable_folder
+
+    if not 1 <= args.epochs <= MAX_EPOCHS:
+        raise cli.CliError(f"--epochs must be an integer in 1..{MAX_EPOCHS:,}, got {args.epochs}")
+    check_seed(args.seed, "--seed")
     found = read_pipeline(args.pipeline)
     env_id = args.env or found.env_id
     if env_id is None:
         raise cli.CliError(f"{args.pipeline} names no env (settings.env); pass --env ID (see `ma2ml list`)")
-    out = Path(args.out) if args.out is not None else Path(args.pipeline).resolve().parent
-    if out.exists() and not out.is_dir():
-        raise cli.CliError(f"--out {out} exists and is not a folder")
+    out = check_writable_folder(args.out if args.out is not None else Path(args.pipeline).resolve().parent)
     env_args = found.env_args if env_id == found.env_id else {}  # a search's arguments fit only its env
     job = FinalTraining(env_id, found.actions, args.epochs, data_dir=args.data_dir, device=args.device,
                         pipeline=found.pipeline, env_args=env_args)

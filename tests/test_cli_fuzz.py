@@ -1,0 +1,219 @@
+"""Every command x its bad inputs: exit code 2, one line on stderr, no traceback, nothing left behind.
+
+The list grew from an outside audit (December 2026: 19 tracebacks out of 108 bad inputs). Each
+case runs in an empty working folder that also holds the fixtures it needs (a file, a folder,
+a read-only folder, damaged tables and pipeline files); the folder's contents must be the same
+afterwards. The read-only cases use ``chattr +i`` as root (root ignores permission bits) and are
+skipped where that is not available.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ma2ml.cli import main
+
+TABLE = ["--env", "ma2ml/AutoML-DigitsBench-v0"]
+TOKENS = {"aug": [0, 0], "nas": [0, 0, 0, 0], "hpo": [0, 0]}
+
+
+def _pipeline(tokens: dict, **settings) -> str:
+    return json.dumps({"tokens": tokens, "settings": {"env": "ma2ml/AutoML-DigitsBench-v0", **settings}})
+
+
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("hello.txt", "not a table")
+    return buffer.getvalue()
+
+
+FIXTURES: dict[str, bytes | str | None] = {  # name -> file content (None: a folder)
+    "afile": "just a file\n",
+    "adir": None,
+    "ro": None,
+    "huge_token.json": _pipeline({**TOKENS, "hpo": [0, 10**30]}),
+    "string_token.json": _pipeline({**TOKENS, "hpo": [0, "x"]}),
+    "bool_token.json": _pipeline({**TOKENS, "hpo": [0, True]}),
+    "negative_token.json": _pipeline({**TOKENS, "hpo": [0, -1]}),
+    "wrong_agent.json": _pipeline({**TOKENS, "opt": [0]}),
+    "evil_args.json": _pipeline(TOKENS, env_args={"evaluator": "x"}),
+    "empty.json": "",
+    "list.json": "[1, 2]",
+    "binary.json": b"\x89PNG\r\n\x1a\n\x00\xff",
+    "empty.npz": b"",
+    "random.npz": bytes(range(256)) * 8,
+    "wrongkeys.npz": _npz(a=np.zeros(3)),
+    "notnpz.npz": _zip(),
+    "truncated.npz": None,  # filled from the packaged table below
+}
+
+
+def _setup(folder: Path) -> None:
+    from ma2ml.envs.bench import TABLE_PATH
+
+    for name, content in FIXTURES.items():
+        path = folder / name
+        if name == "truncated.npz":
+            data = TABLE_PATH.read_bytes()
+            path.write_bytes(data[: len(data) // 2])
+        elif content is None:
+            path.mkdir()
+        else:
+            path.write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+CASES: list[tuple[str, list[str], str]] = [
+    # search
+    ("search-seed-negative", ["search", *TABLE, "--seed", "-1", "--out", "o"], "--seed must be an integer in 0.."),
+    ("search-seed-huge", ["search", *TABLE, "--seed", str(2**40), "--out", "o"], "--seed must be an integer in 0.."),
+    ("search-budget-huge", ["search", *TABLE, "--budget", "1000000000000", "--batch-size", "1000000000000",
+                            "--out", "o"], "--budget must be an integer in 1..10,000,000"),
+    ("search-batch-huge", ["search", *TABLE, "--batch-size", "1000000000000", "--out", "o"],
+     "--batch-size must be an integer in 1..100,000"),
+    ("search-budget-zero", ["search", *TABLE, "--budget", "0", "--out", "o"], "--budget must be"),
+    ("search-budget-text", ["search", *TABLE, "--budget", "lots", "--out", "o"], "invalid int value: 'lots'"),
+    ("search-out-file", ["search", *TABLE, "--out", "afile"], "exists and is not a folder"),
+    ("search-out-under-file", ["search", *TABLE, "--out", "afile/run"], "is a file"),
+    ("search-out-readonly", ["search", *TABLE, "--out", "ro/run"], "cannot write in"),
+    ("search-out-empty", ["search", *TABLE, "--out", ""], "--out is empty"),
+    ("search-env-unknown", ["search", "--env", "ma2ml/Nope-v0", "--out", "o"], "unknown env 'ma2ml/Nope-v0'"),
+    ("search-learner-unknown", ["search", *TABLE, "--learner", "nope", "--out", "o"], "unknown learner 'nope'"),
+    ("search-env-arg-unknown", ["search", *TABLE, "--env-arg", "bogus=1", "--out", "o"], "bogus"),
+    ("search-env-arg-store", ["search", *TABLE, "--env-arg", "store=x.sqlite", "--out", "o"],
+     "is set by ma2ml search"),
+    ("search-env-arg-set", ["search", *TABLE, "--env-arg", "table_seed={1, 2}", "--out", "o"],
+     "--env-arg values must be numbers, strings"),
+    ("search-env-arg-malformed", ["search", *TABLE, "--env-arg", "oops", "--out", "o"], "expects KEY=VALUE"),
+    ("search-learner-arg-bad", ["search", *TABLE, "--learner-arg", "kl_coef=-1", "--out", "o"], "kl_coef"),
+    ("search-abbrev", ["search", *TABLE, "--bud", "3", "--out", "o"], "unrecognized arguments: --bud"),
+    ("search-device-tpu", ["search", "--env-arg", "device=tpu", "--out", "o"], "tpu"),
+    ("search-exponent-nan", ["search", *TABLE, "--env-arg", "reward_exponent=float('nan')", "--out", "o"],
+     "reward_exponent"),
+    # compare
+    ("compare-first-seed", ["compare", *TABLE, "--learners", "random", "--first-seed", "-5", "--out", "o"],
+     "--first-seed must be an integer in 0.."),
+    ("compare-seeds-zero", ["compare", *TABLE, "--learners", "random", "--seeds", "0", "--out", "o"], "--seeds"),
+    ("compare-seeds-huge", ["compare", *TABLE, "--learners", "random", "--seeds", "10000000", "--out", "o"],
+     "--seeds"),
+    ("compare-jobs-zero", ["compare", *TABLE, "--learners", "random", "--jobs", "0", "--out", "o"], "--jobs"),
+    ("compare-topk-zero", ["compare", *TABLE, "--learners", "random", "--top-k", "0", "--out", "o"], "--top-k"),
+    ("compare-learners-empty", ["compare", *TABLE, "--learners", ",", "--out", "o"], "at least one learner"),
+    ("compare-abbrev", ["compare", *TABLE, "--learner", "random", "--out", "o"], "--learners"),
+    ("compare-out-file", ["compare", *TABLE, "--learners", "random", "--out", "afile"], "not a folder"),
+    ("compare-out-readonly", ["compare", *TABLE, "--learners", "random", "--out", "ro/x"], "cannot write in"),
+    ("compare-out-empty", ["compare", *TABLE, "--learners", "random", "--out", ""], "--out is empty"),
+    ("compare-env-unknown", ["compare", "--env", "nope", "--learners", "random", "--out", "o"], "unknown env"),
+    # train
+    ("train-huge-token", ["train", "huge_token.json", "--epochs", "1", "--out", "o"], "out of range"),
+    ("train-string-token", ["train", "string_token.json", "--epochs", "1", "--out", "o"], "integer tokens"),
+    ("train-bool-token", ["train", "bool_token.json", "--epochs", "1", "--out", "o"], "integer tokens"),
+    ("train-negative-token", ["train", "negative_token.json", "--epochs", "1", "--out", "o"], "out of range"),
+    ("train-wrong-agent", ["train", "wrong_agent.json", "--epochs", "1", "--out", "o"], "opt"),
+    ("train-evil-args", ["train", "evil_args.json", "--epochs", "1", "--out", "o"], "may not set"),
+    ("train-folder", ["train", "adir", "--epochs", "1", "--out", "o"], "is a folder"),
+    ("train-missing", ["train", "nothing.json", "--epochs", "1", "--out", "o"], "nothing.json"),
+    ("train-empty", ["train", "empty.json", "--epochs", "1", "--out", "o"], "is not valid JSON"),
+    ("train-list", ["train", "list.json", "--epochs", "1", "--out", "o"], "must hold"),
+    ("train-binary", ["train", "binary.json", "--epochs", "1", "--out", "o"], "not a text"),
+    ("train-epochs-zero", ["train", "huge_token.json", "--epochs", "0", "--out", "o"], "--epochs"),
+    ("train-seed-negative", ["train", "negative_token.json", "--epochs", "1", "--seed", "-1", "--out", "o"],
+     "--seed"),
+    ("train-out-readonly", ["train", "wrong_agent.json", "--epochs", "1", "--out", "ro/x"], "cannot write in"),
+    ("train-out-file", ["train", "wrong_agent.json", "--epochs", "1", "--out", "afile"], "not a folder"),
+    ("train-out-empty", ["train", "wrong_agent.json", "--epochs", "1", "--out", ""], "--out is empty"),
+    ("train-env-unknown", ["train", "wrong_agent.json", "--env", "nope", "--epochs", "1", "--out", "o"],
+     "unknown env"),
+    # bench
+    ("bench-info-empty", ["bench", "info", "--table", "empty.npz"], "empty.npz"),
+    ("bench-info-folder", ["bench", "info", "--table", "adir"], "adir"),
+    ("bench-info-random", ["bench", "info", "--table", "random.npz"], "random.npz"),
+    ("bench-info-wrongkeys", ["bench", "info", "--table", "wrongkeys.npz"], "wrongkeys.npz"),
+    ("bench-info-notnpz", ["bench", "info", "--table", "notnpz.npz"], "notnpz.npz"),
+    ("bench-info-truncated", ["bench", "info", "--table", "truncated.npz"], "truncated.npz"),
+    ("bench-info-missing", ["bench", "info", "--table", "missing.npz"], "missing.npz"),
+    ("bench-build-limit", ["bench", "build", "--out", "t.npz", "--limit", "-1"], "limit must be"),
+    ("bench-build-workers", ["bench", "build", "--out", "t.npz", "--workers", "0"], "workers must be"),
+    ("bench-build-raw-folder", ["bench", "build", "--out", "t.npz", "--raw", "adir"], "adir"),
+    ("bench-build-same-file", ["bench", "build", "--out", "t.jsonl"], ".npz"),
+    ("bench-build-raw-is-out", ["bench", "build", "--out", "t.npz", "--raw", "t.npz"], "t.npz"),
+    ("bench-build-exists", ["bench", "build", "--out", "random.npz", "--limit", "1"], "--force"),
+    ("bench-build-out-empty", ["bench", "build", "--out", ""], "--out"),
+    ("bench-build-readonly", ["bench", "build", "--out", "ro/t.npz", "--limit", "1"], "ro"),
+    ("bench-compact-raw-missing", ["bench", "compact", "--raw", "nothing.jsonl", "--out", "t.npz"],
+     "nothing.jsonl"),
+    ("bench-compact-raw-folder", ["bench", "compact", "--raw", "adir", "--out", "t.npz"], "adir"),
+    # download, list, the parser
+    ("download-into-file", ["download", "cifar10", "--data-dir", "afile"], "afile"),
+    ("download-unknown", ["download", "mnist", "--data-dir", "d"], "invalid choice: 'mnist'"),
+    ("download-offline", ["download", "cifar10", "--data-dir", "d"], "nothing was left"),
+    ("list-extra", ["list", "extra"], "unrecognized arguments: extra"),
+    ("unknown-command", ["fly"], "invalid choice: 'fly'"),
+]
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bool, int]]:
+    return {str(p.relative_to(folder)): (p.is_dir(), 0 if p.is_dir() else p.stat().st_size)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    _setup(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    readonly = tmp_path / "ro"
+    if os.geteuid() == 0:
+        protected = subprocess.run(["chattr", "+i", str(readonly)], capture_output=True).returncode == 0
+    else:
+        readonly.chmod(0o555)
+        protected = True
+    yield tmp_path, protected
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(readonly)], capture_output=True)
+    readonly.chmod(0o755)
+
+
+def _offline(*args, **kwargs):
+    raise OSError("[Errno -3] Temporary failure in name resolution")
+
+
+@pytest.mark.parametrize("name, argv, message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_leaves_nothing(workdir, capsys, monkeypatch, name, argv, message):
+    folder, protected = workdir
+    if "ro/" in " ".join(argv) and not protected:
+        pytest.skip("cannot make a folder read-only for this user here")
+    if name == "download-offline":
+        import torchvision.datasets.utils as tv_utils
+
+        monkeypatch.setattr(tv_utils, "urlretrieve", _offline, raising=False)
+        monkeypatch.setattr(tv_utils, "download_url", _offline)
+        monkeypatch.setattr(tv_utils, "download_and_extract_archive", _offline)
+    before = _snapshot(folder)
+    capsys.readouterr()
+    rc = run_cli(argv)
+    out, err = capsys.readouterr()
+    assert rc == 2, (out, err)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert message in err, err
+    assert _snapshot(folder) == before
+
+
+def run_cli(argv: list[str]) -> int | str | None:
+    """``main(argv)``'s exit code, parser errors (``SystemExit``) included."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
