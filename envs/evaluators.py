@@ -209,8 +209,9 @@ class TrainEvaluator(Evaluator):
             raise ValueError(f"cpu_threads must be >= 1 (or None for torch's setting), got {cpu_threads}")
         if epochs is not None and epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
-        if time_limit is not None and time_limit <= 0:
-            raise ValueError(f"time_limit must be > 0 seconds, got {time_limit}")
+        if time_limit is not None and not (isinstance(time_limit, (int, float)) and not isinstance(time_limit, bool)
+                                           and math.isfinite(time_limit) and time_limit > 0):
+            raise ValueError(f"time_limit must be a finite number of seconds > 0 (or None), got {time_limit!r}")
         self.data_dir = data_dir
         self.device = resolve_device(device)
         self.budget = task.budget if epochs is None else _with_epochs(task.budget, epochs)

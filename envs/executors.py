@@ -222,8 +222,8 @@ class WatchedExecutor(Executor):
     def __init__(self, retries: int = 1, time_limit: float | None = None) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
-        if time_limit is not None and time_limit <= 0:
-            raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit}")
+        if time_limit is not None and not (time_limit > 0 and time_limit != float("inf")):
+            raise ValueError(f"time_limit must be a finite number of seconds > 0 or None, got {time_limit}")
         self.retries = retries
         """Extra attempts of a job whose worker died, before it is recorded as ``failed``."""
         self.time_limit = time_limit
