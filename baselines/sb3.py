@@ -149,11 +149,14 @@ class SB3Learner(Learner):
 
     def _work(self) -> None:
         import stable_baselines3
+        from stable_baselines3.common.logger import Logger
 
         try:
             vec = AutoMLVecEnv(self.env, self.num_envs, evaluate=self._handoff)
             self.model = getattr(stable_baselines3, self.algorithm)(
                 "MlpPolicy", vec, seed=self.seed, verbose=0, **self.config.algorithm_kwargs(self.num_envs))
+            # SB3's default logger makes an empty /tmp/SB3-<timestamp> folder per run; ours writes nowhere
+            self.model.set_logger(Logger(folder=None, output_formats=[]))
             self.model.learn(total_timesteps=2**40)
             error: BaseException = RuntimeError(f"{self.algorithm} stopped learning (total_timesteps reached)")
         except _Stopped:

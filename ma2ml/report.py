@@ -163,79 +163,119 @@ def _stack(curves: list[np.ndarray]) -> np.ndarray:
     return np.stack([np.concatenate([c, np.full(n - len(c), c[-1])]) for c in curves])
 
 
-def plot_best_so_far(runs: Sequence[Run], path: Path, optimum: float | None = None, seed: int = 0) -> None:
-    """Best-so-far (or simple regret when ``optimum`` is known, log scale) vs evaluations, bootstrap bands."""
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
+"""The Okabe-Ito palette: eight colours told apart under every common colour-vision deficiency."""
+LINE_STYLES = ("-", "--", "-.", ":")
+
+
+def _pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for learner, mine in _by_learner(runs).items():
+    return plt
+
+
+def learner_styles(learners: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """A colour-blind-safe colour and a line style per learner: colours first, then styles, so
+    eight learners differ by colour and more differ by colour and style together."""
+    return {name: {"color": OKABE_ITO[i % len(OKABE_ITO)], "linestyle": LINE_STYLES[(i // len(OKABE_ITO) + i)
+                                                                                     % len(LINE_STYLES)]}
+            for i, name in enumerate(learners)}
+
+
+def _legend_outside(fig: Any, ax: Any) -> None:
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+    fig.tight_layout()
+
+
+def plot_best_so_far(runs: Sequence[Run], path: Path, optimum: float | None = None, seed: int = 0,
+                     title: str = "") -> None:
+    """Best-so-far (or simple regret when ``optimum`` is known, log scale) vs evaluations, bootstrap bands."""
+    plt = _pyplot()
+    groups = _by_learner(runs)
+    styles = learner_styles(list(groups))
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    for learner, mine in groups.items():
         curves = _stack([best_so_far(r.rewards) for r in mine])
         if optimum is not None:
             curves = np.maximum(optimum - curves, 1e-5)
         mean, lo, hi = curve_band(curves, seed=seed)
         x = np.arange(1, len(mean) + 1)
-        ax.plot(x, mean, label=learner)
-        ax.fill_between(x, lo, hi, alpha=0.2)
-    ax.set_xlabel("evaluations")
+        ax.plot(x, mean, label=f"{learner} ({len(mine)} seeds)", lw=1.6, **styles[learner])
+        ax.fill_between(x, lo, hi, alpha=0.12, color=styles[learner]["color"], lw=0)
+    ax.set_xlabel("evaluations (pipelines trained)")
     if optimum is not None:
         ax.set_yscale("log")
         ax.set_ylabel("simple regret (optimum − best so far)")
+        what = f"simple regret to the known optimum {optimum:.4f} (floored at 1e-5)"
     else:
         ax.set_ylabel("best reward so far")
-    ax.set_title("mean over seeds, 95% bootstrap band")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+        what = "best reward so far"
+    ax.set_title(f"{title}\n{what}; line: mean over seeds, band: 95% bootstrap CI of the mean", fontsize=9)
+    ax.grid(alpha=0.3, which="both", lw=0.5)
+    _legend_outside(fig, ax)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_topk(runs: Sequence[Run], path: Path, k: int, seed: int = 0) -> None:
+def plot_topk(runs: Sequence[Run], path: Path, k: int, seed: int = 0, optimum: float | None = None,
+              title: str = "") -> None:
     """The poster's left figure: average reward of the top-k pipelines vs number of batches."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for learner, mine in _by_learner(runs).items():
+    plt = _pyplot()
+    groups = _by_learner(runs)
+    styles = learner_styles(list(groups))
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    for learner, mine in groups.items():
         mean, lo, hi = curve_band(_stack([topk_by_batch(r, k) for r in mine]), seed=seed)
         x = np.arange(1, len(mean) + 1)
-        ax.plot(x, mean, label=learner)
-        ax.fill_between(x, lo, hi, alpha=0.2)
+        ax.plot(x, mean, label=f"{learner} ({len(mine)} seeds)", lw=1.6, **styles[learner])
+        ax.fill_between(x, lo, hi, alpha=0.12, color=styles[learner]["color"], lw=0)
+    if optimum is not None:
+        ax.axhline(optimum, color="grey", lw=1, linestyle=(0, (1, 1)), label="optimum (best single pipeline)")
     ax.set_xlabel("batches")
-    ax.set_ylabel(f"average reward of the top-{k} pipelines")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.set_ylabel(f"average reward of the top-{k} pipelines so far")
+    ax.set_title(f"{title}\nthe poster's top-{k} curve; line: mean over seeds, band: 95% bootstrap CI of the mean",
+                 fontsize=9)
+    ax.grid(alpha=0.3, lw=0.5)
+    _legend_outside(fig, ax)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_batch_scatter(runs: Sequence[Run], path: Path) -> None:
-    """The poster's right figure: every pipeline's reward per batch (one panel per learner, all seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_batch_scatter(runs: Sequence[Run], path: Path, optimum: float | None = None, title: str = "") -> None:
+    """The poster's right figure: every pipeline's reward per batch, one panel per learner, one
+    colour per seed; the line is the batch's mean reward averaged over seeds."""
+    plt = _pyplot()
     groups = _by_learner(runs)
     cols = min(len(groups), 4)
     rows = math.ceil(len(groups) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows + 0.8), sharex=True, sharey=True,
+                             squeeze=False)
+    seeds = sorted({r.seed for r in runs})
+    cmap = plt.get_cmap("viridis", max(len(seeds), 2))
     for ax, (learner, mine) in zip(axes.flat, groups.items()):
-        x = np.concatenate([r.batches for r in mine]) + 1
-        y = np.concatenate([r.rewards for r in mine])
-        ax.scatter(x, y, s=4, alpha=0.3)
-        means = [y[x == b].mean() for b in np.unique(x)]
-        ax.plot(np.unique(x), means, color="black", lw=1)
+        for r in mine:
+            ax.scatter(r.batches + 1, r.rewards, s=3, alpha=0.45, color=cmap(seeds.index(r.seed)), lw=0)
+        n_batches = max(int(r.batches.max()) + 1 for r in mine)
+        means = [np.mean([r.rewards[r.batches == b].mean() for r in mine if (r.batches == b).any()])
+                 for b in range(n_batches)]
+        ax.plot(np.arange(1, n_batches + 1), means, color="black", lw=1.2, label="batch mean, averaged over seeds")
+        if optimum is not None:
+            ax.axhline(optimum, color="#D55E00", lw=1, linestyle="--", label="optimum")
         ax.set_title(learner, fontsize=9)
+        ax.grid(alpha=0.3, lw=0.5)
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
-    fig.supxlabel("batch")
-    fig.supylabel("reward")
-    fig.tight_layout()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(f"{title}\nreward of every evaluated pipeline by batch (the poster's scatter); "
+                 f"dot colour: seed ({seeds[0]}..{seeds[-1]})", fontsize=9)
+    fig.supxlabel("batch", fontsize=9)
+    fig.supylabel("reward", fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -271,9 +311,11 @@ def write_report(runs: Sequence[Run], out: Path, env_name: str, optimum: float |
     if top1 is not None:
         notes.append(f"Top-1% threshold: {top1:.4f}.")
     (out / "summary.md").write_text(summary_markdown(summaries, title) + ("\n" + " ".join(notes) + "\n" if notes else ""))
-    plot_best_so_far(runs, out / ("regret.png" if optimum is not None else "best_so_far.png"), optimum, seed)
-    plot_topk(runs, out / f"top{k}.png", k, seed)
-    plot_batch_scatter(runs, out / "batch_scatter.png")
+    figure_title = f"{env_name}, budget {budget}, {max(s.runs for s in summaries)} seeds per learner"
+    plot_best_so_far(runs, out / ("regret.png" if optimum is not None else "best_so_far.png"), optimum, seed,
+                     title=figure_title)
+    plot_topk(runs, out / f"top{k}.png", k, seed, optimum=optimum, title=figure_title)
+    plot_batch_scatter(runs, out / "batch_scatter.png", optimum=optimum, title=figure_title)
     (out / "marl_eval.json").write_text(json.dumps(marl_eval_json(runs, env_name, "ma2ml"), indent=1))
     (out / "wall_seconds.json").write_text(json.dumps({s.learner: s.wall_seconds for s in summaries}, indent=1))
     return summaries

@@ -152,7 +152,7 @@ def test_close_kills_a_busy_worker_at_once():
     (lambda: ProcessPoolExecutor(device="tpu"), "device must be 'auto', 'cpu' or 'cuda'"),
     (lambda: ProcessPoolExecutor(start_method="fork"), "fork is unsafe with torch"),
     (lambda: ProcessPoolExecutor(retries=-1), "retries must be >= 0"),
-    (lambda: ProcessPoolExecutor(time_limit=0), "time_limit must be > 0"),
+    (lambda: ProcessPoolExecutor(time_limit=0), "time_limit must be a finite number of seconds > 0"),
     (lambda: RayExecutor(gpus_per_task=-0.5), "gpus_per_task must be >= 0"),
     (lambda: InProcessExecutor(threads=0), "threads must be >= 1"),
 ])
