@@ -40,7 +40,9 @@ def digits_batch(n: int = 4):
 
 class LoadFault(SyntheticEvaluator):
     """The synthetic game, whose data load in a worker is SIGKILLed (as by the OOM killer) the first
-    ``kills`` times, or raises ``FileNotFoundError(message)``. Each load leaves a file in ``marker_dir``."""
+    ``kills`` times, or raises ``FileNotFoundError(message)``. Each load leaves a file ``load-<pid>``
+    in ``marker_dir``; each kill is claimed with an exclusively created ``kill-<k>`` file, so
+    workers loading at the same time never take the same kill twice."""
 
     def __init__(self, marker_dir: Path, kills: int = 0, message: str | None = None) -> None:
         super().__init__(seed=0)
@@ -49,13 +51,21 @@ class LoadFault(SyntheticEvaluator):
 
     def data_facts(self) -> tuple[tuple[int, int, int], int, int]:
         if os.getpid() != self.owner:
-            loads = len(os.listdir(self.marker_dir))
-            (Path(self.marker_dir) / f"load-{loads}").touch()
+            (Path(self.marker_dir) / f"load-{os.getpid()}").touch()
             if self.message is not None:
                 raise FileNotFoundError(self.message)
-            if loads < self.kills:
+            for k in range(self.kills):
+                try:
+                    os.close(os.open(Path(self.marker_dir) / f"kill-{k}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                except FileExistsError:
+                    continue
                 os.kill(os.getpid(), signal.SIGKILL)
         return super().data_facts()
+
+
+def loads(marker_dir: Path) -> int:
+    """Data loads the workers of a :class:`LoadFault` have started."""
+    return len(list(marker_dir.glob("load-*")))
 
 
 def synthetic_batch(ev, n: int) -> list:
@@ -111,14 +121,14 @@ def test_worker_killed_while_loading_is_retried_then_failed(tmp_path):
         records = executor.map(ev, synthetic_batch(ev, 2), [0, 1])
     assert [r.status for r in records] == ["failed", "ok"]
     assert "died (exit code -9, SIGKILL); gave up after 2 attempts" in records[0].error
-    assert len(os.listdir(tmp_path)) == 3  # two loads killed, then one for the second job
+    assert loads(tmp_path) == 3  # two loads killed, then one for the second job
 
 
 def test_start_waits_for_every_load_and_a_killed_one_is_replaced(tmp_path):
     ev = LoadFault(tmp_path, kills=1)
     with ProcessPoolExecutor(workers=2) as executor:
         executor.start(ev)
-        assert len(os.listdir(tmp_path)) == 2
+        assert loads(tmp_path) >= 2 and len(list(tmp_path.glob("kill-*"))) == 1
         assert [r.status for r in executor.map(ev, synthetic_batch(ev, 2), [0, 1])] == ["ok", "ok"]
 
 
