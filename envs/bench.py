@@ -51,7 +51,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, TextIO
@@ -642,6 +642,7 @@ class TableEvaluator(Evaluator):
         self.seed = seed if seed == "random" else int(seed)
         self.epoch = epochs if epoch is None else int(epoch)
         self._pipelines: dict[int, dict[str, Any]] = {}
+        self._records: dict[tuple[int, int], EvalRecord] = {}
         self._table: Table | None = None if table is None else load_table(table)
 
     @property
@@ -715,21 +716,51 @@ class TableEvaluator(Evaluator):
         if len(batch) != len(seeds):
             raise ValueError(f"got {len(batch)} joint actions and {len(seeds)} seeds")
         res = self.lookup(self.joint(batch), np.asarray(seeds, dtype=np.int64))
-        curves = self.table.curve[res.index, res.replicate, :self.epoch]
-        return [
-            EvalRecord(
-                status=STATUSES[int(res.status[k])], val_acc=float(res.val_acc[k]), test_acc=float(res.test_acc[k]),
-                flops=int(res.flops[k]), params=int(res.params[k]),
-                curve=[float(v) for v in curves[k] if v == v], train_seconds=float(res.train_seconds[k]),
-                seed=int(res.seed[k]), pipeline=self._pipeline(int(res.index[k])),
-                error=None if res.ok[k] else f"stored training ended in status {STATUSES[int(res.status[k])]!r}",
-            )
-            for k in range(len(res.index))
-        ]
+        return [replace(self._record_at(int(i), int(r))) for i, r in zip(res.index, res.replicate)]
 
     def evaluate(self, actions: Mapping[str, Any], seed: int) -> EvalRecord:
-        """One answer from the table; the record's ``seed`` is the stored run's training seed."""
-        return self.evaluate_batch([actions], [seed])[0]
+        """One answer from the table; the record's ``seed`` is the stored run's training seed.
+
+        The scalar path of :meth:`evaluate_batch` (same records): what one PettingZoo ``step`` costs.
+        """
+        if not isinstance(actions, Mapping) or set(actions) != set(self.spaces):
+            from ma2ml.envs.evaluators import decode_actions
+
+            decode_actions(self.spaces, actions)  # raises the env's error for a wrong agent set
+        index = 0
+        for agent, space in self.spaces.items():
+            for token, size in zip(space.check(actions[agent], agent).tolist(), space.nvec.tolist()):
+                index = index * size + token
+        reps = int(self.table.replicates[index])
+        replicate = int(seed) % max(reps, 1) if self.seed == "random" else (self.seed if reps > self.seed else 0)
+        return replace(self._record_at(index, replicate))
+
+    def _record_at(self, index: int, replicate: int) -> EvalRecord:
+        """The record of one stored training (cached). Records handed out are shallow copies: their
+        ``curve`` and ``pipeline`` are shared with this cache, read them only (``to_dict()`` copies)."""
+        key = (index, replicate)
+        record = self._records.get(key)
+        if record is not None:
+            return record
+        t, epochs = self.table, BENCH_BUDGET.epochs
+        stored = int(t.status[index, replicate])
+        if stored < 0:
+            raise ValueError(f"pipeline {index} has no entry in this (partial) table; finish `ma2ml bench build`")
+        full = self.epoch == epochs
+        at_epoch = float(t.curve[index, replicate, self.epoch - 1])
+        ok = stored == 0 if full else at_epoch == at_epoch
+        val = float(t.val_acc[index, replicate]) if full else at_epoch
+        status = STATUSES[0 if ok else stored]
+        record = EvalRecord(
+            status=status, val_acc=val if ok else 0.0, test_acc=float(t.test_acc[index, replicate]) if full else 0.0,
+            flops=int(t.flops[index]), params=int(t.params[index]),
+            curve=[float(v) for v in t.curve[index, replicate, :self.epoch] if v == v],
+            train_seconds=float(t.train_seconds[index, replicate]) * self.epoch / epochs,
+            seed=int(t.seed[index, replicate]), pipeline=self._pipeline(index),
+            error=None if ok else f"stored training ended in status {status!r}",
+        )
+        self._records[key] = record
+        return record
 
     def _evaluate(self, configs: Mapping[str, Any], seed: int) -> EvalRecord:
         """Decoded configs (agent -> config) -> the table's answer."""
