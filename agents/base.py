@@ -18,7 +18,8 @@ built from an env's spaces alone (``possible_agents``, ``action_space(agent).nve
   identically (networks, optimizers, buffers, generator states, counters). Like torch's,
   ``state_dict()`` returns live references: snapshot it with ``torch.save`` or ``deepcopy``.
 
-Subclasses implement ``_ask`` and ``_tell``; ``ask``/``tell`` validate the arguments once.
+Subclasses implement ``_ask`` and ``_tell``; ``ask``/``tell`` validate the arguments once and
+run them with one torch thread (:mod:`ma2ml.envs.threads`: the thread policy).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ma2ml.envs.evaluators import Actions, EvalRecord
+from ma2ml.envs.threads import LEARNER_THREADS, torch_threads
 
 
 @dataclass
@@ -100,7 +102,8 @@ class Learner(ABC):
         """``n`` joint actions to evaluate next."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"ask(n) needs a positive integer n, got {n!r}")
-        actions = self._ask(int(n))
+        with torch_threads(LEARNER_THREADS):  # small tensors: torch's thread pool only spin-waits
+            actions = self._ask(int(n))
         self.num_asked += len(actions)
         return actions
 
@@ -115,7 +118,8 @@ class Learner(ABC):
         rewards = [float(r) for r in rewards]
         if not np.all(np.isfinite(rewards)):
             raise ValueError(f"tell() got non-finite rewards {rewards}")
-        self._tell(self.joint(actions), np.asarray(rewards, dtype=np.float64), records)
+        with torch_threads(LEARNER_THREADS):
+            self._tell(self.joint(actions), np.asarray(rewards, dtype=np.float64), records)
         self.num_evaluations += len(actions)
         self.num_batches += 1
 

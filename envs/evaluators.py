@@ -276,14 +276,10 @@ class TrainEvaluator(Evaluator):
         return recipe
 
     def _evaluate(self, configs: Mapping[str, Any], seed: int) -> EvalRecord:
-        if self.device.type != "cpu" or self.cpu_threads is None:
+        from ma2ml.envs.threads import torch_threads
+
+        with torch_threads(self.cpu_threads if self.device.type == "cpu" else None):
             return train_recipe(self.recipe(configs), self, seed)
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.cpu_threads)
-        try:
-            return train_recipe(self.recipe(configs), self, seed)
-        finally:
-            torch.set_num_threads(before)
 
 
 def _with_epochs(budget: Budget, epochs: int) -> Budget:

@@ -79,6 +79,7 @@ import cloudpickle
 import torch
 
 from ma2ml.envs.evaluators import Actions, EvalRecord, Evaluator
+from ma2ml.envs.threads import torch_threads
 
 EXECUTORS = ("inprocess", "process", "ray")
 """Names accepted by :func:`make_executor` (and the env's ``executor=`` argument)."""
@@ -118,20 +119,6 @@ def prepare_jobs(evaluator: Evaluator, batch: Sequence[Actions], seeds: Sequence
 def fault_record(job: Job, status: str, error: str, seconds: float) -> EvalRecord:
     """The record of an evaluation that the executor ended (the evaluator never returned)."""
     return EvalRecord(status=status, error=error, seed=job.seed, pipeline=job.pipeline, train_seconds=seconds)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run a block with ``threads`` torch threads (``None``: leave the setting alone)."""
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class Executor(ABC):

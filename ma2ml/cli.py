@@ -79,8 +79,10 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     import ma2ml.commands  # noqa: F401  (registers the other sub-commands)
+    from ma2ml.envs.threads import set_process_threads
 
     args = build_parser().parse_args(argv)
+    set_process_threads()  # the thread policy (ma2ml.envs.threads): 1 torch thread outside trainings
     try:
         COMMANDS[args.command](args)
     except (CliError, ValueError, FileNotFoundError) as exc:

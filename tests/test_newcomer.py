@@ -22,3 +22,46 @@ def test_sb3_learners_leave_nothing_in_tmp(tmp_path, monkeypatch, name):
     finally:
         learner.close()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("SB3-")] == []
+
+
+def test_learners_run_their_torch_work_on_one_thread_and_restore_the_callers():
+    """The thread policy (ma2ml.envs.threads): ask/tell use one torch thread, whatever the caller set."""
+    import torch
+
+    from ma2ml.baselines.random_search import RandomSearch
+    from ma2ml.envs.threads import LEARNER_THREADS
+
+    seen = []
+
+    class Watching(RandomSearch):
+        def _ask(self, n):
+            seen.append(torch.get_num_threads())
+            return super()._ask(n)
+
+        def _tell(self, joint, rewards, records):
+            seen.append(torch.get_num_threads())
+
+    env = pettingzoo.make("parallel", "ma2ml/AutoML-DigitsBench-v0")
+    env.reset(seed=0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        Watching(env, seed=0).learn(env, budget=6, batch_size=3)
+        assert seen == [LEARNER_THREADS] * 4 == [1] * 4
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_cli_sets_one_torch_thread(capsys):
+    import torch
+
+    from ma2ml.cli import main
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(["list"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

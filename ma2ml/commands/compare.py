@@ -58,9 +58,9 @@ def finished(path: Path, budget: int) -> bool:
 
 def _one_run(env_id: str, env_kwargs: dict[str, Any], learner: str, seed: int, budget: int, batch_size: int,
              path: str) -> tuple[str, int]:
-    import torch
+    from ma2ml.envs.threads import set_process_threads
 
-    torch.set_num_threads(1)
+    set_process_threads()  # a worker process: the CLI's thread policy
     search(env_id, env_kwargs, learner, {}, budget, batch_size, seed, Path(path), progress=False)
     return learner, seed
 
