@@ -41,7 +41,8 @@ setup(
     ],
     extras_require={
         "ray": ["ray>=2.9"],
-        "test": ["pytest>=7", "pytest-timeout>=2"],
+        # the suite runs the Ray executor for real, so the test extra brings Ray along
+        "test": ["pytest>=7", "pytest-timeout>=2", "ray>=2.9"],
     },
     entry_points={"console_scripts": ["ma2ml=ma2ml.cli:main"]},
 )

@@ -48,7 +48,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -385,6 +385,12 @@ class RunLog:
         self.run = store.open_run(self.run_id, env_id, self.settings_hash, config)
         self.position = 0
         """Index of the next evaluation of the run."""
+        self.on_record: Callable[[int, EvalRecord], None] | None = None
+        """Called with (index, record) as each evaluation of a batch is answered (progress bars)."""
+
+    def _answered(self, index: int, record: EvalRecord) -> None:
+        if self.on_record is not None:
+            self.on_record(index, record)
 
     def seek(self, position: int) -> None:
         """Continue the run at evaluation ``position`` (e.g. the count a restored learner was told)."""
@@ -424,11 +430,13 @@ class RunLog:
                         f"evaluation {start + i}; a resumed run must ask the same pipelines (restore the "
                         "learner's checkpoint and seek() to its position) or use a new run id")
                 out[i] = stored.record
+                self._answered(start + i, stored.record)
                 continue
             hit = self.store.lookup(self.settings_hash, key) if self.cache else None
             if hit is not None:
                 self.store.put(self.run_id, start + i, self.settings_hash, key, hit.record, submitted, hit.id)
                 out[i] = hit.record
+                self._answered(start + i, hit.record)
             elif self.cache and key in by_key:
                 by_key[key].append(i)
             else:
@@ -442,5 +450,6 @@ class RunLog:
                 self.store.put(self.run_id, start + i, self.settings_hash, keys[i], record, submitted, row)
             for i in groups[j]:
                 out[i] = record
+                self._answered(start + i, record)
         self.position = start + len(batch)
         return out  # type: ignore[return-value]  (every position is filled)

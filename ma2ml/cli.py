@@ -4,6 +4,7 @@ bad input ends in one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -88,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ValueError, FileNotFoundError) as exc:
         print(f"ma2ml {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the output went to a pipe that closed early (`ma2ml list | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:  # permissions, a full disk, a folder where a file was expected, ...
         where = f": {exc.filename}" if exc.filename else ""
         print(f"ma2ml {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)

@@ -285,7 +285,8 @@ def _run(out: Path, settings: dict[str, Any], env: Any, learner: Any, state: dic
     best = _rebuild_logs(out, env, agents, done, batch_starts, settings["batch_size"])
     start = time.perf_counter()
     bar = tqdm(total=budget, initial=done, desc=f"{settings['learner']} on {settings['env']}", unit="eval",
-               disable=not progress)
+               disable=not progress, dynamic_ncols=True)
+    env.run_log.on_record = lambda _index, _record: bar.update(1)  # moves per evaluation, with an ETA
     try:
         with open(out / RESULTS_FILE, "a", encoding="utf-8") as results, \
                 open(out / TIMINGS_FILE, "a", encoding="utf-8") as timings:
@@ -304,7 +305,6 @@ def _run(out: Path, settings: dict[str, Any], env: Any, learner: Any, state: dic
                 timings.flush()
                 _save_checkpoint(out, learner, env, best, batch_starts)
                 _write_best(out, env, agents, best, settings, time.perf_counter() - start, learner.num_evaluations)
-                bar.update(len(batch.rewards))
                 bar.set_postfix(best=f"{best['reward']:.4f}")
 
             if learner.num_evaluations < budget:
@@ -341,7 +341,15 @@ def run(args: argparse.Namespace) -> None:
     learner_kwargs = parse_settings(args.learner_arg, "--learner-arg")
     best = search(args.env, env_kwargs, args.learner, learner_kwargs, args.budget, args.batch_size, args.seed, out)
     print(f"best reward {best['reward']:.4f} (evaluation {best['index']}, batch {best['batch']}, "
-          f"status {best['status']}, val_acc {best['metrics']['val_acc']:.4f})")
+          f"status {best['status']}, val_acc {best['metrics']['val_acc']:.4f}, "
+          f"FLOPs {best['metrics']['flops']:,} multiply-adds)")
     print(best["description"])
-    print(f"wrote {out / 'results.jsonl'} ({best['evaluations']} evaluations), {out / 'timings.jsonl'}, "
-          f"{out / 'best.json'}")
+    print(f"\nwrote {out}/:")
+    for name, what in ((BEST_FILE, "the best pipeline, its tokens and the run's settings"),
+                       (RESULTS_FILE, f"all {best['evaluations']} evaluations, one JSON row each"),
+                       (TIMINGS_FILE, "wall-clock seconds of each evaluation"),
+                       (STORE_FILE, "the evaluation store (SQLite): the same command resumes or extends the run"),
+                       (CHECKPOINT_FILE, "the learner's state after the last batch")):
+        print(f"  {name:14s} {what}")
+    print(f"next: ma2ml train {out / BEST_FILE} --epochs 30   "
+          "# train the found pipeline at full budget on train+val, report test accuracy")
