@@ -186,6 +186,14 @@ def learner_styles(learners: Sequence[str]) -> dict[str, dict[str, Any]]:
             for i, name in enumerate(learners)}
 
 
+def _band(ax: Any, curves: np.ndarray, label: str, style: dict[str, Any], seed: int) -> None:
+    """The mean over runs (rows) as a line and its 95% bootstrap band."""
+    mean, lo, hi = curve_band(curves, seed=seed)
+    x = np.arange(1, len(mean) + 1)
+    ax.plot(x, mean, label=label, lw=1.6, **style)
+    ax.fill_between(x, lo, hi, alpha=0.12, color=style["color"], lw=0)
+
+
 def _legend_outside(fig: Any, ax: Any) -> None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     fig.tight_layout()
@@ -202,10 +210,7 @@ def plot_best_so_far(runs: Sequence[Run], path: Path, optimum: float | None = No
         curves = _stack([best_so_far(r.rewards) for r in mine])
         if optimum is not None:
             curves = np.maximum(optimum - curves, 1e-5)
-        mean, lo, hi = curve_band(curves, seed=seed)
-        x = np.arange(1, len(mean) + 1)
-        ax.plot(x, mean, label=f"{learner} ({len(mine)} seeds)", lw=1.6, **styles[learner])
-        ax.fill_between(x, lo, hi, alpha=0.12, color=styles[learner]["color"], lw=0)
+        _band(ax, curves, f"{learner} ({len(mine)} seeds)", styles[learner], seed)
     ax.set_xlabel("evaluations (pipelines trained)")
     if optimum is not None:
         ax.set_yscale("log")
@@ -229,10 +234,7 @@ def plot_topk(runs: Sequence[Run], path: Path, k: int, seed: int = 0, optimum: f
     styles = learner_styles(list(groups))
     fig, ax = plt.subplots(figsize=(7.6, 4.4))
     for learner, mine in groups.items():
-        mean, lo, hi = curve_band(_stack([topk_by_batch(r, k) for r in mine]), seed=seed)
-        x = np.arange(1, len(mean) + 1)
-        ax.plot(x, mean, label=f"{learner} ({len(mine)} seeds)", lw=1.6, **styles[learner])
-        ax.fill_between(x, lo, hi, alpha=0.12, color=styles[learner]["color"], lw=0)
+        _band(ax, _stack([topk_by_batch(r, k) for r in mine]), f"{learner} ({len(mine)} seeds)", styles[learner], seed)
     if optimum is not None:
         ax.axhline(optimum, color="grey", lw=1, linestyle=(0, (1, 1)), label="optimum (best single pipeline)")
     ax.set_xlabel("batches")

@@ -54,19 +54,11 @@ class RunFolderError(ValueError):
 
 # -- writing ------------------------------------------------------------------------------------
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Replace ``path`` by ``data`` atomically: a unique temporary file beside it, fsync, rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Replace ``path`` by ``data`` atomically: a unique temporary file beside it, fsync, rename
+    (:func:`ma2ml.envs.final.atomic_write`)."""
+    from ma2ml.envs.final import atomic_write
+
+    return atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
