@@ -163,8 +163,9 @@ def _stack(curves: list[np.ndarray]) -> np.ndarray:
     return np.stack([np.concatenate([c, np.full(n - len(c), c[-1])]) for c in curves])
 
 
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
-"""The Okabe-Ito palette: eight colours told apart under every common colour-vision deficiency."""
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
+"""The Okabe-Ito palette, told apart under every common colour-vision deficiency (its yellow left
+out: too faint on white)."""
 LINE_STYLES = ("-", "--", "-.", ":")
 
 
@@ -179,10 +180,9 @@ def _pyplot() -> Any:
 
 
 def learner_styles(learners: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """A colour-blind-safe colour and a line style per learner: colours first, then styles, so
-    eight learners differ by colour and more differ by colour and style together."""
-    return {name: {"color": OKABE_ITO[i % len(OKABE_ITO)], "linestyle": LINE_STYLES[(i // len(OKABE_ITO) + i)
-                                                                                     % len(LINE_STYLES)]}
+    """A colour-blind-safe colour and a line style per learner: 7 colours x 4 styles, so up to 28
+    learners differ by their pair, and any two of the first 7 by colour alone."""
+    return {name: {"color": OKABE_ITO[i % len(OKABE_ITO)], "linestyle": LINE_STYLES[i % len(LINE_STYLES)]}
             for i, name in enumerate(learners)}
 
 
@@ -219,7 +219,8 @@ def plot_best_so_far(runs: Sequence[Run], path: Path, optimum: float | None = No
     else:
         ax.set_ylabel("best reward so far")
         what = "best reward so far"
-    ax.set_title(f"{title}\n{what}; line: mean over seeds, band: 95% bootstrap CI of the mean", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    ax.set_title(f"{what}\nline: mean over seeds; band: 95% bootstrap CI of the mean", fontsize=8)
     ax.grid(alpha=0.3, which="both", lw=0.5)
     _legend_outside(fig, ax)
     fig.savefig(path, dpi=120)
@@ -239,8 +240,8 @@ def plot_topk(runs: Sequence[Run], path: Path, k: int, seed: int = 0, optimum: f
         ax.axhline(optimum, color="grey", lw=1, linestyle=(0, (1, 1)), label="optimum (best single pipeline)")
     ax.set_xlabel("batches")
     ax.set_ylabel(f"average reward of the top-{k} pipelines so far")
-    ax.set_title(f"{title}\nthe poster's top-{k} curve; line: mean over seeds, band: 95% bootstrap CI of the mean",
-                 fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    ax.set_title(f"the poster's top-{k} curve\nline: mean over seeds; band: 95% bootstrap CI of the mean", fontsize=8)
     ax.grid(alpha=0.3, lw=0.5)
     _legend_outside(fig, ax)
     fig.savefig(path, dpi=120)
@@ -272,12 +273,12 @@ def plot_batch_scatter(runs: Sequence[Run], path: Path, optimum: float | None = 
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8, frameon=False)
     fig.suptitle(f"{title}\nreward of every evaluated pipeline by batch (the poster's scatter); "
                  f"dot colour: seed ({seeds[0]}..{seeds[-1]})", fontsize=9)
-    fig.supxlabel("batch", fontsize=9)
+    fig.supxlabel("batch", fontsize=9, y=0.05)
     fig.supylabel("reward", fontsize=9)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
