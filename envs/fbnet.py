@@ -276,6 +276,9 @@ class FBNetSpace(ModuleSpace):
     ``input_size`` (the trainer resizes the images to it).
     """
 
+    layout_name = "ma2ml.envs.fbnet.FBNetSpace"
+    """This class's name in the store's settings (fixed: stores keep resuming if the class moves)."""
+
     kind = "nas"
 
     def __init__(

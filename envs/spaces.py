@@ -249,6 +249,9 @@ class ModuleSpace(ABC):
 class AugSpace(ModuleSpace):
     """AutoAugment's space: K sub-policies of two (op, probability, magnitude) operations."""
 
+    layout_name = "ma2ml.envs.spaces.AugSpace"
+    """This class's name in the store's settings (fixed: stores keep resuming if the class moves)."""
+
     kind = "aug"
 
     def __init__(
@@ -317,6 +320,9 @@ class NasSpace(ModuleSpace):
     used for both roles (as NAS-Bench-201 does). ``fixed_inputs`` pins every block's inputs,
     leaving only the ops to search.
     """
+
+    layout_name = "ma2ml.envs.spaces.NasSpace"
+    """This class's name in the store's settings (fixed: stores keep resuming if the class moves)."""
 
     kind = "nas"
 
@@ -401,6 +407,9 @@ class HpoSpace(ModuleSpace):
     are constants too.
     """
 
+    layout_name = "ma2ml.envs.spaces.HpoSpace"
+    """This class's name in the store's settings (fixed: stores keep resuming if the class moves)."""
+
     kind = "hpo"
 
     def __init__(self, levels: Mapping[str, Sequence[Any]] | None = None, base: HParams | None = None) -> None:
@@ -430,6 +439,9 @@ class TokenSpace(ModuleSpace):
     Useful for synthetic games and as a starting point for a user module: override
     :meth:`apply` to make the choice enter training (e.g. pick the optimizer).
     """
+
+    layout_name = "ma2ml.envs.spaces.TokenSpace"
+    """This class's name in the store's settings (fixed: stores keep resuming if the class moves)."""
 
     def __init__(self, nvec: Sequence[int], kind: str = "module", names: Sequence[str] | None = None) -> None:
         names = list(names) if names is not None else [f"t{i}" for i in range(len(nvec))]

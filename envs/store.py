@@ -114,9 +114,15 @@ def pipeline_key(spaces: Mapping[str, ModuleSpace], actions: Actions) -> str:
 
 
 def space_layout(space: ModuleSpace) -> dict[str, Any]:
-    """A module space's class and fields with their choices: what the tokens mean."""
-    return {"class": f"{type(space).__module__}.{type(space).__qualname__}",
-            "fields": [[f.name, list(f.choices)] for f in space.fields]}
+    """A module space's class and fields with their choices: what the tokens mean.
+
+    The class is named by its own ``layout_name`` where it declares one (ma2ml's spaces do: the
+    names are fixed, so moving a class to another module never changes a settings hash and
+    stores keep resuming), else by its module path (a user's space).
+    """
+    cls = type(space)
+    name = cls.__dict__.get("layout_name") or f"{cls.__module__}.{cls.__qualname__}"
+    return {"class": name, "fields": [[f.name, list(f.choices)] for f in space.fields]}
 
 
 def run_settings(evaluator: Evaluator, seed_policy: str) -> dict[str, Any]:
