@@ -1,7 +1,7 @@
 """Stable-Baselines3 PPO and A2C as ask/tell learners on the joint view.
 
 Real SB3: the model is ``stable_baselines3.PPO`` / ``A2C`` with an ``MlpPolicy`` on
-:class:`ma2ml.envs.vector.AutoMLVecEnv` (``num_envs`` = the size of the first ``ask``, i.e.
+:class:`ma2ml.baselines.vec_env.AutoMLVecEnv` (``num_envs`` = the size of the first ``ask``, i.e.
 the batch size; the action is the concatenation of all agents' tokens, the observation S).
 SB3 drives its own loop, so its ``learn`` runs in a worker thread as a coroutine of the
 learner: the VecEnv's ``step_wait`` hands SB3's ``num_envs`` actions to :meth:`ask` and
@@ -35,7 +35,7 @@ import torch
 
 from ma2ml.agents.base import Learner, LearnerConfig
 from ma2ml.envs.evaluators import EvalRecord
-from ma2ml.envs.vector import AutoMLVecEnv
+from ma2ml.baselines.vec_env import AutoMLVecEnv
 
 _STOP = object()
 """Sent to the worker by :meth:`SB3Learner.close`."""

@@ -16,7 +16,8 @@ from ma2ml.agents.base import Learner
 from ma2ml.envs.automl_v0 import parallel_env
 from ma2ml.envs.synthetic import SyntheticEvaluator, small_spaces
 from ma2ml.envs.data import DatasetNotFoundError
-from ma2ml.envs.vector import AutoMLVecEnv, VectorAutoML
+from ma2ml.baselines.vec_env import AutoMLVecEnv
+from ma2ml.envs.vector import VectorAutoML
 
 LEARNERS = learner_names()
 

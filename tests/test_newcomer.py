@@ -65,3 +65,20 @@ def test_the_cli_sets_one_torch_thread(capsys):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_importing_and_using_the_envs_loads_neither_sb3_nor_the_learners():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gymnasium, pettingzoo, ma2ml.envs\n"
+        "env = pettingzoo.make('parallel', 'ma2ml/AutoML-DigitsBench-v0'); env.reset(seed=0)\n"
+        "env.step({a: env.action_space(a).sample() for a in env.possible_agents})\n"
+        "joint = gymnasium.make('ma2ml/JointAutoML-DigitsBench-v0'); joint.reset(seed=0)\n"
+        "from ma2ml.envs.vector import VectorAutoML\n"
+        "print(sorted({m.split('.')[0] if not m.startswith('ma2ml.') else '.'.join(m.split('.')[:2])\n"
+        "             for m in sys.modules if m.startswith(('stable_baselines3', 'ma2ml.agents', 'ma2ml.baselines'))}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
