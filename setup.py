@@ -41,8 +41,8 @@ setup(
     ],
     extras_require={
         "ray": ["ray>=2.9"],
-        # the suite runs the Ray executor for real, so the test extra brings Ray along
-        "test": ["pytest>=7", "pytest-timeout>=2", "ray>=2.9"],
+        # the suite runs the Ray executor for real and checks the layering with import-linter
+        "test": ["pytest>=7", "pytest-timeout>=2", "ray>=2.9", "import-linter>=2.1"],
     },
     entry_points={"console_scripts": ["ma2ml=ma2ml.cli:main"]},
 )

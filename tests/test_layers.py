@@ -1,0 +1,50 @@
+"""The layering contract (import-linter, ``setup.cfg``): lower layers never import higher ones.
+
+``envs/``, ``agents/`` and ``baselines/`` map into ``ma2ml.*`` through ``setup.py``'s
+``package_dir``, which import-linter cannot follow in the source tree, so the test stages the
+package as installed (a copy under a temporary folder) and runs ``lint-imports`` there. A
+second run plants one upward import (the environment importing a learner) and must fail:
+the contract can catch what it is for.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT = shutil.which("lint-imports")
+pytestmark = pytest.mark.skipif(LINT is None, reason="import-linter is not installed (pip install -e '.[test]')")
+
+
+def _stage(tmp: Path) -> Path:
+    ignore = shutil.ignore_patterns("__pycache__", "data")
+    shutil.copytree(ROOT / "ma2ml", tmp / "ma2ml", ignore=ignore)
+    for folder in ("envs", "agents", "baselines"):
+        shutil.copytree(ROOT / folder, tmp / "ma2ml" / folder, ignore=ignore)
+    shutil.copy(ROOT / "setup.cfg", tmp / "setup.cfg")
+    return tmp
+
+
+def _lint(tmp: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([LINT, "setup.cfg"], cwd=tmp, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(tmp)})
+
+
+def test_the_layers_contract_is_kept(tmp_path):
+    result = _lint(_stage(tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Contracts: 2 kept, 0 broken." in result.stdout
+
+
+def test_an_upward_import_breaks_it(tmp_path):
+    staged = _stage(tmp_path)
+    reward = staged / "ma2ml" / "envs" / "reward.py"
+    reward.write_text(reward.read_text() + "\nimport ma2ml.agents  # planted: the env importing the learners\n")
+    result = _lint(staged)
+    assert result.returncode == 1
+    assert "ma2ml.envs is not allowed to import ma2ml.agents" in result.stdout
+    assert "ma2ml.envs.reward -> ma2ml.agents" in result.stdout
