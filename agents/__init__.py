@@ -127,6 +127,10 @@ _LAZY = {
 }
 
 
+__all__ = ["LearnerSpec", "learner_config", "learner_names", "learner_spec", "make_learner", "register_learner",
+           *_LAZY]
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return _load(_LAZY[name])

@@ -3,11 +3,37 @@
     import ma2ml.envs, pettingzoo, gymnasium
     penv = pettingzoo.make("parallel", "ma2ml/AutoML-Digits-v0")
     genv = gymnasium.make("ma2ml/JointAutoML-Digits-v0")
+
+The public names (``__all__``) are importable from here; all but the registration functions
+load on first use, so ``import ma2ml.envs`` stays light:
+
+    from ma2ml.envs import automl_v0, TokenSpace, Task, register_task, register_envs
 """
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import gymnasium
 import pettingzoo
+
+_LAZY = {
+    "automl_v0": "ma2ml.envs.automl_v0", "AutoMLParallelEnv": "ma2ml.envs.automl_v0",
+    "JointAutoMLEnv": "ma2ml.envs.joint", "VectorAutoML": "ma2ml.envs.vector",
+    "ModuleSpace": "ma2ml.envs.spaces", "TokenSpace": "ma2ml.envs.spaces", "TokenField": "ma2ml.envs.spaces",
+    "AugSpace": "ma2ml.envs.spaces", "NasSpace": "ma2ml.envs.spaces", "HpoSpace": "ma2ml.envs.spaces",
+    "HParams": "ma2ml.envs.spaces", "Recipe": "ma2ml.envs.spaces",
+    "Task": "ma2ml.envs.tasks", "Budget": "ma2ml.envs.tasks", "register_task": "ma2ml.envs.tasks",
+    "get_task": "ma2ml.envs.tasks", "task_names": "ma2ml.envs.tasks",
+    "EvalRecord": "ma2ml.envs.evaluators", "Evaluator": "ma2ml.envs.evaluators",
+    "TrainEvaluator": "ma2ml.envs.evaluators", "STATUSES": "ma2ml.envs.evaluators",
+    "FlopsReward": "ma2ml.envs.reward",
+    "EvalStore": "ma2ml.envs.store", "RunLog": "ma2ml.envs.store", "StoreError": "ma2ml.envs.store",
+    "make_executor": "ma2ml.envs.executors", "InProcessExecutor": "ma2ml.envs.executors",
+    "ProcessPoolExecutor": "ma2ml.envs.executors", "RayExecutor": "ma2ml.envs.executors",
+    "TableEvaluator": "ma2ml.envs.bench", "load_table": "ma2ml.envs.bench",
+    "load_checkpoint": "ma2ml.envs.final", "train_final": "ma2ml.envs.final",
+}
 
 ENV_TASKS: dict[str, dict] = {
     "Digits": {"task": "digits"},
@@ -45,6 +71,16 @@ def make_parallel(env_id: str, **kwargs: object) -> pettingzoo.ParallelEnv:
 def env_ids() -> list[str]:
     """The registered PettingZoo ids of ma2ml."""
     return sorted(k for k in pettingzoo.parallel_registry if k.startswith("ma2ml/"))
+
+
+__all__ = ["ENV_TASKS", "env_ids", "make_parallel", "register_envs", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        return module if module.__name__.rsplit(".", 1)[-1] == name else getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 for _name, _kwargs in ENV_TASKS.items():

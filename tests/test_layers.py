@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT = shutil.which("lint-imports")
-pytestmark = pytest.mark.skipif(LINT is None, reason="import-linter is not installed (pip install -e '.[test]')")
+needs_linter = pytest.mark.skipif(LINT is None, reason="import-linter is not installed (pip install -e '.[test]')")
 
 
 def _stage(tmp: Path) -> Path:
@@ -34,12 +34,14 @@ def _lint(tmp: Path) -> subprocess.CompletedProcess:
                           env={**os.environ, "PYTHONPATH": str(tmp)})
 
 
+@needs_linter
 def test_the_layers_contract_is_kept(tmp_path):
     result = _lint(_stage(tmp_path))
     assert result.returncode == 0, result.stdout[-3000:]
     assert "Contracts: 2 kept, 0 broken." in result.stdout
 
 
+@needs_linter
 def test_an_upward_import_breaks_it(tmp_path):
     staged = _stage(tmp_path)
     reward = staged / "ma2ml" / "envs" / "reward.py"
@@ -48,3 +50,21 @@ def test_an_upward_import_breaks_it(tmp_path):
     assert result.returncode == 1
     assert "ma2ml.envs is not allowed to import ma2ml.agents" in result.stdout
     assert "ma2ml.envs.reward -> ma2ml.agents" in result.stdout
+
+
+@pytest.mark.parametrize("package", ["ma2ml.envs", "ma2ml.agents", "ma2ml.baselines"])
+def test_every_public_name_resolves(package):
+    import importlib
+
+    module = importlib.import_module(package)
+    assert module.__all__, f"{package} has no __all__"
+    for name in module.__all__:
+        assert getattr(module, name) is not None, f"{package}.{name}"
+
+
+def test_the_readme_imports_only_public_names():
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    deep = re.findall(r"^\s*from (ma2ml\.(?:envs|agents|baselines)\.\w+) import", readme, flags=re.M)
+    assert deep == [], f"README imports from inner modules: {deep}"
