@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -48,10 +48,6 @@ class LearnerConfig:
         if not ok:
             raise ValueError(f"{type(self).__name__}.{name} = {getattr(self, name)!r} is invalid; "
                              f"valid values are {valid}")
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
 
 
 @dataclass

@@ -235,7 +235,7 @@ class TrainEvaluator(Evaluator):
             raise ValueError(f"time_limit must be a finite number of seconds > 0 (or None), got {time_limit!r}")
         self.data_dir = data_dir
         self.device = resolve_device(device)
-        self.budget = task.budget if epochs is None else _with_epochs(task.budget, epochs)
+        self.budget = task.budget if epochs is None else replace(task.budget, epochs=epochs)
         self.time_limit = time_limit
         self.cpu_threads = cpu_threads
         self._splits: Splits | None = None
@@ -280,10 +280,6 @@ class TrainEvaluator(Evaluator):
 
         with torch_threads(self.cpu_threads if self.device.type == "cpu" else None):
             return train_recipe(self.recipe(configs), self, seed)
-
-
-def _with_epochs(budget: Budget, epochs: int) -> Budget:
-    return replace(budget, epochs=epochs)
 
 
 NORM_MAX_VALUES = 2**28

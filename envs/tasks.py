@@ -17,9 +17,6 @@ from ma2ml.envs.data import Splits, load_cifar, load_digits
 from ma2ml.envs.nasnet import Block, Genotype, NASNetwork
 from ma2ml.envs.spaces import AugSpace, HParams, HpoSpace, ModuleSpace, NasSpace
 
-MODULE_ORDER = ("aug", "nas", "hpo")
-"""The poster's modules, in the order their agents are listed."""
-
 
 @dataclass(frozen=True)
 class Budget:
