@@ -14,6 +14,8 @@ PACKAGE_DIR = {
     "ma2ml.envs": "envs",
     "ma2ml.agents": "agents",
     "ma2ml.baselines": "baselines",
+    **{f"ma2ml.envs.{layer}": f"envs/{layer}"
+       for layer in ("core", "models", "spaces", "tasks", "training", "runtime", "benchmark")},
 }
 
 setup(

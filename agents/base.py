@@ -19,7 +19,7 @@ built from an env's spaces alone (``possible_agents``, ``action_space(agent).nve
   ``state_dict()`` returns live references: snapshot it with ``torch.save`` or ``deepcopy``.
 
 Subclasses implement ``_ask`` and ``_tell``; ``ask``/``tell`` validate the arguments once and
-run them with one torch thread (:mod:`ma2ml.envs.threads`: the thread policy).
+run them with one torch thread (:mod:`ma2ml.envs.core.threads`: the thread policy).
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ma2ml.envs.evaluators import Actions, EvalRecord
-from ma2ml.envs.threads import LEARNER_THREADS, torch_threads
+from ma2ml.envs.core.records import Actions, EvalRecord
+from ma2ml.envs.core.threads import LEARNER_THREADS, torch_threads
 
 
 @dataclass

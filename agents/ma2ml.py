@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from ma2ml.agents.base import LearnerConfig
 from ma2ml.agents.critic import Critic, ReplayBuffer
 from ma2ml.agents.policy import PolicyLearner
-from ma2ml.envs.evaluators import EvalRecord
+from ma2ml.envs.core.records import EvalRecord
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ma2ml.agents.base import Learner, LearnerConfig
-from ma2ml.envs.evaluators import EvalRecord
+from ma2ml.envs.core.records import EvalRecord
 
 
 @dataclass

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ma2ml.agents.base import Learner, LearnerConfig
-from ma2ml.envs.evaluators import EvalRecord
+from ma2ml.envs.core.records import EvalRecord
 
 
 @dataclass

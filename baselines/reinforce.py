@@ -19,7 +19,7 @@ import torch
 
 from ma2ml.agents.base import LearnerConfig
 from ma2ml.agents.policy import PolicyLearner
-from ma2ml.envs.evaluators import EvalRecord
+from ma2ml.envs.core.records import EvalRecord
 
 
 @dataclass

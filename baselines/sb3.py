@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from ma2ml.agents.base import Learner, LearnerConfig
-from ma2ml.envs.evaluators import EvalRecord
 from ma2ml.baselines.vec_env import AutoMLVecEnv
+from ma2ml.envs.core.records import EvalRecord
 
 _STOP = object()
 """Sent to the worker by :meth:`SB3Learner.close`."""

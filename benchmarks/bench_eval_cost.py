@@ -19,8 +19,9 @@ import time
 import numpy as np
 import torch
 
-from ma2ml.envs.evaluators import EvalRecord, TrainEvaluator
+from ma2ml.envs.core.records import EvalRecord
 from ma2ml.envs.tasks import get_task
+from ma2ml.envs.training.evaluators import TrainEvaluator
 
 
 def timed_evaluation(ev: TrainEvaluator, actions: dict, seed: int) -> tuple[float, float, EvalRecord]:

@@ -1,8 +1,8 @@
 """FLOPs scoring throughput of the ImageNet (FBNet) space: the analytic scorer vs ``count_macs``.
 
-Random architectures of the default :class:`~ma2ml.envs.fbnet.FBNetSpace` are scored from their
+Random architectures of the default :class:`~ma2ml.envs.spaces.fbnet.FBNetSpace` are scored from their
 token vectors (decode + multiply-adds) by :meth:`FBNetSpace.flops` (per-block formula, cached by
-block shape) and by :func:`~ma2ml.envs.flops.count_macs` (torch's FlopCounterMode on the meta
+block shape) and by :func:`~ma2ml.envs.models.flops.count_macs` (torch's FlopCounterMode on the meta
 device), on distinct candidates, in the same run; every candidate counted both ways must agree.
 
 With ``--evaluation`` it also times what the README's cost figures come from: one evaluation of
@@ -27,8 +27,8 @@ def time_evaluation() -> None:
     import pettingzoo
 
     import ma2ml.envs  # noqa: F401  (registers the envs)
-    from ma2ml.envs.fbnet import REFERENCE_ARCHITECTURES, FBNetwork
-    from ma2ml.envs.imagefolder import ImageFolderConfig, imagefolder_task, write_synthetic_imagefolder
+    from ma2ml.envs.models.fbnet import REFERENCE_ARCHITECTURES, FBNetwork
+    from ma2ml.envs.tasks.imagefolder import ImageFolderConfig, imagefolder_task, write_synthetic_imagefolder
 
     with tempfile.TemporaryDirectory() as tmp:
         tree = write_synthetic_imagefolder(f"{tmp}/data")
@@ -67,8 +67,9 @@ def time_evaluation() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ma2ml.envs.fbnet import FBNetSpace, FBNetwork
-    from ma2ml.envs.flops import count_macs
+    from ma2ml.envs.models.fbnet import FBNetwork
+    from ma2ml.envs.models.flops import count_macs
+    from ma2ml.envs.spaces.fbnet import FBNetSpace
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=30, help="candidates scored with count_macs")

@@ -33,8 +33,8 @@ def rate(fn: Callable[[], int], seconds: float) -> float:
 def main(argv: list[str] | None = None) -> None:
     import pettingzoo
 
-    from ma2ml.envs.bench import bench_spaces, bench_task, pipeline_tokens
-    from ma2ml.envs.evaluators import TrainEvaluator
+    from ma2ml.envs.benchmark.space import bench_spaces, bench_task, pipeline_tokens
+    from ma2ml.envs.training.evaluators import TrainEvaluator
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")

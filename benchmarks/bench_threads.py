@@ -6,7 +6,7 @@ Each side is the same command in a fresh process (the docs' example, MA2ML on th
 
 * ``default``: the environment as a user has it (torch would size its pool to the cores);
 * ``OMP_NUM_THREADS=1``: the reference, one thread from the start;
-* ``no policy``: the same search with ``ma2ml.envs.threads``' policy switched off (learners
+* ``no policy``: the same search with ``ma2ml.envs.core.threads``' policy switched off (learners
   and the CLI left at torch's default), to show what the policy buys on this machine.
 
 Sides alternate over ``--repeats`` rounds and the fastest of each is kept (this machine is
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 NO_POLICY = (
-    "import sys, torch, ma2ml.agents.base as base, ma2ml.envs.threads as threads;"
+    "import sys, torch, ma2ml.agents.base as base, ma2ml.envs.core.threads as threads;"
     "base.LEARNER_THREADS = torch.get_num_threads();"
     "threads.set_process_threads = lambda *a, **k: None;"
     "from ma2ml.cli import main; sys.exit(main(sys.argv[1:]))"

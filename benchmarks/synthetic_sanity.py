@@ -16,7 +16,7 @@ import torch
 
 from ma2ml.agents import learner_names, make_learner
 from ma2ml.envs.automl_v0 import parallel_env
-from ma2ml.envs.synthetic import SyntheticEvaluator
+from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
 
 
 def main(budget: int, batch: int, games: int) -> None:

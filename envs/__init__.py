@@ -25,13 +25,13 @@ _LAZY = {
     "HParams": "ma2ml.envs.spaces", "Recipe": "ma2ml.envs.spaces",
     "Task": "ma2ml.envs.tasks", "Budget": "ma2ml.envs.tasks", "register_task": "ma2ml.envs.tasks",
     "get_task": "ma2ml.envs.tasks", "task_names": "ma2ml.envs.tasks",
-    "EvalRecord": "ma2ml.envs.evaluators", "Evaluator": "ma2ml.envs.evaluators",
-    "TrainEvaluator": "ma2ml.envs.evaluators", "STATUSES": "ma2ml.envs.evaluators",
-    "FlopsReward": "ma2ml.envs.reward",
-    "EvalStore": "ma2ml.envs.store", "RunLog": "ma2ml.envs.store", "StoreError": "ma2ml.envs.store",
-    "make_executor": "ma2ml.envs.executors", "InProcessExecutor": "ma2ml.envs.executors",
-    "ProcessPoolExecutor": "ma2ml.envs.executors", "RayExecutor": "ma2ml.envs.executors",
-    "TableEvaluator": "ma2ml.envs.bench", "load_table": "ma2ml.envs.bench",
+    "EvalRecord": "ma2ml.envs.core.records", "Evaluator": "ma2ml.envs.core.evaluator",
+    "TrainEvaluator": "ma2ml.envs.training.evaluators", "STATUSES": "ma2ml.envs.core.records",
+    "FlopsReward": "ma2ml.envs.core.reward",
+    "EvalStore": "ma2ml.envs.runtime.store", "RunLog": "ma2ml.envs.runtime.store", "StoreError": "ma2ml.envs.runtime.store",
+    "make_executor": "ma2ml.envs.runtime.executors", "InProcessExecutor": "ma2ml.envs.runtime.executors",
+    "ProcessPoolExecutor": "ma2ml.envs.runtime.pool", "RayExecutor": "ma2ml.envs.runtime.ray",
+    "TableEvaluator": "ma2ml.envs.benchmark.table", "load_table": "ma2ml.envs.benchmark.table",
     "load_checkpoint": "ma2ml.envs.final", "train_final": "ma2ml.envs.final",
 }
 
@@ -85,6 +85,6 @@ def __getattr__(name: str) -> Any:
 
 for _name, _kwargs in ENV_TASKS.items():
     register_envs(_name, _kwargs)
-register_envs("DigitsBench", {}, module="ma2ml.envs.bench", joint="ma2ml.envs.bench:joint_env")
-register_envs("ImageNet", {"flops_constraint": 600e6}, module="ma2ml.envs.imagefolder",
-              joint="ma2ml.envs.imagefolder:joint_env")
+register_envs("DigitsBench", {}, module="ma2ml.envs.digitsbench_v0", joint="ma2ml.envs.digitsbench_v0:joint_env")
+register_envs("ImageNet", {"flops_constraint": 600e6}, module="ma2ml.envs.imagenet_v0",
+              joint="ma2ml.envs.imagenet_v0:joint_env")

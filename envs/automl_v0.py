@@ -84,11 +84,11 @@ record, timing included, is `env.last_record`.
   by `reset(seed=...)`.
 * `executor`: where `evaluate_batch` (and, when set, `step`) runs: None (here, in order),
   `"inprocess"`, `"process"` (a local pool: one worker per GPU, else `workers` CPU
-  workers, default one per core), `"ray"`, or an `Executor` (`ma2ml.envs.executors`).
+  workers, default one per core), `"ray"`, or an `Executor` (`ma2ml.envs.runtime.executors`).
   Executors built from a name kill an evaluation after `time_limit` seconds from outside
   the worker and retry a crashed worker once; the env closes them in `close()`. The
   evaluator's `executor` attribute is set to it.
-* `store`: an `EvalStore` or a file path (`ma2ml.envs.store`): every evaluation is written
+* `store`: an `EvalStore` or a file path (`ma2ml.envs.runtime.store`): every evaluation is written
   there before it is returned; `run_id` names the run (re-using one resumes it from its
   first evaluation: stored evaluations are not run again; `env.run_log.seek(n)` continues
   at evaluation n); `cache=True` reuses the record of a pipeline already evaluated under
@@ -111,13 +111,14 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
-from ma2ml.envs.evaluators import (Actions, EvalRecord, Evaluator, TrainEvaluator, decode_actions, resolve_device,
-                                   seeds_from)
-from ma2ml.envs.executors import Executor, make_executor
-from ma2ml.envs.store import EvalStore, RunLog
-from ma2ml.envs.reward import FlopsReward
+from ma2ml.envs.core.evaluator import Evaluator, resolve_device
+from ma2ml.envs.core.records import Actions, EvalRecord, decode_actions, seeds_from
+from ma2ml.envs.core.reward import FlopsReward
+from ma2ml.envs.runtime.executors import Executor, make_executor
+from ma2ml.envs.runtime.store import EvalStore, RunLog
 from ma2ml.envs.spaces import ModuleSpace
 from ma2ml.envs.tasks import DESCRIPTOR_FIELDS, Task, descriptor, get_task, load_splits
+from ma2ml.envs.training.evaluators import TrainEvaluator
 
 EVALUATORS = ("train",)
 

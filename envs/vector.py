@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.envs.evaluators import Actions, EvalRecord
+from ma2ml.envs.core.records import Actions, EvalRecord
 
 Evaluate = Callable[[list[dict[str, np.ndarray]]], tuple[np.ndarray, list[dict[str, Any]]]]
 """A batch of joint actions -> (rewards, one info dict each)."""

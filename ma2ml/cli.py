@@ -44,7 +44,7 @@ def _cmd_list(args: argparse.Namespace) -> None:
 
 
 def _cmd_download(args: argparse.Namespace) -> None:
-    from ma2ml.envs.data import download_cifar
+    from ma2ml.envs.tasks.data import download_cifar
 
     path = download_cifar(args.dataset, args.data_dir)
     print(f"{args.dataset} is in {path}")
@@ -80,10 +80,10 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     import ma2ml.commands  # noqa: F401  (registers the other sub-commands)
-    from ma2ml.envs.threads import set_process_threads
+    from ma2ml.envs.core.threads import set_process_threads
 
     args = build_parser().parse_args(argv)
-    set_process_threads()  # the thread policy (ma2ml.envs.threads): 1 torch thread outside trainings
+    set_process_threads()  # the thread policy (ma2ml.envs.core.threads): 1 torch thread outside trainings
     try:
         COMMANDS[args.command](args)
     except (CliError, ValueError, FileNotFoundError) as exc:

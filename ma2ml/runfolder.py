@@ -4,7 +4,7 @@ A run folder holds one search (one learner, one env, one seed):
 
 * ``run.json``: the run's settings (env, env_args, learner, learner_args, budget,
   batch_size, seed), as JSON;
-* ``evals.sqlite``: the evaluation store (:mod:`ma2ml.envs.store`), the source of truth:
+* ``evals.sqlite``: the evaluation store (:mod:`ma2ml.envs.runtime.store`), the source of truth:
   every evaluation is written there, one transaction each, before the learner hears of it;
 * ``checkpoint.pt``: the learner's state, the env's generator, the evaluation count and the
   batch boundaries after the last full batch (plain tensors, lists and numbers: it is

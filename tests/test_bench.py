@@ -12,12 +12,12 @@ import pytest
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
-from ma2ml.envs import bench
-from ma2ml.envs.bench import (
-    TABLE_PATH, TableEvaluator, batch_rewards, bench_spaces, joint_nvec, load_table, pipeline_index,
-    pipeline_tokens, table_stats, unexplained_share,
-)
-from ma2ml.envs.reward import FlopsReward
+from ma2ml.envs import benchmark as bench
+from ma2ml.envs.benchmark import build as bench_build
+from ma2ml.envs.benchmark.space import bench_spaces, joint_nvec, pipeline_index, pipeline_tokens
+from ma2ml.envs.benchmark.stats import table_stats, unexplained_share
+from ma2ml.envs.benchmark.table import TABLE_PATH, TableEvaluator, load_table
+from ma2ml.envs.core.reward import FlopsReward, batch_rewards
 from ma2ml.envs.spaces import AugOp, AugPolicy
 
 PID, GID = "ma2ml/AutoML-DigitsBench-v0", "ma2ml/JointAutoML-DigitsBench-v0"
@@ -210,7 +210,7 @@ def test_cli_info(capsys):
 
 def _retrain(entries, table):
     """Retrain ``(pipeline, replicate)`` entries with their stored seeds (CPU, one torch thread, as the build)."""
-    from ma2ml.envs.evaluators import TrainEvaluator
+    from ma2ml.envs.training.evaluators import TrainEvaluator
 
     spaces = bench_spaces()
     trainer = TrainEvaluator(bench.bench_task(), spaces, device="cpu")
@@ -349,7 +349,7 @@ def workdir(tmp_path, monkeypatch, table):
         raise AssertionError("training started")
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(bench, "multiprocessing", SimpleNamespace(get_context=no_pool))
+    monkeypatch.setattr(bench_build, "multiprocessing", SimpleNamespace(get_context=no_pool))
     (tmp_path / "rawdir").mkdir()
     (tmp_path / "outdir.npz").mkdir()
     (tmp_path / "afile").write_text("x")

@@ -63,7 +63,7 @@ FIXTURES: dict[str, bytes | str | None] = {  # name -> file content (None: a fol
 
 
 def _setup(folder: Path) -> None:
-    from ma2ml.envs.bench import TABLE_PATH
+    from ma2ml.envs.benchmark.table import TABLE_PATH
 
     for name, content in FIXTURES.items():
         path = folder / name

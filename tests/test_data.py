@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from ma2ml.envs.data import DatasetNotFoundError, load_cifar, load_digits
+from ma2ml.envs.tasks.data import DatasetNotFoundError, load_cifar, load_digits
 
 
 def test_digits_split_is_fixed_stratified_and_disjoint():

@@ -1,17 +1,16 @@
 """Conformance of the AutoML env and its joint view (PettingZoo, Gymnasium, SB3 checkers)."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
 import gymnasium
+import numpy as np
 import pettingzoo
+import pytest
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
 from ma2ml.envs import automl_v0
+from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
 from ma2ml.envs.joint import JointAutoMLEnv
-from ma2ml.envs.synthetic import SyntheticEvaluator
 
 
 def synthetic(**kw):

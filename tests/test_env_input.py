@@ -21,12 +21,13 @@ import torch
 from pettingzoo.test import state_test
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
-from ma2ml.envs import automl_v0, bench
-from ma2ml.envs.data import DatasetNotFoundError, download_cifar, load_cifar
-from ma2ml.envs.evaluators import TrainEvaluator, resolve_device
+from ma2ml.envs import automl_v0, digitsbench_v0
+from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+from ma2ml.envs.core.evaluator import resolve_device
 from ma2ml.envs.joint import JointAutoMLEnv
-from ma2ml.envs.synthetic import SyntheticEvaluator
 from ma2ml.envs.tasks import get_task
+from ma2ml.envs.tasks.data import DatasetNotFoundError, download_cifar, load_cifar
+from ma2ml.envs.training.evaluators import TrainEvaluator
 
 BAD_TOKENS = ["a", None, 1j, 2**70, True, False, 0.5, math.nan, math.inf, -1, [0]]
 """Tokens every entry point refuses: not integers (bools included), or out of range."""
@@ -318,7 +319,7 @@ def test_download_into_a_file_is_one_error_and_touches_nothing(tmp_path, monkeyp
 # -- 5. state_space -------------------------------------------------------------------------------
 @pytest.mark.parametrize("module, kwargs", [
     (automl_v0, {"evaluator": SyntheticEvaluator(seed=0)}),
-    (bench, {}),
+    (digitsbench_v0, {}),
 ], ids=["synthetic", "table"])
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_pettingzoo_state_test(module, kwargs):

@@ -13,12 +13,14 @@ from pathlib import Path
 import cloudpickle
 import numpy as np
 import pytest
-
 import test_faults
-from ma2ml.envs import automl_v0
-from ma2ml.envs.executors import (InProcessExecutor, ProcessPoolExecutor, RayExecutor, make_executor)
-from ma2ml.envs.synthetic import SyntheticEvaluator
 from test_faults import FaultyEvaluator, faulty_action
+
+from ma2ml.envs import automl_v0
+from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+from ma2ml.envs.runtime.executors import InProcessExecutor, make_executor
+from ma2ml.envs.runtime.pool import ProcessPoolExecutor
+from ma2ml.envs.runtime.ray import RayExecutor
 
 
 def without_timing(records) -> list[dict]:
@@ -215,11 +217,13 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ma2ml.envs.data import load_digits
-from ma2ml.envs.evaluators import TrainEvaluator
-from ma2ml.envs.executors import InProcessExecutor, ProcessPoolExecutor
+from ma2ml.envs.tasks.data import load_digits
+from ma2ml.envs.training.evaluators import TrainEvaluator
+from ma2ml.envs.core.budget import Budget
+from ma2ml.envs.runtime.executors import InProcessExecutor
+from ma2ml.envs.runtime.pool import ProcessPoolExecutor
 from ma2ml.envs.spaces import HpoSpace, TokenSpace
-from ma2ml.envs.tasks import DEFAULT_GENOTYPE, Budget, Task
+from ma2ml.envs.tasks import DEFAULT_GENOTYPE, Task
 
 
 class Smoothing(TokenSpace):

@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from ma2ml.envs import automl_v0
-from ma2ml.envs.executors import ProcessPoolExecutor
+from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator, small_spaces
+from ma2ml.envs.runtime.pool import ProcessPoolExecutor
+from ma2ml.envs.runtime.store import EvalStore
 from ma2ml.envs.spaces import HpoSpace, Recipe, TokenSpace
-from ma2ml.envs.store import EvalStore
-from ma2ml.envs.synthetic import SyntheticEvaluator, small_spaces
 
 FAULTS = ("none", "oom", "sleep", "exit", "exit_once")
 """What the ``fault`` agent's token injects."""

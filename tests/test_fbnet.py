@@ -5,23 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from ma2ml.envs.fbnet import (
-    REFERENCE_ARCHITECTURES,
-    STAGES,
-    FBNetArch,
-    FBNetBudget,
-    FBNetSpace,
-    FBNetwork,
-    Stage,
-    StageChoices,
-    block_plan,
-    build_fbnet,
-    fbnet_macs,
-    make_divisible,
-)
-from ma2ml.envs.flops import count_macs
+from ma2ml.envs.core.budget import Budget
+from ma2ml.envs.models.fbnet import (REFERENCE_ARCHITECTURES, STAGES, FBNetArch, FBNetBudget, FBNetwork, Stage,
+                                     StageChoices, block_plan, build_fbnet, fbnet_macs, make_divisible)
+from ma2ml.envs.models.flops import count_macs
 from ma2ml.envs.spaces import HParams, Recipe
-from ma2ml.envs.tasks import DEFAULT_GENOTYPE, Budget
+from ma2ml.envs.spaces.fbnet import FBNetSpace
+from ma2ml.envs.tasks import DEFAULT_GENOTYPE
 
 C = 600e6
 

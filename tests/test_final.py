@@ -10,19 +10,10 @@ import pytest
 import torch
 
 from ma2ml import cli
-from ma2ml.envs.evaluators import TrainingDiverged
-from ma2ml.envs.final import (
-    Checkpoint,
-    FinalTraining,
-    PipelineFile,
-    atomic_write,
-    load_checkpoint,
-    make_env,
-    read_pipeline,
-    save_checkpoint,
-    train_final,
-)
+from ma2ml.envs.final import (Checkpoint, FinalTraining, PipelineFile, atomic_write, load_checkpoint, make_env,
+                              read_pipeline, save_checkpoint, train_final)
 from ma2ml.envs.tasks import get_task, load_splits
+from ma2ml.envs.training.evaluators import TrainingDiverged
 
 ENV = "ma2ml/AutoML-Digits-v0"
 SANE_HPO = [3, 2, 2, 0, 0, 0]  # lr 0.1, wd 5e-4, momentum 0.9, batch 32: trains well on digits

@@ -3,22 +3,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium
 import numpy as np
+import pettingzoo
 import pytest
 import torch
+from pettingzoo.test import parallel_api_test, parallel_seed_test
 from PIL import Image
 
-import gymnasium
-import pettingzoo
-from pettingzoo.test import parallel_api_test, parallel_seed_test
-
 import ma2ml.envs  # noqa: F401  (registers the envs)
-from ma2ml.envs import evaluators, imagefolder
-from ma2ml.envs.data import DatasetNotFoundError
-from ma2ml.envs.evaluators import EvalRecord, normalizer, to_input
-from ma2ml.envs.fbnet import fbnet_macs
-from ma2ml.envs.imagefolder import ImageFolderConfig, imagefolder_task, load_imagefolder, write_synthetic_imagefolder
-from ma2ml.envs.tasks import get_task, task_names
+from ma2ml.envs.core.records import EvalRecord
+from ma2ml.envs.models.fbnet import fbnet_macs
+from ma2ml.envs.tasks import get_task, imagefolder, task_names
+from ma2ml.envs.tasks.data import DatasetNotFoundError
+from ma2ml.envs.tasks.imagefolder import (ImageFolderConfig, imagefolder_task, load_imagefolder,
+                                          write_synthetic_imagefolder)
+from ma2ml.envs.training import evaluators
+from ma2ml.envs.training.evaluators import normalizer, to_input
 
 PID, GID = "ma2ml/AutoML-ImageNet-v0", "ma2ml/JointAutoML-ImageNet-v0"
 

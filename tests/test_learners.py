@@ -13,10 +13,10 @@ import torch
 import ma2ml.envs
 from ma2ml.agents import learner_config, learner_names, make_learner, register_learner
 from ma2ml.agents.base import Learner
-from ma2ml.envs.automl_v0 import parallel_env
-from ma2ml.envs.synthetic import SyntheticEvaluator, small_spaces
-from ma2ml.envs.data import DatasetNotFoundError
 from ma2ml.baselines.vec_env import AutoMLVecEnv
+from ma2ml.envs.automl_v0 import parallel_env
+from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator, small_spaces
+from ma2ml.envs.tasks.data import DatasetNotFoundError
 from ma2ml.envs.vector import VectorAutoML
 
 LEARNERS = learner_names()

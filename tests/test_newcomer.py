@@ -25,11 +25,11 @@ def test_sb3_learners_leave_nothing_in_tmp(tmp_path, monkeypatch, name):
 
 
 def test_learners_run_their_torch_work_on_one_thread_and_restore_the_callers():
-    """The thread policy (ma2ml.envs.threads): ask/tell use one torch thread, whatever the caller set."""
+    """The thread policy (ma2ml.envs.core.threads): ask/tell use one torch thread, whatever the caller set."""
     import torch
 
     from ma2ml.baselines.random_search import RandomSearch
-    from ma2ml.envs.threads import LEARNER_THREADS
+    from ma2ml.envs.core.threads import LEARNER_THREADS
 
     seen = []
 

@@ -20,7 +20,7 @@ from ma2ml import cli
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
     """(raw, out) of ``build`` / ``compact``, checked; creates nothing."""
-    from ma2ml.envs.bench import check_table_path
+    from ma2ml.envs.benchmark.build import check_table_path
 
     for flag in ("out", "raw"):
         if getattr(args, flag) == "":
@@ -35,7 +35,7 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
 def _cmd_build(args: argparse.Namespace) -> None:
     import torch
 
-    from ma2ml.envs.bench import BUILD_THREADS, compact, run_build
+    from ma2ml.envs.benchmark.build import BUILD_THREADS, compact, run_build
 
     raw, out = _paths(args)
     torch.set_num_threads(BUILD_THREADS)
@@ -46,14 +46,15 @@ def _cmd_build(args: argparse.Namespace) -> None:
 
 
 def _cmd_compact(args: argparse.Namespace) -> None:
-    from ma2ml.envs.bench import compact
+    from ma2ml.envs.benchmark.build import compact
 
     raw, out = _paths(args)
     print(f"table written to {compact(raw, out)}")
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
-    from ma2ml.envs.bench import TABLE_PATH, format_stats, load_table, table_stats
+    from ma2ml.envs.benchmark.stats import format_stats, table_stats
+    from ma2ml.envs.benchmark.table import TABLE_PATH, load_table
 
     path = Path(args.table) if args.table else TABLE_PATH
     print(format_stats(table_stats(load_table(path)), path))

@@ -20,10 +20,8 @@ from typing import Any
 
 from ma2ml import cli
 from ma2ml.commands.search import MAX_SEED, check_run_args, check_seed, make_env, parse_settings, search
-from ma2ml.runfolder import (
-    BEST_FILE, RunFolderError, check_writable_folder, evaluations_done, folder_lock, make_folder, read_json,
-    read_results,
-)
+from ma2ml.runfolder import (BEST_FILE, RunFolderError, check_writable_folder, evaluations_done, folder_lock,
+                             make_folder, read_json, read_results)
 
 MAX_SEEDS = 10_000
 """Most seeds per learner in one comparison."""
@@ -58,7 +56,7 @@ def finished(path: Path, budget: int) -> bool:
 
 def _one_run(env_id: str, env_kwargs: dict[str, Any], learner: str, seed: int, budget: int, batch_size: int,
              path: str) -> tuple[str, int]:
-    from ma2ml.envs.threads import set_process_threads
+    from ma2ml.envs.core.threads import set_process_threads
 
     set_process_threads()  # a worker process: the CLI's thread policy
     search(env_id, env_kwargs, learner, {}, budget, batch_size, seed, Path(path), progress=False)
@@ -119,7 +117,7 @@ def _compare(args: argparse.Namespace, learners: list[str], env_kwargs: dict[str
 
     from tqdm import tqdm
 
-    from ma2ml.envs.executors import die_with_parent
+    from ma2ml.envs.runtime.pool import die_with_parent
     from ma2ml.report import write_report
 
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))

@@ -31,11 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from ma2ml import cli
-from ma2ml.runfolder import (
-    BEST_FILE, CHECKPOINT_FILE, RESULTS_FILE, RUN_FILE, RUN_ID, STORE_FILE, TIMINGS_FILE, RunFolderError,
-    atomic_write_bytes, atomic_write_json, atomic_write_lines, batch_of, check_writable_folder, folder_lock,
-    make_folder, read_json, result_row,
-)
+from ma2ml.runfolder import (BEST_FILE, CHECKPOINT_FILE, RESULTS_FILE, RUN_FILE, RUN_ID, STORE_FILE, TIMINGS_FILE,
+                             RunFolderError, atomic_write_bytes, atomic_write_json, atomic_write_lines, batch_of,
+                             check_writable_folder, folder_lock, make_folder, read_json, result_row)
 
 DEFAULT_ENV = "ma2ml/AutoML-Digits-v0"
 DEFAULT_LEARNER = "ma2ml"

@@ -54,7 +54,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ma2ml.envs.evaluators import STATUSES, Actions, EvalRecord, Evaluator, decode_actions
+from ma2ml.envs.core.evaluator import Evaluator
+from ma2ml.envs.core.records import STATUSES, Actions, EvalRecord, decode_actions
 from ma2ml.envs.spaces import ModuleSpace
 
 APPLICATION_ID = 0x4D41324D

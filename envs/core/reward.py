@@ -7,6 +7,9 @@ FLOPs are multiply-adds. A failed evaluation (any status but ``ok``) gets reward
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -29,3 +32,11 @@ class FlopsReward:
             return 0.0
         w = self.exponent if flops > 0 and (self.soft or flops > self.constraint) else 0.0
         return float(accuracy * (flops / self.constraint) ** w)
+
+
+def batch_rewards(reward_fn: Any, acc: np.ndarray, flops: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """:class:`~ma2ml.envs.core.reward.FlopsReward` applied to arrays (the same formula, vectorized)."""
+    flops = np.asarray(flops, dtype=np.float64)
+    penalized = (flops > 0) & (reward_fn.soft | (flops > reward_fn.constraint))
+    factor = np.where(penalized, (np.maximum(flops, 1.0) / reward_fn.constraint) ** reward_fn.exponent, 1.0)
+    return np.where(ok, np.asarray(acc, dtype=np.float64) * factor, 0.0)

@@ -1,6 +1,6 @@
 """The ``imagefolder`` task: ImageNet, or a subset such as ImageNet-200, searched in the FBNet space.
 
-The poster's ImageNet setting: AUG (AutoAugment), NAS (:class:`~ma2ml.envs.fbnet.FBNetSpace`,
+The poster's ImageNet setting: AUG (AutoAugment), NAS (:class:`~ma2ml.envs.spaces.fbnet.FBNetSpace`,
 an FBNetV3-style space with the input resolution) and HPO, under a C = 600M multiply-adds
 constraint. Registered as task ``imagefolder`` (all classes, default budget) and as the envs
 ``ma2ml/AutoML-ImageNet-v0`` / ``ma2ml/JointAutoML-ImageNet-v0``, which take automl_v0's arguments
@@ -49,25 +49,20 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ma2ml.envs import automl_v0
-from ma2ml.envs.automl_v0 import AutoMLParallelEnv
-from ma2ml.envs.data import DatasetNotFoundError, Split, Splits, stratified_split
-from ma2ml.envs.fbnet import (REFERENCE_ARCHITECTURES, RESOLUTIONS, FBNetArch, FBNetBudget, FBNetSpace,
-                              build_fbnet)
-from ma2ml.envs.joint import JointAutoMLEnv
+from ma2ml.envs.models.fbnet import REFERENCE_ARCHITECTURES, RESOLUTIONS, FBNetArch, FBNetBudget, build_fbnet
 from ma2ml.envs.spaces import AugSpace, HParams, HpoSpace
+from ma2ml.envs.spaces.fbnet import FBNetSpace
 from ma2ml.envs.tasks import Task, register_task
+from ma2ml.envs.tasks.data import DatasetNotFoundError, Split, Splits, stratified_split
 
 IMAGENET_HPO_LEVELS: dict[str, tuple] = {
     "lr": (0.05, 0.1, 0.2, 0.4, 0.8),
@@ -78,6 +73,8 @@ IMAGENET_HPO_LEVELS: dict[str, tuple] = {
     "drop_path": (0.0, 0.1, 0.2),
 }
 """HPO levels of the ImageNet task (SGD with Nesterov momentum 0.9 and a cosine schedule)."""
+
+
 IMAGENET_HPARAMS = HParams(lr=0.2, weight_decay=4e-5, momentum=0.9, batch_size=256, label_smoothing=0.1,
                            drop_path=0.0)
 """Hyper-parameters used when HPO is not an agent."""
@@ -308,42 +305,6 @@ def _task_for(config: ImageFolderConfig) -> Task:
         build_network=build_fbnet,
     )
     return register_task(task, overwrite=True)
-
-
-ENV_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(ImageFolderConfig)
-                                     if f.name not in ("epochs", "flops_constraint"))
-"""The :class:`ImageFolderConfig` fields the ImageNet envs take as keyword arguments (``epochs``
-and ``flops_constraint`` are the env's own arguments, which override the task's)."""
-
-
-def env_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The ImageNet envs' arguments -> automl_v0's: the :data:`ENV_OPTIONS` become ``task``."""
-    options = {k: v for k, v in kwargs.items() if k in ENV_OPTIONS}
-    rest = {k: v for k, v in kwargs.items() if k not in ENV_OPTIONS}
-    if "task" in rest:
-        if options:
-            raise ValueError(f"pass task= or the imagefolder options {sorted(options)}, not both")
-        return rest
-    return {**rest, "task": imagefolder_task(ImageFolderConfig(**options))}
-
-
-def parallel_env(**kwargs: Any) -> AutoMLParallelEnv:
-    """``ma2ml/AutoML-ImageNet-v0``: automl_v0's env on the imagefolder task.
-
-    Takes automl_v0's arguments (``data_dir``, ``epochs``, ``flops_constraint``, ...) plus the
-    :data:`ENV_OPTIONS`, e.g. ``classes=200, max_per_class=300`` for an ImageNet-200 proxy.
-    """
-    return automl_v0.parallel_env(**env_kwargs(kwargs))
-
-
-def env(**kwargs: Any):
-    """The AEC form of :func:`parallel_env` (PettingZoo's order-enforcing wrapper)."""
-    return automl_v0.env(**env_kwargs(kwargs))
-
-
-def joint_env(**kwargs: Any) -> JointAutoMLEnv:
-    """``ma2ml/JointAutoML-ImageNet-v0``: the single-agent joint view, same arguments as :func:`parallel_env`."""
-    return JointAutoMLEnv(**env_kwargs(kwargs))
 
 
 def write_synthetic_imagefolder(root: str | Path, classes: int = 3, train_per_class: int = 6, val_per_class: int = 2,

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.envs.evaluators import EvalRecord, Evaluator
+from ma2ml.envs.core.evaluator import Evaluator
+from ma2ml.envs.core.records import EvalRecord
 from ma2ml.envs.spaces import ModuleSpace, TokenSpace
 from ma2ml.envs.tasks import Task, get_task
 

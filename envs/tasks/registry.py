@@ -7,35 +7,16 @@ import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ma2ml.envs.data import Splits, load_cifar, load_digits
-from ma2ml.envs.nasnet import Block, Genotype, NASNetwork
+from ma2ml.envs.core.budget import Budget
+from ma2ml.envs.models.nasnet import Block, Genotype, NASNetwork
 from ma2ml.envs.spaces import AugSpace, HParams, HpoSpace, ModuleSpace, NasSpace
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The proxy-training budget and network skeleton of a task."""
-
-    epochs: int = 10
-    """Training epochs of one evaluation."""
-    channels: int = 16
-    """Channels C of the first stage (doubled at each reduction)."""
-    cells_per_stage: int = 1
-    """Normal cells N per stage."""
-    stages: int = 3
-    """Stages, with a reduction cell between consecutive ones."""
-    crop_padding: int = 4
-    """Padding of the random crop applied to every training batch (0: none)."""
-    flip: bool = True
-    """Random horizontal flips (off for digits, where they change the class)."""
-    eval_batch_size: int = 1024
-    """Batch size for scoring the validation and test splits."""
+from ma2ml.envs.tasks.data import Splits, load_cifar, load_digits
 
 
 def build_nasnet(architecture: Genotype, in_channels: int, num_classes: int, budget: Budget,
@@ -72,7 +53,7 @@ class Task:
 
 _TASKS: dict[str, Task] = {}
 
-LAZY_TASKS: dict[str, str] = {"imagefolder": "ma2ml.envs.imagefolder", "digits-bench": "ma2ml.envs.bench"}
+LAZY_TASKS: dict[str, str] = {"imagefolder": "ma2ml.envs.tasks.imagefolder", "digits-bench": "ma2ml.envs.benchmark.space"}
 """Tasks whose module registers them when first asked for (keeps ``import ma2ml.envs`` light)."""
 
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from gymnasium import spaces as gym_spaces
 
-from ma2ml.envs.augment import AUG_OPS, NUM_MAGNITUDES, NUM_PROBS
-from ma2ml.envs.nasnet import NAS_OPS, Block, Genotype
+from ma2ml.envs.models.augment import AUG_OPS, NUM_MAGNITUDES, NUM_PROBS
+from ma2ml.envs.models.nasnet import NAS_OPS, Block, Genotype
 
 
 def _token_value(value: Any) -> int | None:

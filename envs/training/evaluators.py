@@ -8,164 +8,28 @@ the time limit and any other error end in a record with a ``status`` and reward 
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
-import traceback
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ma2ml.envs.augment import apply_policy, random_crop_flip
-from ma2ml.envs.data import Split, Splits
-from ma2ml.envs.flops import count_macs
+from ma2ml.envs.core.budget import Budget
+from ma2ml.envs.core.evaluator import Evaluator, resolve_device
+from ma2ml.envs.core.records import EvalRecord
+from ma2ml.envs.models.augment import apply_policy, random_crop_flip
+from ma2ml.envs.models.flops import count_macs
 from ma2ml.envs.spaces import HParams, ModuleSpace, Recipe
-from ma2ml.envs.tasks import Budget, Task, load_splits
+from ma2ml.envs.tasks import Task, load_splits
+from ma2ml.envs.tasks.data import Split, Splits
 
 if TYPE_CHECKING:
-    from ma2ml.envs.executors import Executor
-
-STATUSES = ("ok", "diverged", "oom", "timeout", "failed")
-"""Every evaluation ends in one of these; only ``ok`` earns a non-zero reward."""
-
-Actions = Mapping[str, Any]
-"""A joint action: agent name -> token vector."""
-
-
-@dataclass
-class EvalRecord:
-    """The outcome of one evaluation (JSON-friendly via :meth:`to_dict`)."""
-
-    status: str
-    """One of :data:`STATUSES`."""
-    val_acc: float = 0.0
-    """Validation accuracy after the last epoch: the reward's input."""
-    test_acc: float = 0.0
-    """Test accuracy, reported only (never used by the reward)."""
-    flops: int = 0
-    """Multiply-adds of one forward pass on one image."""
-    params: int = 0
-    """Trainable parameters."""
-    curve: list[float] = field(default_factory=list)
-    """Validation accuracy after each epoch."""
-    train_seconds: float = 0.0
-    """Wall-clock seconds of training and scoring (not part of the env's ``infos`` by default)."""
-    seed: int = 0
-    """Training seed."""
-    pipeline: dict[str, Any] = field(default_factory=dict)
-    """The decoded choice of every agent."""
-    error: str | None = None
-    """What went wrong, for any status but ``ok``."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as a new dict (what ``dataclasses.asdict`` gives, ten times faster): the
-        containers are copied, so changing the dict never changes the record."""
-        return {f: _copy_tree(getattr(self, f)) for f in _RECORD_FIELDS}
-
-
-_RECORD_FIELDS = tuple(f.name for f in fields(EvalRecord))
-_ATOMS = (str, int, float, bool, type(None))
-
-
-def _copy_tree(obj: Any) -> Any:
-    """A deep copy of a JSON-like tree (dicts, lists, tuples of atoms); anything else by ``deepcopy``."""
-    kind = type(obj)
-    if kind in _ATOMS:
-        return obj
-    if kind is dict:
-        return {k: _copy_tree(v) for k, v in obj.items()}
-    if kind is list:
-        return [_copy_tree(v) for v in obj]
-    if kind is tuple:
-        return tuple(_copy_tree(v) for v in obj)
-    return copy.deepcopy(obj)
-
-
-def decode_actions(spaces: Mapping[str, ModuleSpace], actions: Actions) -> dict[str, Any]:
-    """Validate and decode a joint action; one ``ValueError`` naming the problem."""
-    if not isinstance(actions, Mapping):
-        raise ValueError(f"actions must be a dict agent -> tokens, got {type(actions).__name__}")
-    if set(actions) != set(spaces):
-        raise ValueError(f"actions name agents {sorted(actions)}; this env's agents are {list(spaces)}")
-    return {agent: space.decode(actions[agent], agent) for agent, space in spaces.items()}
-
-
-class Evaluator(ABC):
-    """Scores joint actions. Subclasses implement :meth:`_evaluate` (may raise)."""
-
-    executor: Executor | None = None
-    """Where :meth:`evaluate_batch` runs (:mod:`ma2ml.envs.executors`); None: here, in order.
-    Not pickled: a worker's copy of the evaluator evaluates in place."""
-
-    def __init__(self, task: Task, spaces: Mapping[str, ModuleSpace]) -> None:
-        self.task = task
-        self.spaces = dict(spaces)
-
-    def settings(self) -> dict[str, Any]:
-        """What, besides the pipeline and seed, determines a record (the store's cache key)."""
-        return {"evaluator": type(self).__name__, "task": self.task.name}
-
-    def pipeline_json(self, actions: Actions) -> dict[str, Any]:
-        configs = decode_actions(self.spaces, actions)
-        return {agent: self.spaces[agent].to_json(cfg) for agent, cfg in configs.items()}
-
-    def evaluate(self, actions: Actions, seed: int) -> EvalRecord:
-        """One evaluation; bad input raises ``ValueError``, faults end in a status."""
-        configs = decode_actions(self.spaces, actions)
-        pipeline = {agent: self.spaces[agent].to_json(cfg) for agent, cfg in configs.items()}
-        start = time.perf_counter()
-        try:
-            record = self._evaluate(configs, seed)
-        except torch.cuda.OutOfMemoryError as exc:
-            record = EvalRecord(status="oom", error=str(exc).splitlines()[0])
-        except Exception as exc:  # a fault of one pipeline must not stop a search
-            record = EvalRecord(status="failed", error="".join(traceback.format_exception_only(exc)).strip())
-        if record.status == "oom":  # here, not in the handler, whose traceback still holds the tensors
-            torch.cuda.empty_cache()
-        record.seed = seed
-        record.pipeline = pipeline
-        if not record.train_seconds:
-            record.train_seconds = time.perf_counter() - start
-        return record
-
-    def evaluate_batch(self, batch: Sequence[Actions], seeds: Sequence[int]) -> list[EvalRecord]:
-        """Several evaluations, in batch order; concurrent when :attr:`executor` is set."""
-        out: list[EvalRecord | None] = [None] * len(batch)
-        for i, record in self.iter_batch(batch, seeds):
-            out[i] = record
-        return out  # type: ignore[return-value]  (every position is filled)
-
-    def iter_batch(self, batch: Sequence[Actions], seeds: Sequence[int]) -> Iterator[tuple[int, EvalRecord]]:
-        """``(position, record)`` as each evaluation finishes (what a store writes one by one).
-
-        The whole batch is validated first: bad input raises ``ValueError`` before anything runs.
-        """
-        from ma2ml.envs.executors import InProcessExecutor
-
-        return (self.executor or InProcessExecutor()).run(self, batch, seeds)
-
-    def use_device(self, device: torch.device) -> None:
-        """Move evaluations to ``device`` (an executor's worker pinned to one GPU calls it)."""
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("executor", None)
-        return state
-
-    @abstractmethod
-    def data_facts(self) -> tuple[tuple[int, int, int], int, int]:
-        """(image shape (C, H, W), train-split size, classes): the task descriptor's inputs."""
-
-    @abstractmethod
-    def _evaluate(self, configs: Mapping[str, Any], seed: int) -> EvalRecord:
-        """Score decoded configs (agent -> config)."""
+    pass
 
 
 @lru_cache(maxsize=4096)
@@ -173,33 +37,6 @@ def network_cost(build: Callable[..., torch.nn.Module], architecture: Any, in_ch
                  num_classes: int, budget: Budget) -> tuple[int, int]:
     """(multiply-adds, params) of ``build``'s network for an architecture, counted on the meta device."""
     return count_macs(lambda: build(architecture, in_channels, num_classes, budget), (1, in_channels, size, size))
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """The torch device of a ``device`` argument; one ``ValueError`` naming it and the valid values.
-
-    None or ``"auto"``: CUDA when a GPU is visible, else the CPU. ``"cpu"``; ``"cuda"`` (the
-    current GPU) and ``"cuda:N"`` with N < ``torch.cuda.device_count()``, only when a GPU is
-    visible. A ``torch.device`` of these works too. Constructors that take a ``device`` (the
-    env, :class:`TrainEvaluator`) check it here, before anything trains.
-    """
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    valid = (f"valid values are None, 'auto', 'cpu', 'cuda' and 'cuda:N' with N < {gpus}" if gpus
-             else "valid values are None, 'auto' and 'cpu' (no GPU is visible for 'cuda' or 'cuda:N')")
-    try:
-        resolved = torch.device(device) if isinstance(device, (str, torch.device)) else None
-    except RuntimeError:  # torch's "Expected one of cpu, cuda, ... device type at start of device string"
-        resolved = None
-    if resolved is None or resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}; {valid}")
-    if resolved.type == "cuda" and not gpus:
-        raise ValueError(f"device {device!r} needs a GPU, but no GPU is visible; "
-                         f"valid values are None, 'auto' and 'cpu'")
-    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= gpus:
-        raise ValueError(f"device {device!r} is not a visible GPU; {valid}")
-    return resolved
 
 
 class TrainEvaluator(Evaluator):
@@ -276,7 +113,7 @@ class TrainEvaluator(Evaluator):
         return recipe
 
     def _evaluate(self, configs: Mapping[str, Any], seed: int) -> EvalRecord:
-        from ma2ml.envs.threads import torch_threads
+        from ma2ml.envs.core.threads import torch_threads
 
         with torch_threads(self.cpu_threads if self.device.type == "cpu" else None):
             return train_recipe(self.recipe(configs), self, seed)
@@ -423,8 +260,3 @@ def train_recipe(recipe: Recipe, ev: TrainEvaluator, seed: int) -> EvalRecord:
         train_seconds=time.perf_counter() - start,
         error=error,
     )
-
-
-def seeds_from(rng: np.random.Generator, n: int) -> list[int]:
-    """Training seeds drawn from an environment's generator."""
-    return [int(s) for s in rng.integers(0, 2**31 - 1, size=n)]

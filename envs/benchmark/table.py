@@ -1,0 +1,348 @@
+"""The benchmark table: its file format (:class:`Table`, :func:`load_table`, validated at
+load) and :class:`TableEvaluator`, which answers joint actions from it in microseconds.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ma2ml.envs.benchmark.space import (BENCH_BUDGET, BENCH_FLOPS_CONSTRAINT, EXTRA_FRACTION, EXTRA_SEEDS, TASK_NAME,
+                                        bench_spaces, bench_task, joint_nvec, pipeline_index, pipeline_tokens,
+                                        space_fingerprint)
+from ma2ml.envs.benchmark.stats import table_stats
+from ma2ml.envs.core.evaluator import Evaluator
+from ma2ml.envs.core.records import STATUSES, EvalRecord
+from ma2ml.envs.core.reward import batch_rewards
+
+TABLE_PATH = Path(__file__).resolve().parent.parent / "data" / "digits_bench.npz"
+"""The committed table (package data)."""
+
+
+# -- the table ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Table:
+    """The arrays of a table file, indexed ``[pipeline]`` or ``[pipeline, replicate]`` (see :func:`compact`)."""
+
+    meta: dict[str, Any]
+    """The space fingerprint, budget, status names and the FLOPs constraint it was built for."""
+    curve: np.ndarray
+    """Validation accuracy after each epoch, ``(N, R, E)`` (NaN where not trained)."""
+    val_acc: np.ndarray
+    """Final validation accuracy, ``(N, R)`` (0 for failed trainings, NaN where not trained)."""
+    test_acc: np.ndarray
+    """Final test accuracy, ``(N, R)``."""
+    train_seconds: np.ndarray
+    """Wall-clock seconds of training and scoring on one CPU thread, ``(N, R)``."""
+    seed: np.ndarray
+    """Training seed, ``(N, R)`` (-1 where not trained)."""
+    status: np.ndarray
+    """Index into ``meta["statuses"]``, ``(N, R)`` (-1 where not trained)."""
+    flops: np.ndarray
+    """Multiply-adds of one forward pass, ``(N,)``."""
+    params: np.ndarray
+    """Trainable parameters, ``(N,)``."""
+    extra: np.ndarray
+    """Pipelines trained with extra seeds (sorted indices)."""
+
+    @property
+    def n_pipelines(self) -> int:
+        return len(self.flops)
+
+    @cached_property
+    def replicates(self) -> np.ndarray:
+        """Stored replicates per pipeline, ``(N,)`` (replicates are stored from 0 up)."""
+        return (self.status >= 0).sum(axis=1)
+
+
+def table_layout() -> dict[str, tuple[tuple[int, ...], str]]:
+    """Array name -> (shape, dtype kind: ``"f"`` float, ``"i"`` integer) of a table file (see :class:`Table`)."""
+    n, reps, epochs = int(np.prod(joint_nvec(bench_spaces()))), 1 + EXTRA_SEEDS, BENCH_BUDGET.epochs
+    return {
+        "curve": ((n, reps, epochs), "f"), "val_acc": ((n, reps), "f"), "test_acc": ((n, reps), "f"),
+        "train_seconds": ((n, reps), "f"), "seed": ((n, reps), "i"), "status": ((n, reps), "i"),
+        "flops": ((n,), "i"), "params": ((n,), "i"), "extra": ((round(EXTRA_FRACTION * n),), "i"),
+    }
+
+
+_KINDS = {"f": ("f", "float"), "i": ("iu", "integer")}
+
+
+_UNREADABLE = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+
+
+@lru_cache(maxsize=4)
+def _load_table(path: str) -> Table:
+    """Load and check a table file: any problem is one ``ValueError`` naming the file and the problem."""
+    def bad(problem: str) -> ValueError:
+        return ValueError(f"benchmark table {path}: {problem}")
+
+    file = Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"no benchmark table at {path}; build one with `ma2ml bench build`")
+    if file.is_dir():
+        raise bad("is a folder, not an .npz file")
+    try:
+        file.open("rb").close()
+        data = np.load(file, allow_pickle=False) if zipfile.is_zipfile(file) else None
+    except _UNREADABLE as exc:
+        raise bad(f"unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        size = file.stat().st_size
+        raise bad("not an .npz archive (" + (f"{size:,} bytes without a zip directory: truncated or another format"
+                                             if size else "an empty file") + ")")
+    layout = table_layout()
+    arrays = {}
+    with data:
+        missing = sorted({"meta", *layout} - set(data.files))
+        unexpected = sorted(set(data.files) - {"meta", *layout})
+        if missing or unexpected:
+            raise bad("; ".join([f"missing arrays {missing}"] * bool(missing)
+                                + [f"unexpected arrays {unexpected}"] * bool(unexpected)))
+        for name in ("meta", *layout):
+            try:
+                arrays[name] = data[name]
+            except _UNREADABLE as exc:
+                raise bad(f"array {name!r} is unreadable ({type(exc).__name__}: {exc})") from None
+    meta_array = arrays.pop("meta")
+    for name, (shape, kind) in layout.items():
+        kinds, kind_name = _KINDS[kind]
+        if arrays[name].shape != shape:
+            raise bad(f"array {name!r} has shape {arrays[name].shape}, expected {shape}")
+        if arrays[name].dtype.kind not in kinds:
+            raise bad(f"array {name!r} has dtype {arrays[name].dtype}, expected {kind_name}")
+    status, extra = arrays["status"], arrays["extra"]
+    if status.size and (status.min() < -1 or status.max() >= len(STATUSES)):
+        raise bad(f"array 'status' holds values outside -1..{len(STATUSES) - 1}")
+    if extra.size and (extra.min() < 0 or extra.max() >= len(arrays["flops"])):
+        raise bad(f"array 'extra' holds pipeline numbers outside 0..{len(arrays['flops']) - 1}")
+    meta = _check_meta(meta_array, int((status >= 0).sum()), bad)
+    for array in arrays.values():
+        array.setflags(write=False)
+    return Table(meta=meta, **arrays)
+
+
+def _check_meta(meta_array: np.ndarray, entries: int, bad: Callable[[str], ValueError]) -> dict[str, Any]:
+    """The parsed metadata of a table holding ``entries`` trainings, checked against the space."""
+    if meta_array.shape != () or meta_array.dtype.kind != "U":
+        raise bad(f"'meta' is not a JSON string (dtype {meta_array.dtype}, shape {meta_array.shape})")
+    try:
+        meta = json.loads(str(meta_array))
+    except ValueError as exc:
+        raise bad(f"'meta' is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise bad(f"'meta' is a JSON {type(meta).__name__}, expected an object")
+    expected = json.loads(json.dumps(space_fingerprint(bench_spaces(), BENCH_BUDGET)))
+    if {k: meta.get(k) for k in expected} != expected:
+        raise bad(f"built for another space or budget than {TASK_NAME!r}; rebuild it")
+    if meta.get("statuses") != list(STATUSES):
+        raise bad(f"meta 'statuses' is {meta.get('statuses')!r}, expected {list(STATUSES)}")
+    if meta.get("entries") != entries:
+        raise bad(f"meta 'entries' is {meta.get('entries')!r}, but the arrays hold {entries}")
+    if meta.get("flops_constraint") != BENCH_FLOPS_CONSTRAINT:
+        raise bad(f"meta 'flops_constraint' is {meta.get('flops_constraint')!r}, expected {BENCH_FLOPS_CONSTRAINT}")
+    if not isinstance(meta.get("build_platform"), (dict, type(None))):
+        raise bad(f"meta 'build_platform' is {meta['build_platform']!r}, expected an object or null")
+    return meta
+
+
+def load_table(path: str | Path | None = None) -> Table:
+    """The table at ``path`` (default: the packaged one), loaded and checked once per process.
+
+    A missing file is a ``FileNotFoundError``; any other problem (not an .npz archive, missing
+    or misshapen arrays, metadata that does not parse or match the space) one ``ValueError``
+    naming the file and the problem.
+    """
+    return _load_table(str(Path(path if path is not None else TABLE_PATH).expanduser().resolve()))
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Table answers for a batch of joint actions (arrays of length B)."""
+
+    index: np.ndarray
+    """Pipeline numbers."""
+    replicate: np.ndarray
+    """Which stored training run answered."""
+    ok: np.ndarray
+    """Whether the training ended in status ``ok``."""
+    status: np.ndarray
+    """Status index (into :data:`~ma2ml.envs.core.records.STATUSES`)."""
+    val_acc: np.ndarray
+    """Validation accuracy at the evaluator's epoch fidelity."""
+    test_acc: np.ndarray
+    """Test accuracy after the last epoch (0 at lower fidelity: it was only measured at the end)."""
+    flops: np.ndarray
+    """Multiply-adds of one forward pass."""
+    params: np.ndarray
+    """Trainable parameters."""
+    train_seconds: np.ndarray
+    """Stored training seconds, scaled by ``epoch / epochs`` at lower fidelity."""
+    seed: np.ndarray
+    """The training seed of the answering run (retrain with it to reproduce the entry)."""
+
+
+class TableEvaluator(Evaluator):
+    """Answers joint actions of the ``digits-bench`` space from the table (no training).
+
+    ``seed``: ``"random"`` picks, for each evaluation, one of the pipeline's stored
+    replicates with the seed the env draws per episode (``seed % replicates``: the 3-seed
+    subset answers noisily like real training, the others with their one run); an integer
+    ``k`` returns replicate ``k`` where stored and replicate 0 elsewhere. ``epoch``: the
+    fidelity, validation accuracy after that many epochs (default: all). ``table``: a table
+    file (default: the packaged one, loaded on first use); another file is loaded and checked
+    at construction, so a bad one fails there. A pipeline outside the space is a
+    ``ValueError`` that names the agent, the token and its valid values.
+    """
+
+    def __init__(self, table: str | Path | None = None, seed: int | str = "random", epoch: int | None = None) -> None:
+        super().__init__(bench_task(), bench_spaces())
+        epochs = BENCH_BUDGET.epochs
+        if seed != "random" and not (isinstance(seed, (int, np.integer)) and 0 <= seed <= EXTRA_SEEDS):
+            raise ValueError(f"seed must be 'random' or a replicate 0..{EXTRA_SEEDS}, got {seed!r}")
+        if epoch is not None and not (isinstance(epoch, (int, np.integer)) and 1 <= epoch <= epochs):
+            raise ValueError(f"epoch must be 1..{epochs} (or None for all {epochs}), got {epoch!r}")
+        self.table_path = table
+        self.seed = seed if seed == "random" else int(seed)
+        self.epoch = epochs if epoch is None else int(epoch)
+        self._pipelines: dict[int, dict[str, Any]] = {}
+        self._records: dict[tuple[int, int], EvalRecord] = {}
+        self._table: Table | None = None if table is None else load_table(table)
+
+    @property
+    def table(self) -> Table:
+        """The table (shared by the evaluators of a process)."""
+        if self._table is None:
+            self._table = load_table(self.table_path)
+        return self._table
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "table": str(self.table_path or TABLE_PATH.name), "seed": self.seed,
+                "epoch": self.epoch}
+
+    def data_facts(self) -> tuple[tuple[int, int, int], int, int]:
+        from ma2ml.envs.tasks import load_splits
+
+        splits = load_splits(self.task)
+        return splits.image_shape, len(splits.train), splits.num_classes
+
+    # -- the batched path -----------------------------------------------------------------------
+    def joint(self, batch: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Joint actions (agent -> tokens) -> checked token rows ``(B, T)``."""
+        from ma2ml.envs.core.records import decode_actions
+
+        rows = []
+        for actions in batch:
+            if not isinstance(actions, Mapping) or set(actions) != set(self.spaces):
+                decode_actions(self.spaces, actions)  # raises the env's error for a wrong agent set
+            rows.append(np.concatenate([s.check(actions[a], a) for a, s in self.spaces.items()]))
+        return np.stack(rows) if rows else np.zeros((0, len(joint_nvec(self.spaces))), dtype=np.int64)
+
+    def lookup(self, joint: np.ndarray, seeds: Sequence[int] | np.ndarray | None = None) -> Lookup:
+        """Vectorized answers for token rows ``(B, T)``; ``seeds`` (length B) pick replicates in ``"random"`` mode."""
+        t = self.table
+        index = pipeline_index(self.spaces, joint)
+        reps = t.replicates[index]
+        if self.seed == "random":
+            if seeds is None:
+                raise ValueError("seed='random' needs one seed per joint action (e.g. env.next_seeds(n))")
+            seeds = np.asarray(seeds, dtype=np.int64)
+            if seeds.shape != index.shape:
+                raise ValueError(f"expected {len(index)} seeds, got shape {seeds.shape}")
+            replicate = seeds % np.maximum(reps, 1)
+        else:
+            replicate = np.where(reps > self.seed, self.seed, 0)
+        status = t.status[index, replicate].astype(np.int64)
+        if (status < 0).any():
+            missing = int(index[np.argmax(status < 0)])
+            raise ValueError(f"pipeline {missing} has no entry in this (partial) table; finish `ma2ml bench build`")
+        full = self.epoch == BENCH_BUDGET.epochs
+        if full:
+            val = t.val_acc[index, replicate]
+        else:
+            val = np.nan_to_num(t.curve[index, replicate, self.epoch - 1], nan=0.0)
+        ok = (status == 0) if full else np.isfinite(t.curve[index, replicate, self.epoch - 1])
+        return Lookup(
+            index=index, replicate=replicate, ok=ok, status=np.where(ok, 0, status), val_acc=np.where(ok, val, 0.0),
+            test_acc=t.test_acc[index, replicate] if full else np.zeros(len(index)),
+            flops=t.flops[index], params=t.params[index],
+            train_seconds=t.train_seconds[index, replicate].astype(np.float64) * self.epoch / BENCH_BUDGET.epochs,
+            seed=t.seed[index, replicate],
+        )
+
+    def rewards(self, joint: np.ndarray, reward_fn: Any, seeds: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Rewards of token rows ``(B, T)`` under ``reward_fn`` (e.g. ``env.reward_fn``), vectorized."""
+        res = self.lookup(joint, seeds)
+        return batch_rewards(reward_fn, res.val_acc, res.flops, res.ok)
+
+    # -- the Evaluator API ------------------------------------------------------------------------
+    def evaluate_batch(self, batch: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> list[EvalRecord]:
+        if len(batch) != len(seeds):
+            raise ValueError(f"got {len(batch)} joint actions and {len(seeds)} seeds")
+        res = self.lookup(self.joint(batch), np.asarray(seeds, dtype=np.int64))
+        return [replace(self._record_at(int(i), int(r))) for i, r in zip(res.index, res.replicate)]
+
+    def evaluate(self, actions: Mapping[str, Any], seed: int) -> EvalRecord:
+        """One answer from the table; the record's ``seed`` is the stored run's training seed.
+
+        The scalar path of :meth:`evaluate_batch` (same records): what one PettingZoo ``step`` costs.
+        """
+        if not isinstance(actions, Mapping) or set(actions) != set(self.spaces):
+            from ma2ml.envs.core.records import decode_actions
+
+            decode_actions(self.spaces, actions)  # raises the env's error for a wrong agent set
+        index = 0
+        for agent, space in self.spaces.items():
+            for token, size in zip(space.check(actions[agent], agent).tolist(), space.nvec.tolist()):
+                index = index * size + token
+        reps = int(self.table.replicates[index])
+        replicate = int(seed) % max(reps, 1) if self.seed == "random" else (self.seed if reps > self.seed else 0)
+        return replace(self._record_at(index, replicate))
+
+    def _record_at(self, index: int, replicate: int) -> EvalRecord:
+        """The record of one stored training (cached). Records handed out are shallow copies: their
+        ``curve`` and ``pipeline`` are shared with this cache, read them only (``to_dict()`` copies)."""
+        key = (index, replicate)
+        record = self._records.get(key)
+        if record is not None:
+            return record
+        t, epochs = self.table, BENCH_BUDGET.epochs
+        stored = int(t.status[index, replicate])
+        if stored < 0:
+            raise ValueError(f"pipeline {index} has no entry in this (partial) table; finish `ma2ml bench build`")
+        full = self.epoch == epochs
+        at_epoch = float(t.curve[index, replicate, self.epoch - 1])
+        ok = stored == 0 if full else at_epoch == at_epoch
+        val = float(t.val_acc[index, replicate]) if full else at_epoch
+        status = STATUSES[0 if ok else stored]
+        record = EvalRecord(
+            status=status, val_acc=val if ok else 0.0, test_acc=float(t.test_acc[index, replicate]) if full else 0.0,
+            flops=int(t.flops[index]), params=int(t.params[index]),
+            curve=[float(v) for v in t.curve[index, replicate, :self.epoch] if v == v],
+            train_seconds=float(t.train_seconds[index, replicate]) * self.epoch / epochs,
+            seed=int(t.seed[index, replicate]), pipeline=self._pipeline(index),
+            error=None if ok else f"stored training ended in status {status!r}",
+        )
+        self._records[key] = record
+        return record
+
+    def _evaluate(self, configs: Mapping[str, Any], seed: int) -> EvalRecord:
+        """Decoded configs (agent -> config) -> the table's answer."""
+        return self.evaluate({a: self.spaces[a].encode(c) for a, c in configs.items()}, seed)
+
+    def reference(self, reward_fn: Any) -> tuple[float, float]:
+        """(optimal reward, top-1% reward threshold) of the table's main runs under ``reward_fn``."""
+        stats = table_stats(self.table, reward_fn)
+        return stats["optimum"], stats["top1_threshold"]
+
+    def _pipeline(self, index: int) -> dict[str, Any]:
+        if index not in self._pipelines:
+            self._pipelines[index] = self.pipeline_json(pipeline_tokens(self.spaces, index))
+        return self._pipelines[index]

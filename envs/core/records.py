@@ -1,0 +1,89 @@
+"""Evaluation records: what one evaluation of a joint action returns, and the joint action itself.
+
+:class:`EvalRecord` (with :data:`STATUSES`), :data:`Actions`, :func:`decode_actions` (the
+one check of an agent -> tokens dict against the module spaces) and :func:`seeds_from`.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ma2ml.envs.spaces import ModuleSpace
+
+
+STATUSES = ("ok", "diverged", "oom", "timeout", "failed")
+"""Every evaluation ends in one of these; only ``ok`` earns a non-zero reward."""
+
+
+Actions = Mapping[str, Any]
+"""A joint action: agent name -> token vector."""
+
+
+@dataclass
+class EvalRecord:
+    """The outcome of one evaluation (JSON-friendly via :meth:`to_dict`)."""
+
+    status: str
+    """One of :data:`STATUSES`."""
+    val_acc: float = 0.0
+    """Validation accuracy after the last epoch: the reward's input."""
+    test_acc: float = 0.0
+    """Test accuracy, reported only (never used by the reward)."""
+    flops: int = 0
+    """Multiply-adds of one forward pass on one image."""
+    params: int = 0
+    """Trainable parameters."""
+    curve: list[float] = field(default_factory=list)
+    """Validation accuracy after each epoch."""
+    train_seconds: float = 0.0
+    """Wall-clock seconds of training and scoring (not part of the env's ``infos`` by default)."""
+    seed: int = 0
+    """Training seed."""
+    pipeline: dict[str, Any] = field(default_factory=dict)
+    """The decoded choice of every agent."""
+    error: str | None = None
+    """What went wrong, for any status but ``ok``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a new dict (what ``dataclasses.asdict`` gives, ten times faster): the
+        containers are copied, so changing the dict never changes the record."""
+        return {f: _copy_tree(getattr(self, f)) for f in _RECORD_FIELDS}
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(EvalRecord))
+
+
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def _copy_tree(obj: Any) -> Any:
+    """A deep copy of a JSON-like tree (dicts, lists, tuples of atoms); anything else by ``deepcopy``."""
+    kind = type(obj)
+    if kind in _ATOMS:
+        return obj
+    if kind is dict:
+        return {k: _copy_tree(v) for k, v in obj.items()}
+    if kind is list:
+        return [_copy_tree(v) for v in obj]
+    if kind is tuple:
+        return tuple(_copy_tree(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+def decode_actions(spaces: Mapping[str, ModuleSpace], actions: Actions) -> dict[str, Any]:
+    """Validate and decode a joint action; one ``ValueError`` naming the problem."""
+    if not isinstance(actions, Mapping):
+        raise ValueError(f"actions must be a dict agent -> tokens, got {type(actions).__name__}")
+    if set(actions) != set(spaces):
+        raise ValueError(f"actions name agents {sorted(actions)}; this env's agents are {list(spaces)}")
+    return {agent: space.decode(actions[agent], agent) for agent, space in spaces.items()}
+
+
+def seeds_from(rng: np.random.Generator, n: int) -> list[int]:
+    """Training seeds drawn from an environment's generator."""
+    return [int(s) for s in rng.integers(0, 2**31 - 1, size=n)]

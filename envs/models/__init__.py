@@ -1,0 +1,1 @@
+"""Networks (NASNet cells, FBNet blocks), their FLOPs, and the batched augmentation ops."""

@@ -1,0 +1,1 @@
+"""Real training: the train evaluator and its training loop."""
