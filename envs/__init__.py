@@ -28,7 +28,7 @@ _LAZY = {
     "EvalRecord": "ma2ml.envs.core.records", "Evaluator": "ma2ml.envs.core.evaluator",
     "TrainEvaluator": "ma2ml.envs.training.evaluators", "STATUSES": "ma2ml.envs.core.records",
     "FlopsReward": "ma2ml.envs.core.reward",
-    "EvalStore": "ma2ml.envs.runtime.store", "RunLog": "ma2ml.envs.runtime.store", "StoreError": "ma2ml.envs.runtime.store",
+    "EvalStore": "ma2ml.envs.runtime.store", "RunLog": "ma2ml.envs.runtime.runlog", "StoreError": "ma2ml.envs.runtime.store",
     "make_executor": "ma2ml.envs.runtime.executors", "InProcessExecutor": "ma2ml.envs.runtime.executors",
     "ProcessPoolExecutor": "ma2ml.envs.runtime.pool", "RayExecutor": "ma2ml.envs.runtime.ray",
     "TableEvaluator": "ma2ml.envs.benchmark.table", "load_table": "ma2ml.envs.benchmark.table",

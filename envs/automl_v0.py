@@ -115,7 +115,8 @@ from ma2ml.envs.core.evaluator import Evaluator, resolve_device
 from ma2ml.envs.core.records import Actions, EvalRecord, decode_actions, seeds_from
 from ma2ml.envs.core.reward import FlopsReward
 from ma2ml.envs.runtime.executors import Executor, make_executor
-from ma2ml.envs.runtime.store import EvalStore, RunLog
+from ma2ml.envs.runtime.runlog import RunLog
+from ma2ml.envs.runtime.store import EvalStore
 from ma2ml.envs.spaces import ModuleSpace
 from ma2ml.envs.tasks import DESCRIPTOR_FIELDS, Task, descriptor, get_task, load_splits
 from ma2ml.envs.training.evaluators import TrainEvaluator

@@ -47,8 +47,7 @@ import hashlib
 import json
 import sqlite3
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -365,98 +364,3 @@ class EvalStore:
         if run_id is None:
             return int(self._conn.execute("SELECT count(*) FROM evaluations").fetchone()[0])
         return int(self._conn.execute("SELECT count(*) FROM evaluations WHERE run_id = ?", (run_id,)).fetchone()[0])
-
-
-class RunLog:
-    """One run's evaluations through a store (see the module docstring).
-
-    ``seed_policy`` names how training seeds are chosen (e.g. ``"fixed:0"`` or ``"drawn"``);
-    it is part of the settings, so a cached record is only reused under the same policy.
-    """
-
-    def __init__(
-        self,
-        store: EvalStore,
-        evaluator: Evaluator,
-        run_id: str | None = None,
-        env_id: str = "",
-        seed_policy: str = "drawn",
-        cache: bool = False,
-        config: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.store = store
-        self.evaluator = evaluator
-        self.cache = cache
-        self.settings_hash = store.add_settings(run_settings(evaluator, seed_policy))
-        self.run_id = run_id if run_id is not None else uuid.uuid4().hex[:12]
-        self.run = store.open_run(self.run_id, env_id, self.settings_hash, config)
-        self.position = 0
-        """Index of the next evaluation of the run."""
-        self.on_record: Callable[[int, EvalRecord], None] | None = None
-        """Called with (index, record) as each evaluation of a batch is answered (progress bars)."""
-
-    def _answered(self, index: int, record: EvalRecord) -> None:
-        if self.on_record is not None:
-            self.on_record(index, record)
-
-    def seek(self, position: int) -> None:
-        """Continue the run at evaluation ``position`` (e.g. the count a restored learner was told)."""
-        if position < 0:
-            raise ValueError(f"position must be >= 0, got {position}")
-        self.position = position
-
-    def records(self) -> list[StoredEvaluation]:
-        """This run's stored evaluations, by index."""
-        return self.store.evaluations(self.run_id)
-
-    def evaluate_batch(self, batch: Sequence[Actions], seeds: Sequence[int]) -> list[EvalRecord]:
-        """Evaluate a batch as the run's next evaluations; each record is stored as it finishes.
-
-        Indices already stored (a resumed run) are answered from the store, cached pipelines
-        from earlier records; the rest run through ``evaluator.iter_batch`` (its executor).
-        Bad input raises ``ValueError`` before anything is evaluated or written.
-        """
-        if len(batch) != len(seeds):
-            raise ValueError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
-        keys = []
-        for i, actions in enumerate(batch):
-            try:
-                keys.append(pipeline_key(self.evaluator.spaces, actions))
-            except ValueError as exc:
-                raise ValueError(f"batch item {i}: {exc}") from None
-        start, submitted = self.position, time.time()
-        out: list[EvalRecord | None] = [None] * len(batch)
-        groups: list[list[int]] = []  # positions one training answers (a pipeline asked twice, with the cache)
-        by_key: dict[str, list[int]] = {}
-        for i, key in enumerate(keys):
-            stored = self.store.get(self.run_id, start + i)
-            if stored is not None:
-                if stored.key != key:
-                    raise StoreError(
-                        f"evaluation store {self.store.path}: run {self.run_id!r} holds another pipeline at "
-                        f"evaluation {start + i}; a resumed run must ask the same pipelines (restore the "
-                        "learner's checkpoint and seek() to its position) or use a new run id")
-                out[i] = stored.record
-                self._answered(start + i, stored.record)
-                continue
-            hit = self.store.lookup(self.settings_hash, key) if self.cache else None
-            if hit is not None:
-                self.store.put(self.run_id, start + i, self.settings_hash, key, hit.record, submitted, hit.id)
-                out[i] = hit.record
-                self._answered(start + i, hit.record)
-            elif self.cache and key in by_key:
-                by_key[key].append(i)
-            else:
-                groups.append([i])
-                by_key[key] = groups[-1]
-        heads = [group[0] for group in groups]
-        for j, record in self.evaluator.iter_batch([batch[i] for i in heads], [seeds[i] for i in heads]):
-            first, *copies = groups[j]
-            row = self.store.put(self.run_id, start + first, self.settings_hash, keys[first], record, submitted)
-            for i in copies:
-                self.store.put(self.run_id, start + i, self.settings_hash, keys[i], record, submitted, row)
-            for i in groups[j]:
-                out[i] = record
-                self._answered(start + i, record)
-        self.position = start + len(batch)
-        return out  # type: ignore[return-value]  (every position is filled)
