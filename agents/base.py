@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.records import Actions, EvalRecord
 from ma2ml.envs.core.threads import LEARNER_THREADS, torch_threads
 
@@ -82,11 +83,12 @@ class Learner(ABC):
             raise ValueError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
         self.seed = int(seed)
-        self.agents: list[str] = list(env.possible_agents)
-        self.nvec = {a: np.asarray(env.action_space(a).nvec, dtype=np.int64) for a in self.agents}
-        self.joint_nvec = np.concatenate([self.nvec[a] for a in self.agents])
-        bounds = np.cumsum([0] + [len(self.nvec[a]) for a in self.agents])
-        self.slices = {a: slice(int(bounds[i]), int(bounds[i + 1])) for i, a in enumerate(self.agents)}
+        self.layout = JointLayout.of(env)
+        """Where each agent's tokens sit in a joint row (:class:`~ma2ml.envs.core.layout.JointLayout`)."""
+        self.agents: list[str] = list(self.layout.agents)
+        self.nvec = {a: self.layout.nvec[self.layout.slices[a]] for a in self.agents}
+        self.joint_nvec = self.layout.nvec
+        self.slices = self.layout.slices
         self.state = np.asarray(env.state(), dtype=np.float32)
         self.rng = np.random.default_rng(self.seed)
         self.num_asked = 0
@@ -182,20 +184,15 @@ class Learner(ABC):
 
     def joint(self, actions: Sequence[Actions]) -> np.ndarray:
         """Joint actions -> an int64 array (n, total tokens), agents in ``self.agents`` order."""
-        rows = []
-        for act in actions:
-            if set(act) != set(self.agents):
-                raise ValueError(f"a joint action names agents {sorted(act)}; this learner's agents are {self.agents}")
-            row = np.concatenate([np.asarray(act[a], dtype=np.int64).reshape(-1) for a in self.agents])
-            if row.shape != self.joint_nvec.shape or np.any(row < 0) or np.any(row >= self.joint_nvec):
-                raise ValueError(f"joint action {row.tolist()} does not fit the token sizes {self.joint_nvec.tolist()}")
-            rows.append(row)
-        return np.stack(rows)
+        rows = self.layout.join_rows(actions)
+        if np.any(rows < 0) or np.any(rows >= self.joint_nvec):
+            bad = rows[np.any((rows < 0) | (rows >= self.joint_nvec), axis=1)][0]
+            raise ValueError(f"joint action {bad.tolist()} does not fit the token sizes {self.joint_nvec.tolist()}")
+        return rows
 
     def split(self, joint: np.ndarray) -> list[dict[str, np.ndarray]]:
         """An int array (n, total tokens) -> joint actions, agent -> tokens."""
-        joint = np.asarray(joint, dtype=np.int64)
-        return [{a: row[self.slices[a]].copy() for a in self.agents} for row in joint]
+        return self.layout.split_rows(np.asarray(joint, dtype=np.int64))
 
     # -- what each learner implements -----------------------------------------------------------
     @abstractmethod

@@ -19,12 +19,13 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.vector import Evaluate, VectorAutoML
 
 
 def joint_action_space(env: Any) -> gym.spaces.MultiDiscrete:
     """The joint view's action space: every agent's token sizes, concatenated in agent order."""
-    return gym.spaces.MultiDiscrete(np.concatenate([env.action_space(a).nvec for a in env.possible_agents]))
+    return gym.spaces.MultiDiscrete(JointLayout.of(env).nvec)
 
 
 class AutoMLVecEnv(VecEnv):
@@ -36,7 +37,7 @@ class AutoMLVecEnv(VecEnv):
         self.env = env
         self.agents = list(env.possible_agents)
         self.evaluate = evaluate if evaluate is not None else VectorAutoML(env).evaluate
-        self._splits = np.cumsum([len(env.action_space(a).nvec) for a in self.agents])[:-1]
+        self.layout = JointLayout.of(env)
         self._actions: np.ndarray | None = None
         super().__init__(int(num_envs), env.observation_space(self.agents[0]), joint_action_space(env))
 
@@ -45,8 +46,7 @@ class AutoMLVecEnv(VecEnv):
 
     def split(self, joint: np.ndarray) -> list[dict[str, np.ndarray]]:
         """(num_envs, tokens) joint actions -> agent -> tokens, one dict each."""
-        joint = np.asarray(joint, dtype=np.int64).reshape(self.num_envs, -1)
-        return [dict(zip(self.agents, np.split(row, self._splits), strict=True)) for row in joint]
+        return self.layout.split_rows(np.asarray(joint, dtype=np.int64).reshape(self.num_envs, -1))
 
     def reset(self) -> VecEnvObs:
         self._reset_seeds()

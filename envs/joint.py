@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from ma2ml.envs.automl_v0 import AutoMLParallelEnv
+from ma2ml.envs.core.layout import JointLayout
 
 
 class JointAutoMLEnv(gym.Env):
@@ -26,11 +27,9 @@ class JointAutoMLEnv(gym.Env):
     def __init__(self, **kwargs: Any) -> None:
         self.parallel = AutoMLParallelEnv(**kwargs)
         self.agents = list(self.parallel.possible_agents)
-        sizes = [len(self.parallel.action_space(a).nvec) for a in self.agents]
-        self._splits = np.cumsum(sizes)[:-1]
-        self.action_space = gym.spaces.MultiDiscrete(
-            np.concatenate([self.parallel.action_space(a).nvec for a in self.agents])
-        )
+        self.layout = JointLayout.of(self.parallel)
+        """Where each agent's tokens sit in the joint action."""
+        self.action_space = gym.spaces.MultiDiscrete(self.layout.nvec)
         self.observation_space = self.parallel.observation_space(self.agents[0])
 
     def split(self, action: Any) -> dict[str, np.ndarray]:
@@ -38,12 +37,11 @@ class JointAutoMLEnv(gym.Env):
         arr = action if isinstance(action, np.ndarray) else np.asarray(action, dtype=object)
         if arr.shape != self.action_space.shape:
             raise ValueError(f"expected a joint action of shape {self.action_space.shape}, got {arr.shape}")
-        parts = np.split(arr, self._splits)
-        return {a: self.parallel.spaces[a].check(part, a) for a, part in zip(self.agents, parts, strict=True)}
+        return {a: self.parallel.spaces[a].check(arr[self.layout.slices[a]], a) for a in self.agents}
 
     def join(self, actions: dict[str, Any]) -> np.ndarray:
         """Agent -> tokens -> joint action vector (each agent's tokens checked by its space)."""
-        return np.concatenate([self.parallel.spaces[a].check(actions[a], a) for a in self.agents])
+        return self.layout.join({a: self.parallel.spaces[a].check(actions[a], a) for a in self.agents})
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

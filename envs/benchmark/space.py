@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ma2ml.envs.core.budget import Budget
+from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.spaces import AugSpace, HParams, HpoSpace, ModuleSpace, NasSpace
 from ma2ml.envs.tasks import DEFAULT_GENOTYPE, Task, get_task, register_task
 
@@ -83,52 +84,18 @@ def bench_task() -> Task:
 # -- pipeline numbering ---------------------------------------------------------------------------
 def joint_nvec(spaces: Mapping[str, ModuleSpace]) -> np.ndarray:
     """Sizes of the agents' concatenated tokens."""
-    return np.concatenate([s.nvec for s in spaces.values()])
+    return JointLayout.of_spaces(spaces).nvec
 
 
 def pipeline_index(spaces: Mapping[str, ModuleSpace], joint: np.ndarray) -> np.ndarray:
-    """Pipeline numbers of joint token rows ``(B, T)`` (mixed radix, last token fastest); checked."""
-    nvec = joint_nvec(spaces)
-    joint = np.asarray(joint)
-    if joint.ndim != 2 or joint.shape[1] != len(nvec):
-        raise ValueError(f"expected joint token rows of shape (B, {len(nvec)}), got {joint.shape}")
-    if joint.size and not np.issubdtype(joint.dtype, np.integer):
-        raise ValueError(f"joint tokens must be integers, got dtype {joint.dtype}")
-    bad = (joint < 0) | (joint >= nvec)
-    if bad.any():
-        row, col = (int(v[0]) for v in np.nonzero(bad))
-        agent, name, local = _token_owner(spaces, col)
-        raise ValueError(
-            f"agent {agent!r}: token {local} ({name}) = {int(joint[row, col])} is out of range; "
-            f"valid values are 0..{nvec[col] - 1} ({list(_field(spaces[agent], name).choices)})"
-        )
-    return np.ravel_multi_index(tuple(joint.T.astype(np.int64)), tuple(int(n) for n in nvec))
+    """Pipeline numbers of joint token rows ``(B, T)`` (mixed radix, last token fastest); checked
+    (:meth:`~ma2ml.envs.core.layout.JointLayout.index`)."""
+    return JointLayout.of_spaces(spaces).index(joint)
 
 
 def pipeline_tokens(spaces: Mapping[str, ModuleSpace], index: int) -> dict[str, np.ndarray]:
     """Inverse of :func:`pipeline_index` for one pipeline: agent -> tokens."""
-    nvec = joint_nvec(spaces)
-    total = int(np.prod(nvec))
-    if not 0 <= int(index) < total:
-        raise ValueError(f"pipeline index {index} is out of range; valid values are 0..{total - 1}")
-    flat = np.array(np.unravel_index(int(index), tuple(int(n) for n in nvec)), dtype=np.int64)
-    out, start = {}, 0
-    for agent, space in spaces.items():
-        out[agent] = flat[start:start + len(space.nvec)]
-        start += len(space.nvec)
-    return out
-
-
-def _token_owner(spaces: Mapping[str, ModuleSpace], col: int) -> tuple[str, str, int]:
-    for agent, space in spaces.items():
-        if col < len(space.nvec):
-            return agent, space.token_names[col], col
-        col -= len(space.nvec)
-    raise IndexError(col)
-
-
-def _field(space: ModuleSpace, name: str) -> Any:
-    return next(f for f in space.token_fields if f.name == name)
+    return JointLayout.of_spaces(spaces).tokens_at(index)
 
 
 def space_fingerprint(spaces: Mapping[str, ModuleSpace], budget: Budget) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ma2ml.envs.benchmark.space import BENCH_FLOPS_CONSTRAINT, bench_spaces, joint_nvec, pipeline_tokens
+from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.records import STATUSES
 from ma2ml.envs.core.reward import batch_rewards
 from ma2ml.envs.spaces import ModuleSpace
@@ -21,14 +22,10 @@ if TYPE_CHECKING:
 # -- statistics -----------------------------------------------------------------------------------
 def _agent_choices(spaces: Mapping[str, ModuleSpace], n: int) -> dict[str, np.ndarray]:
     """Each agent's joint choice (its tokens in mixed radix) for every pipeline 0..n-1."""
-    nvec = [int(v) for v in joint_nvec(spaces)]
-    flat = np.unravel_index(np.arange(n), nvec)
-    out, start = {}, 0
-    for agent, space in spaces.items():
-        k = len(space.nvec)
-        out[agent] = np.ravel_multi_index(flat[start:start + k], nvec[start:start + k])
-        start += k
-    return out
+    layout = JointLayout.of_spaces(spaces)
+    rows = layout.all_rows()[:n]
+    return {a: np.ravel_multi_index(tuple(rows[:, layout.slices[a]].T), sizes)
+            for a, sizes in zip(layout.agents, layout.sizes)}
 
 
 def unexplained_share(y: np.ndarray, groups: Sequence[np.ndarray]) -> float:

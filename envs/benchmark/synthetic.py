@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ma2ml.envs.core.evaluator import Evaluator
+from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.records import EvalRecord
 from ma2ml.envs.spaces import ModuleSpace, TokenSpace
 from ma2ml.envs.tasks import Task, get_task
@@ -37,8 +38,9 @@ class SyntheticEvaluator(Evaluator):
         rng = np.random.default_rng(seed)
         self.noise = noise
         self.flops = flops
-        self._sizes = [int(n) for s in spaces.values() for n in s.nvec]
-        owner = [a for a, s in spaces.items() for _ in s.nvec]
+        self.layout = JointLayout.of_spaces(spaces)
+        self._sizes = [int(n) for n in self.layout.nvec]
+        owner = [self.layout.owner(col)[0] for col in range(self.layout.size)]
         self._unary = [rng.normal(0.0, 1.0, n) for n in self._sizes]
         self._pairs = {
             (i, j): interaction * rng.normal(0.0, 1.5, (self._sizes[i], self._sizes[j]))
@@ -61,7 +63,7 @@ class SyntheticEvaluator(Evaluator):
         return 0.5 + 0.5 * s / self._scale
 
     def _flat(self, configs: Mapping[str, Any]) -> list[int]:
-        return [int(t) for a, c in configs.items() for t in self.spaces[a].encode(c)]
+        return self.layout.join({a: self.spaces[a].encode(c) for a, c in configs.items()}).tolist()
 
     def _evaluate(self, configs: Mapping[str, Any], seed: int) -> EvalRecord:
         acc = self.score(self._flat(configs))
@@ -85,11 +87,7 @@ class SyntheticEvaluator(Evaluator):
             v = self.score(flat)
             if v > best:
                 best, arg = v, flat
-        out, i = {}, 0
-        for a, s in self.spaces.items():
-            out[a] = np.array(arg[i:i + len(s.nvec)], dtype=np.int64)
-            i += len(s.nvec)
-        return float(best), out
+        return float(best), self.layout.split(np.array(arg, dtype=np.int64))
 
 
 def small_spaces(tokens: int = 2, size: int = 4, agents: Sequence[str] = ("aug", "nas", "hpo")) -> dict[str, TokenSpace]:

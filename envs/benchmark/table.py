@@ -19,6 +19,7 @@ from ma2ml.envs.benchmark.space import (BENCH_BUDGET, BENCH_FLOPS_CONSTRAINT, EX
                                         space_fingerprint)
 from ma2ml.envs.benchmark.stats import table_stats
 from ma2ml.envs.core.evaluator import Evaluator
+from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.records import STATUSES, EvalRecord
 from ma2ml.envs.core.reward import batch_rewards
 
@@ -214,6 +215,8 @@ class TableEvaluator(Evaluator):
         self.epoch = epochs if epoch is None else int(epoch)
         self._pipelines: dict[int, dict[str, Any]] = {}
         self._records: dict[tuple[int, int], EvalRecord] = {}
+        self.layout = JointLayout.of_spaces(self.spaces)
+        """Where each agent's tokens sit in a joint row (pipelines are numbered by it)."""
         self._table: Table | None = None if table is None else load_table(table)
 
     @property
@@ -238,12 +241,12 @@ class TableEvaluator(Evaluator):
         """Joint actions (agent -> tokens) -> checked token rows ``(B, T)``."""
         from ma2ml.envs.core.records import decode_actions
 
-        rows = []
+        checked = []
         for actions in batch:
             if not isinstance(actions, Mapping) or set(actions) != set(self.spaces):
                 decode_actions(self.spaces, actions)  # raises the env's error for a wrong agent set
-            rows.append(np.concatenate([s.check(actions[a], a) for a, s in self.spaces.items()]))
-        return np.stack(rows) if rows else np.zeros((0, len(joint_nvec(self.spaces))), dtype=np.int64)
+            checked.append({a: s.check(actions[a], a) for a, s in self.spaces.items()})
+        return self.layout.join_rows(checked)
 
     def lookup(self, joint: np.ndarray, seeds: Sequence[int] | np.ndarray | None = None) -> Lookup:
         """Vectorized answers for token rows ``(B, T)``; ``seeds`` (length B) pick replicates in ``"random"`` mode."""
@@ -298,9 +301,9 @@ class TableEvaluator(Evaluator):
             from ma2ml.envs.core.records import decode_actions
 
             decode_actions(self.spaces, actions)  # raises the env's error for a wrong agent set
-        index = 0
-        for agent, space in self.spaces.items():
-            for token, size in zip(space.check(actions[agent], agent).tolist(), space.nvec.tolist()):
+        index = 0  # the layout's mixed radix (JointLayout.index), for one row without numpy's overhead
+        for agent, sizes in zip(self.layout.agents, self.layout.sizes):
+            for token, size in zip(self.spaces[agent].check(actions[agent], agent).tolist(), sizes):
                 index = index * size + token
         reps = int(self.table.replicates[index])
         replicate = int(seed) % max(reps, 1) if self.seed == "random" else (self.seed if reps > self.seed else 0)

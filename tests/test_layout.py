@@ -1,0 +1,57 @@
+"""The joint-token layout: the one place tokens cross an agent boundary."""
+from __future__ import annotations
+
+import numpy as np
+import pettingzoo
+import pytest
+
+import ma2ml.envs  # noqa: F401  (registers the envs)
+from ma2ml.envs.benchmark import bench_spaces, pipeline_index, pipeline_tokens
+from ma2ml.envs.core.layout import JointLayout
+
+
+def test_split_join_round_trip_and_slices():
+    layout = JointLayout.from_nvec({"aug": [4, 4], "nas": [3, 3, 3, 3], "hpo": [2, 2]})
+    assert layout.agents == ("aug", "nas", "hpo") and layout.size == 8 and layout.pipelines == 5184
+    assert layout.slices == {"aug": slice(0, 2), "nas": slice(2, 6), "hpo": slice(6, 8)}
+    rows = np.random.default_rng(0).integers(0, layout.nvec, size=(20, 8))
+    assert np.array_equal(layout.join_rows(layout.split_rows(rows)), rows)
+    assert layout.join_rows([]).shape == (0, 8) and layout.split_rows(np.zeros((0, 8))) == []
+    assert layout.owner(5) == ("nas", 3) and layout.owner(6) == ("hpo", 0)
+    with pytest.raises(ValueError, match=r"names agents \['aug'\]; the agents are \['aug', 'nas', 'hpo'\]"):
+        layout.join({"aug": [0, 0]})
+    with pytest.raises(ValueError, match="has 9 tokens; the layout has 8"):
+        layout.join({"aug": [0, 0, 0], "nas": [0] * 4, "hpo": [0, 0]})
+
+
+def test_index_is_the_tables_numbering_and_inverts():
+    spaces = bench_spaces()
+    layout = JointLayout.of_spaces(spaces)
+    rows = layout.all_rows()
+    assert rows.shape == (5184, 8)
+    assert np.array_equal(layout.index(rows), np.arange(5184))
+    assert np.array_equal(pipeline_index(spaces, rows), np.arange(5184))
+    for i in (0, 1, 2591, 5183):
+        tokens = layout.tokens_at(i)
+        assert {a: t.tolist() for a, t in tokens.items()} == {a: t.tolist() for a, t in pipeline_tokens(spaces, i).items()}
+    bad = rows[:1].copy()
+    bad[0, 7] = 2
+    with pytest.raises(ValueError, match=r"agent 'hpo': token 1 \(batch_size\) = 2 is out of range; valid values are "
+                                         r"0..1 \(\[64, 128\]\)"):
+        layout.index(bad)
+    with pytest.raises(ValueError, match="pipeline index 5184 is out of range"):
+        layout.tokens_at(5184)
+
+
+def test_every_view_shares_the_envs_layout():
+    from ma2ml.agents import make_learner
+    from ma2ml.baselines.vec_env import AutoMLVecEnv
+    from ma2ml.envs.joint import JointAutoMLEnv
+
+    env = pettingzoo.make("parallel", "ma2ml/AutoML-DigitsBench-v0")
+    env.reset(seed=0)
+    layout = JointLayout.of(env)
+    assert make_learner("random", env).layout == layout == AutoMLVecEnv(env, 2).layout
+    assert env.evaluator.layout == layout
+    joint = JointAutoMLEnv(evaluator=env.evaluator)
+    assert joint.layout == layout and np.array_equal(joint.action_space.nvec, layout.nvec)
