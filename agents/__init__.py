@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ma2ml.agents.base import Learner, LearnerConfig
+    from ma2ml.envs.core.protocol import AutoMLEnv
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def learner_config(name: str, **overrides: Any) -> LearnerConfig:
     return config_class(**overrides)
 
 
-def make_learner(name: str, env: Any, seed: int = 0, **overrides: Any) -> Learner:
+def make_learner(name: str, env: AutoMLEnv, seed: int = 0, **overrides: Any) -> Learner:
     """Build learner ``name`` for ``env``'s agents and spaces, its config defaults updated by ``overrides``."""
     config = learner_config(name, **overrides)
     return _load(learner_spec(name).entry_point)(env, config, seed=seed)

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ma2ml.envs.core.layout import JointLayout
+from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import Actions, EvalRecord
 from ma2ml.envs.core.threads import LEARNER_THREADS, torch_threads
 
@@ -77,7 +78,7 @@ class Learner(ABC):
     config_class: ClassVar[type[LearnerConfig]] = LearnerConfig
     """The config dataclass this learner takes."""
 
-    def __init__(self, env: Any, config: LearnerConfig | None = None, seed: int = 0) -> None:
+    def __init__(self, env: AutoMLEnv, config: LearnerConfig | None = None, seed: int = 0) -> None:
         config = self.config_class() if config is None else config
         if not isinstance(config, self.config_class):
             raise ValueError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
@@ -121,7 +122,7 @@ class Learner(ABC):
         self.num_evaluations += len(actions)
         self.num_batches += 1
 
-    def learn(self, env: Any, budget: int, batch_size: int, callback: Callback | None = None) -> list[Batch]:
+    def learn(self, env: AutoMLEnv, budget: int, batch_size: int, callback: Callback | None = None) -> list[Batch]:
         """Ask, evaluate, tell in batches until ``budget`` evaluations in all; returns this call's batches."""
         from ma2ml.envs.vector import VectorAutoML
 
@@ -174,8 +175,14 @@ class Learner(ABC):
             raise ValueError(f"checkpoint config {state['config']} differs from this learner's {asdict(self.config)}")
 
     # -- helpers for subclasses ------------------------------------------------------------------
-    def check_env(self, env: Any) -> None:
-        """``ValueError`` unless ``env`` has this learner's agents and token layout."""
+    def check_env(self, env: AutoMLEnv) -> None:
+        """``ValueError`` unless ``env`` is an :class:`~ma2ml.envs.core.protocol.AutoMLEnv` with this
+        learner's agents and token layout."""
+        if not isinstance(env, AutoMLEnv):
+            missing = [m for m in ("possible_agents", "action_space", "state", "evaluate_batch", "reward")
+                       if not hasattr(env, m)]
+            raise ValueError(f"learners need an ma2ml env (the AutoMLEnv protocol); {type(env).__name__} lacks "
+                             f"{missing}: make one with pettingzoo.make('parallel', 'ma2ml/...')")
         agents = list(env.possible_agents)
         nvec = {a: np.asarray(env.action_space(a).nvec).tolist() for a in agents}
         if agents != self.agents or nvec != {a: v.tolist() for a, v in self.nvec.items()}:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ma2ml.agents.base import Learner, LearnerConfig
+from ma2ml.envs.core.protocol import AutoMLEnv
 
 
 class AutoregressivePolicy(nn.Module):
@@ -77,7 +78,7 @@ class PolicyLearner(Learner):
     checkpointed: ClassVar[tuple[str, ...]] = ("policies",)
     """Attributes with ``state_dict``/``load_state_dict`` that a checkpoint holds."""
 
-    def __init__(self, env: Any, config: LearnerConfig | None = None, seed: int = 0) -> None:
+    def __init__(self, env: AutoMLEnv, config: LearnerConfig | None = None, seed: int = 0) -> None:
         super().__init__(env, config, seed)
         self.S = torch.as_tensor(self.state, dtype=torch.float32)
         self.generator = torch.Generator().manual_seed(self.seed)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ma2ml.agents.base import Learner, LearnerConfig
+from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import EvalRecord
 
 
@@ -40,7 +41,7 @@ class RegularizedEvolution(Learner):
 
     config_class = EvolutionConfig
 
-    def __init__(self, env: Any, config: EvolutionConfig | None = None, seed: int = 0) -> None:
+    def __init__(self, env: AutoMLEnv, config: EvolutionConfig | None = None, seed: int = 0) -> None:
         super().__init__(env, config, seed)
         self.population: deque[tuple[np.ndarray, float]] = deque()
         self.mutable = np.flatnonzero(self.joint_nvec > 1)

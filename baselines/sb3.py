@@ -35,6 +35,7 @@ import torch
 
 from ma2ml.agents.base import Learner, LearnerConfig
 from ma2ml.baselines.vec_env import AutoMLVecEnv
+from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import EvalRecord
 
 _STOP = object()
@@ -117,7 +118,7 @@ class SB3Learner(Learner):
     algorithm: ClassVar[str] = ""
     """Name of the class in ``stable_baselines3``."""
 
-    def __init__(self, env: Any, config: SB3Config | None = None, seed: int = 0) -> None:
+    def __init__(self, env: AutoMLEnv, config: SB3Config | None = None, seed: int = 0) -> None:
         super().__init__(env, config, seed)
         self.env = env
         self.num_envs: int | None = None

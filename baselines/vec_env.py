@@ -20,10 +20,11 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from ma2ml.envs.core.layout import JointLayout
+from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.vector import Evaluate, VectorAutoML
 
 
-def joint_action_space(env: Any) -> gym.spaces.MultiDiscrete:
+def joint_action_space(env: AutoMLEnv) -> gym.spaces.MultiDiscrete:
     """The joint view's action space: every agent's token sizes, concatenated in agent order."""
     return gym.spaces.MultiDiscrete(JointLayout.of(env).nvec)
 
@@ -31,7 +32,7 @@ def joint_action_space(env: Any) -> gym.spaces.MultiDiscrete:
 class AutoMLVecEnv(VecEnv):
     """An SB3 ``VecEnv`` of ``num_envs`` one-step AutoML games (see the module docstring)."""
 
-    def __init__(self, env: Any, num_envs: int, evaluate: Evaluate | None = None) -> None:
+    def __init__(self, env: AutoMLEnv, num_envs: int, evaluate: Evaluate | None = None) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.env = env

@@ -297,10 +297,7 @@ class AutoMLParallelEnv(ParallelEnv):
             raise ValueError("step() called on a finished episode; call reset() first")
         record = self.evaluate(actions)
         reward = self.reward(record)
-        info = record.to_dict()
-        if not self.info_timings:
-            info.pop("train_seconds")
-        info["reward"] = reward
+        info = record.info(reward, timings=self.info_timings)
         obs = self.descriptor()
         agents, self.agents = self.agents, []
         return (

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import Actions, EvalRecord
 
 Evaluate = Callable[[list[dict[str, np.ndarray]]], tuple[np.ndarray, list[dict[str, Any]]]]
@@ -26,7 +27,7 @@ Evaluate = Callable[[list[dict[str, np.ndarray]]], tuple[np.ndarray, list[dict[s
 class VectorAutoML:
     """Batched evaluation of a parallel AutoML env (see the module docstring)."""
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: AutoMLEnv) -> None:
         self.env = env
 
     def step(self, batch: Sequence[Actions]) -> tuple[np.ndarray, list[EvalRecord]]:
@@ -35,6 +36,6 @@ class VectorAutoML:
         return np.array([self.env.reward(r) for r in records], dtype=np.float64), records
 
     def evaluate(self, batch: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """:meth:`step` in the :data:`Evaluate` form (records as info dicts, reward included)."""
+        """:meth:`step` in the :data:`Evaluate` form (infos in the env's shape, :meth:`EvalRecord.info`)."""
         rewards, records = self.step(batch)
-        return rewards, [{**r.to_dict(), "reward": float(x)} for r, x in zip(records, rewards, strict=True)]
+        return rewards, [r.info(x) for r, x in zip(records, rewards, strict=True)]

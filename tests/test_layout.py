@@ -55,3 +55,37 @@ def test_every_view_shares_the_envs_layout():
     assert env.evaluator.layout == layout
     joint = JointAutoMLEnv(evaluator=env.evaluator)
     assert joint.layout == layout and np.array_equal(joint.action_space.nvec, layout.nvec)
+
+
+def test_the_envs_implement_the_learner_protocol_and_others_are_refused():
+    from ma2ml.agents import make_learner
+    from ma2ml.envs.core.protocol import AutoMLEnv
+
+    env = pettingzoo.make("parallel", "ma2ml/AutoML-DigitsBench-v0")
+    assert isinstance(env, AutoMLEnv)
+    assert isinstance(pettingzoo.make("parallel", "ma2ml/AutoML-Digits-v0"), AutoMLEnv)
+
+    class NotOurs:
+        possible_agents = ["a"]
+
+        def action_space(self, agent):
+            return env.action_space("aug")
+
+        def state(self):
+            return env.state()
+
+    learner = make_learner("random", env)
+    with pytest.raises(ValueError, match=r"learners need an ma2ml env .*NotOurs lacks \['evaluate_batch', 'reward'\]"):
+        learner.learn(NotOurs(), budget=2, batch_size=1)
+
+
+def test_step_infos_and_vecenv_infos_have_one_shape():
+    from ma2ml.envs.vector import VectorAutoML
+
+    env = pettingzoo.make("parallel", "ma2ml/AutoML-DigitsBench-v0", table_seed=0)
+    env.reset(seed=0)
+    actions = {a: env.action_space(a).sample() for a in env.possible_agents}
+    _, rewards, _, _, infos = env.step(actions)
+    _, vec_infos = VectorAutoML(env).evaluate([actions])
+    assert vec_infos[0] == infos["nas"] and infos["nas"]["reward"] == rewards["nas"]
+    assert "train_seconds" not in infos["nas"]

@@ -54,6 +54,16 @@ class EvalRecord:
         containers are copied, so changing the dict never changes the record."""
         return {f: _copy_tree(getattr(self, f)) for f in _RECORD_FIELDS}
 
+    def info(self, reward: float, timings: bool = False) -> dict[str, Any]:
+        """The one dict shape of a record handed to users (env ``infos``, the SB3 ``VecEnv``'s infos):
+        :meth:`to_dict` plus ``reward``; the wall-clock ``train_seconds`` only when ``timings``
+        (so identically seeded runs give identical infos)."""
+        out = self.to_dict()
+        if not timings:
+            del out["train_seconds"]
+        out["reward"] = float(reward)
+        return out
+
 
 _RECORD_FIELDS = tuple(f.name for f in fields(EvalRecord))
 
