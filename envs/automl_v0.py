@@ -87,7 +87,8 @@ record, timing included, is `env.last_record`.
   workers, default one per core), `"ray"`, or an `Executor` (`ma2ml.envs.runtime.executors`).
   Executors built from a name kill an evaluation after `time_limit` seconds from outside
   the worker and retry a crashed worker once; the env closes them in `close()`. The
-  evaluator's `executor` attribute is set to it.
+  executor is attached to the env's evaluator (a shallow copy of an `Evaluator` you passed,
+  which is never changed).
 * `store`: an `EvalStore` or a file path (`ma2ml.envs.runtime.store`): every evaluation is written
   there before it is returned; `run_id` names the run (re-using one resumes it from its
   first evaluation: stored evaluations are not run again; `env.run_log.seek(n)` continues
@@ -99,6 +100,8 @@ record, timing included, is `env.last_record`.
 * v0: initial release.
 """
 from __future__ import annotations
+
+import copy
 
 import math
 from collections.abc import Mapping, Sequence
@@ -199,11 +202,13 @@ class AutoMLParallelEnv(ParallelEnv):
             if agents is not None and list(agents) != list(evaluator.spaces):
                 raise ValueError(f"agents {list(agents)} differ from the evaluator's {list(evaluator.spaces)}")
             self.task, self.spaces, self.evaluator = evaluator.task, dict(evaluator.spaces), evaluator
+            self._given_evaluator = True
         elif evaluator == "train":
             self.task = get_task(task)
             self.spaces = resolve_spaces(self.task, agents, spaces)
             if self.task.needs_data_dir and (data_dir is None or not Path(data_dir).expanduser().is_dir()):
                 load_splits(self.task, data_dir)  # raises: the loader's message names the folder and what to put there
+            self._given_evaluator = False
             self.evaluator = TrainEvaluator(self.task, self.spaces, data_dir=data_dir, device=device,
                                             epochs=epochs, time_limit=time_limit, cpu_threads=cpu_threads)
         else:
@@ -240,6 +245,8 @@ class AutoMLParallelEnv(ParallelEnv):
                                      time_limit=time_limit if remote else None)
             self._owned.append(executor)
         if executor is not None:
+            if self._given_evaluator:  # never change the caller's object: attach to a shallow copy
+                self.evaluator = copy.copy(self.evaluator)
             self.evaluator.executor = executor
 
     def _open_run(self, store: str | EvalStore | None, cache: bool, run_id: str | None) -> RunLog | None:

@@ -89,3 +89,15 @@ def test_step_infos_and_vecenv_infos_have_one_shape():
     _, vec_infos = VectorAutoML(env).evaluate([actions])
     assert vec_infos[0] == infos["nas"] and infos["nas"]["reward"] == rewards["nas"]
     assert "train_seconds" not in infos["nas"]
+
+
+def test_the_env_never_changes_an_evaluator_it_was_given():
+    from ma2ml.envs import automl_v0
+    from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+    from ma2ml.envs.runtime.executors import InProcessExecutor
+
+    ev = SyntheticEvaluator(seed=0)
+    executor = InProcessExecutor()
+    env = automl_v0.parallel_env(evaluator=ev, executor=executor)
+    assert ev.executor is None and env.evaluator.executor is executor and env.evaluator is not ev
+    assert automl_v0.parallel_env(evaluator=ev).evaluator is ev  # no executor: the same object

@@ -107,7 +107,7 @@ def test_ask_tell_validation():
     bad = [{**actions[0], "aug": np.array([9, 0])}, actions[1]]
     with pytest.raises(ValueError, match="does not fit the token sizes"):
         learner.tell(bad, [0.5, 0.5])
-    other = parallel_env(evaluator=SyntheticEvaluator(small_spaces(tokens=3)))
+    other = parallel_env(evaluator=SyntheticEvaluator(spaces=small_spaces(tokens=3)))
     with pytest.raises(ValueError, match="this learner was built for agents"):
         learner.learn(other, 2, 2)
     with pytest.raises(ValueError, match="budget must be a positive integer"):
@@ -116,7 +116,7 @@ def test_ask_tell_validation():
 
 def test_learners_on_agent_subsets_and_user_modules():
     spaces = {"opt": small_spaces(tokens=3, size=5)["aug"], "nas": small_spaces()["nas"]}
-    game = SyntheticEvaluator(spaces, seed=1)
+    game = SyntheticEvaluator(spaces=spaces, seed=1)
     env = parallel_env(evaluator=game)
     env.reset(seed=1)
     for name in LEARNERS:
@@ -179,7 +179,7 @@ def expected_return(learner, Q: ExactQ) -> float:
 
 
 def test_ma2ml_improves_monotonically_with_exact_q():
-    game = SyntheticEvaluator(small_spaces(tokens=2, size=3), seed=3)
+    game = SyntheticEvaluator(spaces=small_spaces(tokens=2, size=3), seed=3)
     env = parallel_env(evaluator=game, flops_constraint=game.flops)
     env.reset(seed=0)
     learner = make_learner("ma2ml", env, seed=0, critic_steps=0, policy_steps=1, policy_batch=128)

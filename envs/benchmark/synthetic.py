@@ -26,8 +26,8 @@ class SyntheticEvaluator(Evaluator):
 
     def __init__(
         self,
-        spaces: Mapping[str, ModuleSpace] | None = None,
         task: str | Task = "digits",
+        spaces: Mapping[str, ModuleSpace] | None = None,
         seed: int = 0,
         interaction: float = 1.0,
         noise: float = 0.0,

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ma2ml import cli
-from ma2ml.commands.search import MAX_SEED, check_run_args, check_seed, make_env, parse_settings, search
+from ma2ml.commands.search import MAX_SEED, check_run_args, check_seed, parse_settings, search
+from ma2ml.envs import make_parallel
 from ma2ml.runfolder import (BEST_FILE, RunFolderError, check_writable_folder, evaluations_done, folder_lock,
                              make_folder, read_json, read_results)
 
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> None:
         raise cli.CliError(f"--first-seed + --seeds - 1 must be at most {MAX_SEED}, got {args.first_seed + args.seeds - 1}")
     env_kwargs = parse_settings(args.env_arg, "--env-arg")
     out = check_writable_folder(args.out)
-    env = make_env(args.env, env_kwargs)
+    env = make_parallel(args.env, **env_kwargs)
     optimum, top1 = known_reference(env)
     env.close()
     created = make_folder(out)

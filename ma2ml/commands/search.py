@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ma2ml import cli
+from ma2ml.envs import make_parallel
 from ma2ml.runfolder import (BEST_FILE, CHECKPOINT_FILE, RESULTS_FILE, RUN_FILE, RUN_ID, STORE_FILE, TIMINGS_FILE,
                              RunFolderError, atomic_write_bytes, atomic_write_json, atomic_write_lines, batch_of,
                              check_writable_folder, folder_lock, make_folder, read_json, result_row)
@@ -69,13 +70,6 @@ def parse_settings(pairs: list[str], option: str) -> dict[str, Any]:
         except (ValueError, SyntaxError):
             out[key] = text
     return out
-
-
-def make_env(env_id: str, kwargs: dict[str, Any]) -> Any:
-    """A registered parallel env; an unknown id or bad ``--env-arg`` is one ``ValueError``."""
-    from ma2ml.envs import make_parallel
-
-    return make_parallel(env_id, **kwargs)
 
 
 MAX_SEED = 2**32 - 1
@@ -255,7 +249,7 @@ def _open_run(out: Path, settings: dict[str, Any], env_id: str, env_kwargs: dict
     if done and (not store.exists() or store.stat().st_size == 0):
         raise RunFolderError(f"{store} is {'missing' if not store.exists() else 'empty'} but the checkpoint records "
                              f"{done} evaluations; restore the store from a copy, or choose a new --out")
-    env = make_env(env_id, {**env_kwargs, "store": str(store), "run_id": RUN_ID})
+    env = make_parallel(env_id, **env_kwargs, store=str(store), run_id=RUN_ID)
     try:
         env.reset(seed=seed)
         learner = make_learner(learner_name, env, seed=seed, **learner_kwargs)
