@@ -28,7 +28,7 @@ import numpy as np
 from ma2ml.envs.core.budget import Budget
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.spaces import AugSpace, HParams, HpoSpace, ModuleSpace, NasSpace
-from ma2ml.envs.tasks import DEFAULT_GENOTYPE, Task, get_task, register_task
+from ma2ml.envs.tasks import DEFAULT_GENOTYPE, Task, get_task
 
 TASK_NAME = "digits-bench"
 """The registered task of the benchmark's space and budget."""
@@ -66,18 +66,21 @@ def bench_spaces() -> dict[str, ModuleSpace]:
     }
 
 
-register_task(Task(
-    name=TASK_NAME,
-    description="the digits benchmark table's space and budget (5,184 pipelines, 4 epochs, 1 cell)",
-    load=get_task("digits").load,
-    spaces={agent: (lambda a=agent: bench_spaces()[a]) for agent in ("aug", "nas", "hpo")},
-    default_architecture=DEFAULT_GENOTYPE,
-    budget=BENCH_BUDGET,
-    flops_constraint=BENCH_FLOPS_CONSTRAINT,
-), overwrite=True)
+def bench_task_definition() -> Task:
+    """The ``digits-bench`` task (the task registry makes it on first use: :data:`ma2ml.envs.tasks.LAZY_TASKS`)."""
+    return Task(
+        name=TASK_NAME,
+        description="the digits benchmark table's space and budget (5,184 pipelines, 4 epochs, 1 cell)",
+        load=get_task("digits").load,
+        spaces={agent: (lambda a=agent: bench_spaces()[a]) for agent in ("aug", "nas", "hpo")},
+        default_architecture=DEFAULT_GENOTYPE,
+        budget=BENCH_BUDGET,
+        flops_constraint=BENCH_FLOPS_CONSTRAINT,
+    )
 
 
 def bench_task() -> Task:
+    """The registered ``digits-bench`` task."""
     return get_task(TASK_NAME)
 
 

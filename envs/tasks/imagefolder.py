@@ -327,5 +327,3 @@ def write_synthetic_imagefolder(root: str | Path, classes: int = 3, train_per_cl
                 Image.fromarray(pixels).save(folder / f"img{i:04d}.{ext}")
     return root
 
-
-imagefolder_task()

@@ -53,8 +53,10 @@ class Task:
 
 _TASKS: dict[str, Task] = {}
 
-LAZY_TASKS: dict[str, str] = {"imagefolder": "ma2ml.envs.tasks.imagefolder", "digits-bench": "ma2ml.envs.benchmark.space"}
-"""Tasks whose module registers them when first asked for (keeps ``import ma2ml.envs`` light)."""
+LAZY_TASKS: dict[str, str] = {"imagefolder": "ma2ml.envs.tasks.imagefolder:imagefolder_task",
+                              "digits-bench": "ma2ml.envs.benchmark.space:bench_task_definition"}
+"""Tasks made on first use, as ``"module:function"`` returning the :class:`Task` (keeps ``import
+ma2ml.envs`` light): with the built-in tasks below, the one place where tasks are registered."""
 
 
 def register_task(task: Task, *, overwrite: bool = False) -> Task:
@@ -69,7 +71,10 @@ def get_task(name: str | Task) -> Task:
     if isinstance(name, Task):
         return name
     if name not in _TASKS and name in LAZY_TASKS:
-        importlib.import_module(LAZY_TASKS[name])
+        module, _, function = LAZY_TASKS[name].partition(":")
+        task = getattr(importlib.import_module(module), function)()
+        if name not in _TASKS:
+            register_task(task)
     if name not in _TASKS:
         raise ValueError(f"unknown task {name!r}; registered tasks are {sorted(_TASKS)}")
     return _TASKS[name]
