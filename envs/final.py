@@ -258,7 +258,7 @@ class FinalTraining:
         data_dir = args_data_dir if data_dir is None else data_dir
         self.env_id, self.env_args, self.epochs = env_id, env_args, epochs
         self.data_dir = None if data_dir is None else str(Path(data_dir).expanduser().resolve())
-        self.device = training_device(device)
+        self.device = resolve_device(device)
         env = make_env(env_id, env_args, self.data_dir)
         configs, self.pipeline = decode_pipeline(env.spaces, actions, pipeline, env_id)
         self.actions = {a: [int(t) for t in v] for a, v in actions.items()}
@@ -312,17 +312,6 @@ def train_final(env_id: str, actions: Mapping[str, list[int]], epochs: int, data
     """Train the pipeline ``actions`` of env ``env_id`` for ``epochs`` on train + val and score it on
     test: ``FinalTraining(...).run(seed)``."""
     return FinalTraining(env_id, actions, epochs, data_dir, device, pipeline, env_args).run(seed)
-
-
-def training_device(device: str | torch.device | None) -> torch.device:
-    """``resolve_device`` with one ``ValueError`` for a bad name or an absent CUDA device."""
-    try:
-        resolved = resolve_device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; valid values are 'auto', 'cpu', 'cuda', 'cuda:N'") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for CUDA, but no CUDA GPU is available; use 'cpu' or 'auto'")
-    return resolved
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, record: FinalRecord) -> Path:

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 
 
 # -- statistics -----------------------------------------------------------------------------------
+def top_count(n: int, fraction: float = 0.01) -> int:
+    """How many of ``n`` pipelines make the top ``fraction`` (at least one): the top-1% definition."""
+    return max(int(np.ceil(fraction * n)), 1)
+
+
 def _agent_choices(spaces: Mapping[str, ModuleSpace], n: int) -> dict[str, np.ndarray]:
     """Each agent's joint choice (its tokens in mixed radix) for every pipeline 0..n-1."""
     layout = JointLayout.of_spaces(spaces)
@@ -65,7 +70,7 @@ def table_stats(table: Table, reward_fn: Any | None = None) -> dict[str, Any]:
     rewards = batch_rewards(reward_fn, np.nan_to_num(table.val_acc), table.flops[:, None], ok)
     r0 = rewards[:, 0]
     order = np.argsort(-r0, kind="stable")
-    top1 = max(int(np.ceil(0.01 * n)), 1)
+    top1 = top_count(n)
     full3 = table.extra[(table.status[table.extra] >= 0).all(axis=1)]
     noise_reward = rewards[full3].std(axis=1, ddof=1)
     noise_val = np.nan_to_num(table.val_acc[full3]).std(axis=1, ddof=1)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ma2ml.envs.benchmark.stats import top_count
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.records import EvalRecord
@@ -74,7 +75,7 @@ class SyntheticEvaluator(Evaluator):
     def reference(self, reward_fn: Any) -> tuple[float, float]:
         """(optimal reward, top-1% reward threshold) under ``reward_fn``, by enumeration."""
         scores = np.sort([self.score(flat) for flat in itertools.product(*(range(n) for n in self._sizes))])[::-1]
-        top1 = scores[max(int(np.ceil(0.01 * len(scores))), 1) - 1]
+        top1 = scores[top_count(len(scores)) - 1]
         return reward_fn(float(scores[0]), self.flops), reward_fn(float(top1), self.flops)
 
     def optimum(self) -> tuple[float, dict[str, np.ndarray]]:
