@@ -102,7 +102,6 @@ record, timing included, is `env.last_record`.
 from __future__ import annotations
 
 import copy
-
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path

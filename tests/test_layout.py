@@ -101,3 +101,28 @@ def test_the_env_never_changes_an_evaluator_it_was_given():
     env = automl_v0.parallel_env(evaluator=ev, executor=executor)
     assert ev.executor is None and env.evaluator.executor is executor and env.evaluator is not ev
     assert automl_v0.parallel_env(evaluator=ev).evaluator is ev  # no executor: the same object
+
+
+@pytest.mark.parametrize("runtime", [{}, {"executor": "inprocess"}, {"store": "STORE", "executor": "inprocess"}])
+def test_tokens_are_checked_once_and_decoded_once_per_evaluation(tmp_path, monkeypatch, runtime):
+    """One validation (``checked_tokens``) and one decode (in ``Evaluator.evaluate``) per agent and evaluation,
+    whichever way the evaluation runs (in place, through an executor, through the store)."""
+    from ma2ml.envs import automl_v0
+    from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+    from ma2ml.envs.spaces import ModuleSpace
+
+    calls = []
+    original = ModuleSpace.check
+
+    def counting(self, tokens, agent=None):
+        calls.append(agent)
+        return original(self, tokens, agent)
+
+    kwargs = {k: str(tmp_path / "e.sqlite") if v == "STORE" else v for k, v in runtime.items()}
+    env = automl_v0.parallel_env(evaluator=SyntheticEvaluator(seed=0), **kwargs)
+    env.reset(seed=0)
+    batch = [{a: env.action_space(a).sample() for a in env.possible_agents} for _ in range(3)]
+    monkeypatch.setattr(ModuleSpace, "check", counting)
+    env.evaluate_batch(batch)
+    assert sorted(calls) == sorted(env.possible_agents * 3 * 2), calls
+    env.close()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ma2ml.envs.core.records import Actions, EvalRecord, decode_actions
+from ma2ml.envs.core.records import Actions, EvalRecord, checked_tokens, decode_actions
 
 if TYPE_CHECKING:
     from ma2ml.envs.runtime.executors import Executor
@@ -65,20 +65,22 @@ class Evaluator(ABC):
             out[i] = record
         return out  # type: ignore[return-value]  (every position is filled)
 
-    def iter_batch(self, batch: Sequence[Actions], seeds: Sequence[int]) -> Iterator[tuple[int, EvalRecord]]:
+    def iter_batch(self, batch: Sequence[Actions], seeds: Sequence[int],
+                   checked: bool = False) -> Iterator[tuple[int, EvalRecord]]:
         """``(position, record)`` as each evaluation finishes (what a store writes one by one).
 
-        The whole batch is validated first: bad input raises ``ValueError`` before anything runs.
-        Without an executor the evaluations run here, in batch order (what
+        The whole batch is validated first: bad input raises ``ValueError`` before anything runs
+        (``checked=True``: the caller validated it with :func:`~ma2ml.envs.core.records.checked_tokens`,
+        as the evaluation store's run log does). Without an executor the evaluations run here, in batch order (what
         :class:`~ma2ml.envs.runtime.executors.InProcessExecutor` does).
         """
         if self.executor is not None:
-            return self.executor.run(self, batch, seeds)
+            return self.executor.run(self, batch, seeds, checked=checked)
         if len(batch) != len(seeds):
             raise ValueError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
-        for i, actions in enumerate(batch):
+        for i, actions in enumerate(batch if not checked else ()):
             try:
-                decode_actions(self.spaces, actions)
+                checked_tokens(self.spaces, actions)
             except ValueError as exc:
                 raise ValueError(f"batch item {i}: {exc}") from None
         return ((i, self.evaluate(actions, int(seed))) for i, (actions, seed) in enumerate(zip(batch, seeds)))

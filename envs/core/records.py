@@ -85,6 +85,14 @@ def _copy_tree(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
+def checked_tokens(spaces: Mapping[str, ModuleSpace], actions: Actions) -> dict[str, list[int]]:
+    """Agent -> its token list, every agent's tokens checked by its module space: the one validation of
+    a joint action on an evaluation's path (a wrong agent set or a bad token is one ``ValueError``)."""
+    if not isinstance(actions, Mapping) or set(actions) != set(spaces):
+        decode_actions(spaces, actions)  # raises the one error for a wrong agent set
+    return {agent: space.check(actions[agent], agent).tolist() for agent, space in spaces.items()}
+
+
 def decode_actions(spaces: Mapping[str, ModuleSpace], actions: Actions) -> dict[str, Any]:
     """Validate and decode a joint action; one ``ValueError`` naming the problem."""
     if not isinstance(actions, Mapping):

@@ -63,10 +63,9 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ma2ml.envs.core.evaluator import Evaluator
-from ma2ml.envs.core.records import Actions, EvalRecord
+from ma2ml.envs.core.records import Actions, EvalRecord, checked_tokens
 from ma2ml.envs.core.threads import torch_threads
 
 EXECUTORS = ("inprocess", "process", "ray")
@@ -83,41 +82,47 @@ class Job:
     """Validated tokens per agent (plain lists: cheap to pickle)."""
     seed: int
     """Training seed."""
-    pipeline: dict[str, Any]
-    """The decoded pipeline, for the records the executor writes itself (timeout, failed)."""
     attempts: int = 0
     """Starts that ended with the worker dead."""
 
 
-def prepare_jobs(evaluator: Evaluator, batch: Sequence[Actions], seeds: Sequence[int]) -> list[Job]:
-    """Validate a whole batch before anything runs; one ``ValueError`` naming the bad item."""
+def prepare_jobs(evaluator: Evaluator, batch: Sequence[Actions], seeds: Sequence[int],
+                 checked: bool = False) -> list[Job]:
+    """Validate a whole batch before anything runs; one ``ValueError`` naming the bad item.
+
+    ``checked=True``: the caller (the evaluation store's run log) has validated every item with
+    :func:`~ma2ml.envs.core.records.checked_tokens` already, and the tokens are taken as they are.
+    """
     if len(batch) != len(seeds):
         raise ValueError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
     jobs = []
     for i, (actions, seed) in enumerate(zip(batch, seeds)):
         try:
-            pipeline = evaluator.pipeline_json(actions)
+            tokens = ({a: [int(t) for t in actions[a]] for a in evaluator.spaces} if checked
+                      else checked_tokens(evaluator.spaces, actions))
         except ValueError as exc:
             raise ValueError(f"batch item {i}: {exc}") from None
-        tokens = {a: space.check(actions[a], a).tolist() for a, space in evaluator.spaces.items()}
-        jobs.append(Job(i, tokens, int(seed), pipeline))
+        jobs.append(Job(i, tokens, int(seed)))
     return jobs
 
 
-def fault_record(job: Job, status: str, error: str, seconds: float) -> EvalRecord:
+def fault_record(evaluator: Evaluator, job: Job, status: str, error: str, seconds: float) -> EvalRecord:
     """The record of an evaluation that the executor ended (the evaluator never returned)."""
-    return EvalRecord(status=status, error=error, seed=job.seed, pipeline=job.pipeline, train_seconds=seconds)
+    return EvalRecord(status=status, error=error, seed=job.seed, pipeline=evaluator.pipeline_json(job.actions),
+                      train_seconds=seconds)
 
 
 class Executor(ABC):
     """Runs the evaluations of a batch (see the module docstring). Close it when done."""
 
-    def run(self, evaluator: Evaluator, batch: Sequence[Actions], seeds: Sequence[int]) -> Iterator[tuple[int, EvalRecord]]:
+    def run(self, evaluator: Evaluator, batch: Sequence[Actions], seeds: Sequence[int],
+            checked: bool = False) -> Iterator[tuple[int, EvalRecord]]:
         """``(position, record)`` pairs as the evaluations finish, every position once.
 
-        The batch is validated first: bad input raises ``ValueError`` before anything runs.
+        The batch is validated first (unless ``checked``, see :func:`prepare_jobs`): bad input raises
+        ``ValueError`` before anything runs.
         """
-        return self._run(evaluator, prepare_jobs(evaluator, batch, seeds))
+        return self._run(evaluator, prepare_jobs(evaluator, batch, seeds, checked))
 
     def map(self, evaluator: Evaluator, batch: Sequence[Actions], seeds: Sequence[int]) -> list[EvalRecord]:
         """The records of a batch, in batch order."""
@@ -225,17 +230,17 @@ class WatchedExecutor(Executor):
                         continue
                     job.attempts += 1
                     if not event.retry:
-                        yield job.index, fault_record(job, "failed", event.error, elapsed)
+                        yield job.index, fault_record(evaluator, job, "failed", event.error, elapsed)
                     elif job.attempts <= self.retries:
                         pending.appendleft(job)
                     else:
-                        yield job.index, fault_record(job, "failed", f"{event.error}; gave up after {job.attempts} "
-                                                      "attempts", elapsed)
+                        yield job.index, fault_record(evaluator, job, "failed", f"{event.error}; gave up after "
+                                                      f"{job.attempts} attempts", elapsed)
                 for handle, job, elapsed in self._overdue(running):
                     del running[handle]
                     self._cancel(handle)
                     yield job.index, fault_record(
-                        job, "timeout", f"killed after {elapsed:.1f} s (time limit {self.time_limit:g} s)", elapsed)
+                        evaluator, job, "timeout", f"killed after {elapsed:.1f} s (time limit {self.time_limit:g} s)", elapsed)
         finally:
             for handle in running:
                 self._cancel(handle)

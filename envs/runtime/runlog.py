@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ma2ml.envs.core.evaluator import Evaluator
-from ma2ml.envs.core.records import Actions, EvalRecord
-from ma2ml.envs.runtime.store import EvalStore, StoredEvaluation, StoreError, pipeline_key, run_settings
+from ma2ml.envs.core.records import Actions, EvalRecord, checked_tokens
+from ma2ml.envs.runtime.store import EvalStore, StoredEvaluation, StoreError, canonical_json, run_settings
 
 
 class RunLog:
@@ -66,12 +66,13 @@ class RunLog:
         """
         if len(batch) != len(seeds):
             raise ValueError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
-        keys = []
+        keys, tokens = [], []  # the one validation of each joint action on its way to the evaluator
         for i, actions in enumerate(batch):
             try:
-                keys.append(pipeline_key(self.evaluator.spaces, actions))
+                tokens.append(checked_tokens(self.evaluator.spaces, actions))
             except ValueError as exc:
                 raise ValueError(f"batch item {i}: {exc}") from None
+            keys.append(canonical_json(tokens[-1]))
         start, submitted = self.position, time.time()
         out: list[EvalRecord | None] = [None] * len(batch)
         groups: list[list[int]] = []  # positions one training answers (a pipeline asked twice, with the cache)
@@ -98,7 +99,8 @@ class RunLog:
                 groups.append([i])
                 by_key[key] = groups[-1]
         heads = [group[0] for group in groups]
-        for j, record in self.evaluator.iter_batch([batch[i] for i in heads], [seeds[i] for i in heads]):
+        for j, record in self.evaluator.iter_batch([tokens[i] for i in heads], [seeds[i] for i in heads],
+                                                       checked=True):
             first, *copies = groups[j]
             row = self.store.put(self.run_id, start + first, self.settings_hash, keys[first], record, submitted)
             for i in copies:

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ma2ml.envs.core.evaluator import Evaluator
-from ma2ml.envs.core.records import STATUSES, Actions, EvalRecord, decode_actions
+from ma2ml.envs.core.records import STATUSES, Actions, EvalRecord, checked_tokens
 from ma2ml.envs.spaces import ModuleSpace
 
 APPLICATION_ID = 0x4D41324D
@@ -109,8 +109,7 @@ def canonical_json(obj: Any) -> str:
 
 def pipeline_key(spaces: Mapping[str, ModuleSpace], actions: Actions) -> str:
     """The store's key of a joint action: canonical JSON of each agent's tokens (validated)."""
-    decode_actions(spaces, actions)
-    return canonical_json({agent: space.check(actions[agent], agent).tolist() for agent, space in spaces.items()})
+    return canonical_json(checked_tokens(spaces, actions))
 
 
 def space_layout(space: ModuleSpace) -> dict[str, Any]:
