@@ -28,9 +28,7 @@ input normalisation. :func:`load_checkpoint` rebuilds the same network and loads
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ import torch
 
 from ma2ml.envs.core.budget import Budget
 from ma2ml.envs.core.evaluator import resolve_device
+from ma2ml.envs.core.files import atomic_write
 from ma2ml.envs.core.records import decode_actions
 from ma2ml.envs.spaces import ModuleSpace
 from ma2ml.envs.tasks import Task
@@ -319,24 +318,6 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, record: FinalRecor
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     payload = {"format": CHECKPOINT_FORMAT, "record": record.to_dict(), "state_dict": state}
     return atomic_write(path, lambda fh: torch.save(payload, fh))
-
-
-def atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
-    """Call ``write(binary file)`` on a temporary file next to ``path``, then rename it to ``path``;
-    on any error the temporary file is removed and ``path`` is left as it was."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu",

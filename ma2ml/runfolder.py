@@ -55,8 +55,8 @@ class RunFolderError(ValueError):
 # -- writing ------------------------------------------------------------------------------------
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Replace ``path`` by ``data`` atomically: a unique temporary file beside it, fsync, rename
-    (:func:`ma2ml.envs.final.atomic_write`)."""
-    from ma2ml.envs.final import atomic_write
+    (:func:`ma2ml.envs.core.files.atomic_write`)."""
+    from ma2ml.envs.core.files import atomic_write
 
     return atomic_write(path, lambda fh: fh.write(data))
 

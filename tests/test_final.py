@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from ma2ml import cli
-from ma2ml.envs.final import (Checkpoint, FinalTraining, PipelineFile, atomic_write, load_checkpoint, make_env,
-                              read_pipeline, save_checkpoint, train_final)
+from ma2ml.envs.core.files import atomic_write
+from ma2ml.envs.final import (Checkpoint, FinalTraining, PipelineFile, load_checkpoint, make_env, read_pipeline,
+                              save_checkpoint, train_final)
 from ma2ml.envs.tasks import get_task, load_splits
 from ma2ml.envs.training.evaluators import TrainingDiverged
 

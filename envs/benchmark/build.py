@@ -19,6 +19,7 @@ from ma2ml.envs.benchmark.space import (BENCH_BUDGET, BENCH_FLOPS_CONSTRAINT, EX
                                         bench_spaces, bench_task, extra_subset, joint_nvec, pipeline_seed,
                                         pipeline_tokens, space_fingerprint)
 from ma2ml.envs.benchmark.table import TABLE_PATH
+from ma2ml.envs.core.files import atomic_write
 from ma2ml.envs.core.records import STATUSES
 
 BUILD_THREADS = 1
@@ -284,8 +285,6 @@ def compact(raw: str | Path, out: str | Path = TABLE_PATH) -> Path:
     meta = {**space_fingerprint(spaces, BENCH_BUDGET), "statuses": list(STATUSES), "entries": count,
             "flops_constraint": BENCH_FLOPS_CONSTRAINT, "build_platform": platforms[0] if len(platforms) == 1 else None}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        np.savez_compressed(fh, meta=np.array(json.dumps(meta)), curve=curve, val_acc=val, test_acc=test,
-                            train_seconds=seconds, seed=seed, status=status, flops=flops, params=params,
-                            extra=extra_subset(n))
-    return path
+    return atomic_write(path, lambda fh: np.savez_compressed(
+        fh, meta=np.array(json.dumps(meta)), curve=curve, val_acc=val, test_acc=test, train_seconds=seconds,
+        seed=seed, status=status, flops=flops, params=params, extra=extra_subset(n)))

@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from ma2ml.commands.search import check_seed
-    from ma2ml.envs.final import FinalTraining, atomic_write, read_pipeline, save_checkpoint
+    from ma2ml.envs.core.files import atomic_write
+    from ma2ml.envs.final import FinalTraining, read_pipeline, save_checkpoint
     from ma2ml.envs.training.evaluators import TrainingDiverged
     from ma2ml.runfolder import check_writable_folder
 
