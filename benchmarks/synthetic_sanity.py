@@ -2,7 +2,7 @@
 
     python benchmarks/synthetic_sanity.py 1024 32 5     # budget, batch size, games
 
-Game g = ``SyntheticEvaluator(seed=g)`` with ``small_spaces()`` (3 agents x 2 tokens x 4
+Game g = ``SyntheticEvaluator(game=g)`` with ``small_spaces()`` (3 agents x 2 tokens x 4
 choices, 4,096 pipelines, pairwise terms between agents), searched with learner seed g; the
 reward is the game's accuracy (FLOPs constraint = the game's FLOPs).
 """
@@ -24,7 +24,7 @@ def main(budget: int, batch: int, games: int) -> None:
     for name in learner_names():
         hits, regrets, start = 0, [], time.perf_counter()
         for seed in range(games):
-            game = SyntheticEvaluator(seed=seed)
+            game = SyntheticEvaluator(game=seed)
             env = parallel_env(evaluator=game, flops_constraint=game.flops)
             env.reset(seed=seed)
             learner = make_learner(name, env, seed=seed)

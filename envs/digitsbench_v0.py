@@ -19,7 +19,7 @@ from ma2ml.envs.joint import JointAutoMLEnv
 def parallel_env(table: str | Path | None = None, table_seed: int | str = "random", epoch: int | None = None,
                  **kwargs: Any) -> AutoMLParallelEnv:
     """``ma2ml/AutoML-DigitsBench-v0``: the AutoML env answering from the table (kwargs as automl_v0's)."""
-    return AutoMLParallelEnv(evaluator=TableEvaluator(table, seed=table_seed, epoch=epoch), **kwargs)
+    return AutoMLParallelEnv(evaluator=TableEvaluator(table, replicate=table_seed, epoch=epoch), **kwargs)
 
 
 def raw_env(**kwargs: Any):
@@ -34,4 +34,4 @@ def env(**kwargs: Any):
 def joint_env(table: str | Path | None = None, table_seed: int | str = "random", epoch: int | None = None,
               **kwargs: Any) -> JointAutoMLEnv:
     """``ma2ml/JointAutoML-DigitsBench-v0``: the single-agent joint view of the table env."""
-    return JointAutoMLEnv(evaluator=TableEvaluator(table, seed=table_seed, epoch=epoch), **kwargs)
+    return JointAutoMLEnv(evaluator=TableEvaluator(table, replicate=table_seed, epoch=epoch), **kwargs)

@@ -12,4 +12,4 @@ def synthetic_env():
     from ma2ml.envs.automl_v0 import parallel_env
     from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
 
-    return parallel_env(evaluator=SyntheticEvaluator(seed=0))
+    return parallel_env(evaluator=SyntheticEvaluator(game=0))

@@ -100,7 +100,7 @@ def test_scalar_step_path_equals_the_batched_path(seed, epoch):
     """``TableEvaluator.evaluate`` (what a PettingZoo step uses) answers exactly like ``evaluate_batch``."""
     import dataclasses
 
-    ev = TableEvaluator(seed=seed, epoch=epoch)
+    ev = TableEvaluator(replicate=seed, epoch=epoch)
     rng = np.random.default_rng(7)
     indices = rng.integers(0, 5184, 500)
     seeds = rng.integers(0, 2**31 - 1, 500).tolist()
@@ -118,10 +118,10 @@ def test_seed_option_picks_replicates(table):
     i = int(table.extra[0])
     other = int(np.setdiff1d(np.arange(table.n_pipelines), table.extra)[0])
     for k in range(3):
-        ev = TableEvaluator(seed=k)
+        ev = TableEvaluator(replicate=k)
         assert ev.evaluate(_joint(ev, i), seed=123).val_acc == table.val_acc[i, k]
         assert ev.evaluate(_joint(ev, other), seed=123).val_acc == table.val_acc[other, 0]
-    ev = TableEvaluator(seed="random")
+    ev = TableEvaluator(replicate="random")
     got = {ev.evaluate(_joint(ev, i), seed=s).seed for s in range(12)}
     assert got == set(table.seed[i].tolist())
     env = pettingzoo.make("parallel", PID)
@@ -129,8 +129,8 @@ def test_seed_option_picks_replicates(table):
     first = [r.val_acc for r in env.evaluate_batch([_joint(ev, i)] * 30)]
     env.reset(seed=5)
     assert [r.val_acc for r in env.evaluate_batch([_joint(ev, i)] * 30)] == first
-    with pytest.raises(ValueError, match="seed must be 'random' or a replicate 0..2"):
-        TableEvaluator(seed=3)
+    with pytest.raises(ValueError, match="table_seed \(the replicate\) must be 'random' or 0..2"):
+        TableEvaluator(replicate=3)
     with pytest.raises(ValueError, match="needs one seed per joint action"):
         ev.lookup(ev.joint([_joint(ev, i)]))
 
@@ -308,7 +308,7 @@ def test_build_resumes_and_compacts(tmp_path):
     assert partial.meta["build_platform"] == bench.build_platform()
     assert bench.platform_mismatch(partial.meta["build_platform"]) is None
     _assert_exact(jobs, _retrain(jobs, partial), partial)  # same machine: bit for bit
-    ev = TableEvaluator(out, seed=0)
+    ev = TableEvaluator(out, replicate=0)
     i, k = jobs[0]
     if k == 0:
         assert ev.evaluate(_joint(ev, i), 0).val_acc == partial.val_acc[i, 0]

@@ -14,7 +14,7 @@ from ma2ml.envs.joint import JointAutoMLEnv
 
 
 def synthetic(**kw):
-    return automl_v0.parallel_env(evaluator=SyntheticEvaluator(seed=0, noise=0.05), **kw)
+    return automl_v0.parallel_env(evaluator=SyntheticEvaluator(game=0, noise=0.05), **kw)
 
 
 def test_parallel_api_synthetic():
@@ -96,9 +96,9 @@ def test_joint_view_checkers():
     from gymnasium.utils.env_checker import check_env as gym_check
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
-    env = JointAutoMLEnv(evaluator=SyntheticEvaluator(seed=0))
+    env = JointAutoMLEnv(evaluator=SyntheticEvaluator(game=0))
     gym_check(env, skip_render_check=True)
-    sb3_check(JointAutoMLEnv(evaluator=SyntheticEvaluator(seed=0)))
+    sb3_check(JointAutoMLEnv(evaluator=SyntheticEvaluator(game=0)))
     env.reset(seed=0)
     action = env.action_space.sample()
     assert np.array_equal(env.join(env.split(action)), action)
@@ -114,7 +114,7 @@ def test_real_training_env_conformance():
 
 
 def test_reward_constraint_in_env():
-    ev = SyntheticEvaluator(seed=0, flops=2_000_000)
+    ev = SyntheticEvaluator(game=0, flops=2_000_000)
     env = automl_v0.parallel_env(evaluator=ev, flops_constraint=1_000_000, reward_exponent=-0.07)
     env.reset(seed=0)
     actions = {a: env.action_space(a).sample() for a in env.agents}

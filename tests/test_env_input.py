@@ -318,7 +318,7 @@ def test_download_into_a_file_is_one_error_and_touches_nothing(tmp_path, monkeyp
 
 # -- 5. state_space -------------------------------------------------------------------------------
 @pytest.mark.parametrize("module, kwargs", [
-    (automl_v0, {"evaluator": SyntheticEvaluator(seed=0)}),
+    (automl_v0, {"evaluator": SyntheticEvaluator(game=0)}),
     (digitsbench_v0, {}),
 ], ids=["synthetic", "table"])
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -341,13 +341,13 @@ def test_state_space_is_the_descriptor_box():
     (1.0, -10.0), (1e100, 0.0), (1e100, -10.0), (1.0, 0.0), (np.float32(5e5), np.float64(-0.07)), (10**30, -3),
 ])
 def test_extreme_legal_arguments_stay_in_the_observation_space(flops_constraint, reward_exponent):
-    env = automl_v0.parallel_env(evaluator=SyntheticEvaluator(seed=0), flops_constraint=flops_constraint,
+    env = automl_v0.parallel_env(evaluator=SyntheticEvaluator(game=0), flops_constraint=flops_constraint,
                                  reward_exponent=reward_exponent)
     obs, _ = env.reset(seed=0)
     for agent in env.agents:
         assert env.observation_space(agent).contains(obs[agent]), obs[agent]
     assert env.state_space.contains(env.state())
-    joint = JointAutoMLEnv(evaluator=SyntheticEvaluator(seed=0), flops_constraint=flops_constraint,
+    joint = JointAutoMLEnv(evaluator=SyntheticEvaluator(game=0), flops_constraint=flops_constraint,
                            reward_exponent=reward_exponent)
     assert joint.observation_space.contains(joint.reset(seed=0)[0])
 
@@ -367,10 +367,10 @@ def test_extreme_legal_arguments_stay_in_the_observation_space(flops_constraint,
     ({"flops_constraint": -1e6}, r"flops_constraint must be a finite number in \[1, "),
 ])
 @pytest.mark.parametrize("make", [
-    lambda **kw: automl_v0.parallel_env(evaluator=SyntheticEvaluator(seed=0), **kw),
+    lambda **kw: automl_v0.parallel_env(evaluator=SyntheticEvaluator(game=0), **kw),
     lambda **kw: _train_env(**kw),
     lambda **kw: _table_env(**kw),
-    lambda **kw: JointAutoMLEnv(evaluator=SyntheticEvaluator(seed=0), **kw),
+    lambda **kw: JointAutoMLEnv(evaluator=SyntheticEvaluator(game=0), **kw),
 ], ids=["synthetic", "train", "table", "joint"])
 def test_out_of_range_reward_arguments_are_one_error(make, kwargs, match):
     with pytest.raises(ValueError, match=match) as exc:

@@ -47,7 +47,7 @@ class LoadFault(SyntheticEvaluator):
     workers loading at the same time never take the same kill twice."""
 
     def __init__(self, marker_dir: Path, kills: int = 0, message: str | None = None) -> None:
-        super().__init__(seed=0)
+        super().__init__(game=0)
         self.marker_dir, self.kills, self.message = str(marker_dir), kills, message
         self.owner = os.getpid()
 
@@ -93,7 +93,7 @@ def test_pool_matches_inprocess_on_digits(pool):
 
 
 def test_pool_follows_the_evaluator_it_is_given(pool):
-    a, b = SyntheticEvaluator(seed=0, noise=0.1), SyntheticEvaluator(seed=1, noise=0.1)
+    a, b = SyntheticEvaluator(game=0, noise=0.1), SyntheticEvaluator(game=1, noise=0.1)
     rng = np.random.default_rng(0)
     batch = [{k: s.sample(rng) for k, s in a.spaces.items()} for _ in range(5)]
     seeds = list(range(5))
@@ -103,7 +103,7 @@ def test_pool_follows_the_evaluator_it_is_given(pool):
 
 
 def test_bad_batch_raises_before_any_worker_starts():
-    ev = SyntheticEvaluator(seed=0)
+    ev = SyntheticEvaluator(game=0)
     rng = np.random.default_rng(0)
     batch = [{k: s.sample(rng) for k, s in ev.spaces.items()} for _ in range(3)]
     batch[1] = {"aug": batch[1]["aug"], "nas": batch[1]["nas"]}
@@ -201,14 +201,14 @@ def test_missing_ray_names_the_extra(monkeypatch):
 
 
 def test_env_builds_and_closes_its_executor():
-    env = automl_v0.parallel_env(evaluator=SyntheticEvaluator(seed=0), executor="process", workers=2, time_limit=30)
+    env = automl_v0.parallel_env(evaluator=SyntheticEvaluator(game=0), executor="process", workers=2, time_limit=30)
     executor = env.evaluator.executor
     assert isinstance(executor, ProcessPoolExecutor) and executor.workers == 2 and executor.time_limit == 30
     env.close()
     with pytest.raises(ValueError, match="workers=2 needs executor='process'"):
-        automl_v0.parallel_env(evaluator=SyntheticEvaluator(seed=0), workers=2)
+        automl_v0.parallel_env(evaluator=SyntheticEvaluator(game=0), workers=2)
     with pytest.raises(ValueError, match="unknown executor 'gpu'"):
-        automl_v0.parallel_env(evaluator=SyntheticEvaluator(seed=0), executor="gpu")
+        automl_v0.parallel_env(evaluator=SyntheticEvaluator(game=0), executor="gpu")
 
 
 SCRIPT = """

@@ -34,7 +34,7 @@ class FaultyEvaluator(SyntheticEvaluator):
     """
 
     def __init__(self, marker_dir: str | Path | None = None, sleep: float = 600.0) -> None:
-        super().__init__(spaces={**small_spaces(), "fault": TokenSpace([len(FAULTS)], kind="fault")}, seed=0)
+        super().__init__(spaces={**small_spaces(), "fault": TokenSpace([len(FAULTS)], kind="fault")}, game=0)
         self.marker_dir = None if marker_dir is None else str(marker_dir)
         self.sleep = sleep
 

@@ -96,7 +96,7 @@ def test_the_env_never_changes_an_evaluator_it_was_given():
     from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
     from ma2ml.envs.runtime.executors import InProcessExecutor
 
-    ev = SyntheticEvaluator(seed=0)
+    ev = SyntheticEvaluator(game=0)
     executor = InProcessExecutor()
     env = automl_v0.parallel_env(evaluator=ev, executor=executor)
     assert ev.executor is None and env.evaluator.executor is executor and env.evaluator is not ev
@@ -119,7 +119,7 @@ def test_tokens_are_checked_once_and_decoded_once_per_evaluation(tmp_path, monke
         return original(self, tokens, agent)
 
     kwargs = {k: str(tmp_path / "e.sqlite") if v == "STORE" else v for k, v in runtime.items()}
-    env = automl_v0.parallel_env(evaluator=SyntheticEvaluator(seed=0), **kwargs)
+    env = automl_v0.parallel_env(evaluator=SyntheticEvaluator(game=0), **kwargs)
     env.reset(seed=0)
     batch = [{a: env.action_space(a).sample() for a in env.possible_agents} for _ in range(3)]
     monkeypatch.setattr(ModuleSpace, "check", counting)

@@ -24,7 +24,7 @@ LEARNERS = learner_names()
 
 def synthetic_env(seed: int = 0, **kw) -> object:
     """The synthetic game with the FLOPs constraint at its FLOPs, so reward == its accuracy."""
-    game = SyntheticEvaluator(seed=seed, **kw)
+    game = SyntheticEvaluator(game=seed, **kw)
     env = parallel_env(evaluator=game, flops_constraint=game.flops)
     env.reset(seed=seed)
     return env
@@ -116,7 +116,7 @@ def test_ask_tell_validation():
 
 def test_learners_on_agent_subsets_and_user_modules():
     spaces = {"opt": small_spaces(tokens=3, size=5)["aug"], "nas": small_spaces()["nas"]}
-    game = SyntheticEvaluator(spaces=spaces, seed=1)
+    game = SyntheticEvaluator(spaces=spaces, game=1)
     env = parallel_env(evaluator=game)
     env.reset(seed=1)
     for name in LEARNERS:
@@ -179,7 +179,7 @@ def expected_return(learner, Q: ExactQ) -> float:
 
 
 def test_ma2ml_improves_monotonically_with_exact_q():
-    game = SyntheticEvaluator(spaces=small_spaces(tokens=2, size=3), seed=3)
+    game = SyntheticEvaluator(spaces=small_spaces(tokens=2, size=3), game=3)
     env = parallel_env(evaluator=game, flops_constraint=game.flops)
     env.reset(seed=0)
     learner = make_learner("ma2ml", env, seed=0, critic_steps=0, policy_steps=1, policy_batch=128)

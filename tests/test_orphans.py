@@ -38,7 +38,7 @@ def nap(folder):
 
 class Napping(SyntheticEvaluator):
     def __init__(self, folder):
-        super().__init__(seed=0)
+        super().__init__(game=0)
         self.folder = folder
 
     def _evaluate(self, configs, seed):

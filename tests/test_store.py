@@ -218,7 +218,7 @@ def test_sigkill_mid_run_leaves_a_consistent_store_and_resume_completes(tmp_path
 
 def test_env_writes_every_evaluation(tmp_path):
     path = tmp_path / "env.sqlite"
-    env = automl_v0.parallel_env(evaluator=SyntheticEvaluator(seed=0), store=str(path), run_id="env-run",
+    env = automl_v0.parallel_env(evaluator=SyntheticEvaluator(game=0), store=str(path), run_id="env-run",
                                  cache=True)
     env.reset(seed=1)
     actions = {a: env.action_space(a).sample() for a in env.agents}
@@ -232,7 +232,7 @@ def test_env_writes_every_evaluation(tmp_path):
     assert store.settings(rows[0].settings_hash)["seed_policy"] == "drawn"
     env.close()
     with pytest.raises(ValueError, match="need a store"):
-        automl_v0.parallel_env(evaluator=SyntheticEvaluator(seed=0), cache=True)
+        automl_v0.parallel_env(evaluator=SyntheticEvaluator(game=0), cache=True)
 
 
 def sha(path: Path) -> str:

@@ -29,14 +29,14 @@ class SyntheticEvaluator(Evaluator):
         self,
         task: str | Task = "digits",
         spaces: Mapping[str, ModuleSpace] | None = None,
-        seed: int = 0,
+        game: int = 0,
         interaction: float = 1.0,
         noise: float = 0.0,
         flops: int = 10**6,
     ) -> None:
         spaces = dict(spaces) if spaces is not None else small_spaces()
         super().__init__(get_task(task), spaces)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(game)
         self.noise = noise
         self.flops = flops
         self.layout = JointLayout.of_spaces(spaces)

@@ -193,8 +193,9 @@ class Lookup:
 class TableEvaluator(Evaluator):
     """Answers joint actions of the ``digits-bench`` space from the table (no training).
 
-    ``seed``: ``"random"`` picks, for each evaluation, one of the pipeline's stored
-    replicates with the seed the env draws per episode (``seed % replicates``: the 3-seed
+    ``replicate`` (the env's ``table_seed``): ``"random"`` picks, for each evaluation, one of the
+    pipeline's stored replicates with the training seed the env draws per episode
+    (``seed % replicates``: the 3-seed
     subset answers noisily like real training, the others with their one run); an integer
     ``k`` returns replicate ``k`` where stored and replicate 0 elsewhere. ``epoch``: the
     fidelity, validation accuracy after that many epochs (default: all). ``table``: a table
@@ -203,15 +204,17 @@ class TableEvaluator(Evaluator):
     ``ValueError`` that names the agent, the token and its valid values.
     """
 
-    def __init__(self, table: str | Path | None = None, seed: int | str = "random", epoch: int | None = None) -> None:
+    def __init__(self, table: str | Path | None = None, replicate: int | str = "random",
+                 epoch: int | None = None) -> None:
         super().__init__(bench_task(), bench_spaces())
         epochs = BENCH_BUDGET.epochs
-        if seed != "random" and not (isinstance(seed, (int, np.integer)) and 0 <= seed <= EXTRA_SEEDS):
-            raise ValueError(f"seed must be 'random' or a replicate 0..{EXTRA_SEEDS}, got {seed!r}")
+        if replicate != "random" and not (isinstance(replicate, (int, np.integer)) and 0 <= replicate <= EXTRA_SEEDS):
+            raise ValueError(f"table_seed (the replicate) must be 'random' or 0..{EXTRA_SEEDS}, got {replicate!r}")
         if epoch is not None and not (isinstance(epoch, (int, np.integer)) and 1 <= epoch <= epochs):
             raise ValueError(f"epoch must be 1..{epochs} (or None for all {epochs}), got {epoch!r}")
         self.table_path = table
-        self.seed = seed if seed == "random" else int(seed)
+        self.replicate = replicate if replicate == "random" else int(replicate)
+        """Which stored run answers: ``"random"`` (drawn per evaluation) or a fixed replicate."""
         self.epoch = epochs if epoch is None else int(epoch)
         self._pipelines: dict[int, dict[str, Any]] = {}
         self._records: dict[tuple[int, int], EvalRecord] = {}
@@ -227,7 +230,7 @@ class TableEvaluator(Evaluator):
         return self._table
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "table": str(self.table_path or TABLE_PATH.name), "seed": self.seed,
+        return {**super().settings(), "table": str(self.table_path or TABLE_PATH.name), "seed": self.replicate,  # the key keeps its old name: store hashes
                 "epoch": self.epoch}
 
     def data_facts(self) -> tuple[tuple[int, int, int], int, int]:
@@ -253,7 +256,7 @@ class TableEvaluator(Evaluator):
         t = self.table
         index = pipeline_index(self.spaces, joint)
         reps = t.replicates[index]
-        if self.seed == "random":
+        if self.replicate == "random":
             if seeds is None:
                 raise ValueError("seed='random' needs one seed per joint action (e.g. env.next_seeds(n))")
             seeds = np.asarray(seeds, dtype=np.int64)
@@ -261,7 +264,7 @@ class TableEvaluator(Evaluator):
                 raise ValueError(f"expected {len(index)} seeds, got shape {seeds.shape}")
             replicate = seeds % np.maximum(reps, 1)
         else:
-            replicate = np.where(reps > self.seed, self.seed, 0)
+            replicate = np.where(reps > self.replicate, self.replicate, 0)
         status = t.status[index, replicate].astype(np.int64)
         if (status < 0).any():
             missing = int(index[np.argmax(status < 0)])
@@ -306,7 +309,8 @@ class TableEvaluator(Evaluator):
             for token, size in zip(self.spaces[agent].check(actions[agent], agent).tolist(), sizes):
                 index = index * size + token
         reps = int(self.table.replicates[index])
-        replicate = int(seed) % max(reps, 1) if self.seed == "random" else (self.seed if reps > self.seed else 0)
+        replicate = (int(seed) % max(reps, 1) if self.replicate == "random"
+                     else (self.replicate if reps > self.replicate else 0))
         return replace(self._record_at(index, replicate))
 
     def _record_at(self, index: int, replicate: int) -> EvalRecord:
