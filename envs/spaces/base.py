@@ -1,6 +1,5 @@
-"""The module-space base (:class:`ModuleSpace`) and the typed configs the spaces decode to.
-
-Module search spaces: each module agent's token layout and the typed choice it decodes to.
+"""The module-space base (:class:`ModuleSpace`): each module agent's token layout and the typed
+choice it decodes to (:class:`HParams`, :class:`AugPolicy`, ..., :class:`Recipe`).
 
 A :class:`ModuleSpace` is a list of :class:`TokenField` s, one decision token each. Its
 ``nvec`` is the agent's ``MultiDiscrete`` action layout; ``decode`` turns a token vector into

@@ -1,18 +1,6 @@
-"""Module search spaces: each module agent's token layout and the typed choice it decodes to.
-
-A :class:`ModuleSpace` is a list of :class:`TokenField` s, one decision token each. Its
-``nvec`` is the agent's ``MultiDiscrete`` action layout; ``decode`` turns a token vector into
-a typed config (checking every token with ``check``: integers, or integral floats, in range;
-one ``ValueError`` naming the agent, the token and its valid range otherwise), ``encode`` is
-the inverse, ``describe`` prints the config for humans and ``apply`` writes the config into
-the training :class:`Recipe`.
-
-Fields with a single choice are constants: they take no token, so a compact space (the
-benchmark table's) can fix what it does not search.
-
-To add a module of your own, subclass :class:`ModuleSpace`, list its fields, implement
-``build`` (values -> config), ``values`` (config -> values) and ``apply`` (how the choice
-enters training), and pass an instance to the environment through ``spaces={name: ...}``.
+"""The built-in module spaces: :class:`AugSpace` (AutoAugment), :class:`NasSpace` (NASNet cells),
+:class:`HpoSpace` (training hyper-parameters) and :class:`TokenSpace` (plain tokens, for your own
+modules). What a module space is, and how to write one: :mod:`ma2ml.envs.spaces.base`.
 """
 from __future__ import annotations
 
