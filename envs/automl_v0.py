@@ -201,13 +201,11 @@ class AutoMLParallelEnv(ParallelEnv):
             if agents is not None and list(agents) != list(evaluator.spaces):
                 raise ValueError(f"agents {list(agents)} differ from the evaluator's {list(evaluator.spaces)}")
             self.task, self.spaces, self.evaluator = evaluator.task, dict(evaluator.spaces), evaluator
-            self._given_evaluator = True
         elif evaluator == "train":
             self.task = get_task(task)
             self.spaces = resolve_spaces(self.task, agents, spaces)
             if self.task.needs_data_dir and (data_dir is None or not Path(data_dir).expanduser().is_dir()):
                 load_splits(self.task, data_dir)  # raises: the loader's message names the folder and what to put there
-            self._given_evaluator = False
             self.evaluator = TrainEvaluator(self.task, self.spaces, data_dir=data_dir, device=device,
                                             epochs=epochs, time_limit=time_limit, cpu_threads=cpu_threads)
         else:
@@ -231,11 +229,11 @@ class AutoMLParallelEnv(ParallelEnv):
         self.last_record: EvalRecord | None = None
         self.np_random, _ = seeding.np_random(None)
         self._owned: list[Executor | EvalStore] = []
-        self._attach(executor, workers, device, time_limit)
+        self._attach(executor, workers, device, time_limit, copy_evaluator=isinstance(evaluator, Evaluator))
         self.run_log = self._open_run(store, cache, run_id)
 
     def _attach(self, executor: str | Executor | None, workers: int | None, device: str | None,
-                time_limit: float | None) -> None:
+                time_limit: float | None, copy_evaluator: bool) -> None:
         if workers is not None and executor != "process":
             raise ValueError(f"workers={workers} needs executor='process'")
         if isinstance(executor, str):
@@ -244,7 +242,7 @@ class AutoMLParallelEnv(ParallelEnv):
                                      time_limit=time_limit if remote else None)
             self._owned.append(executor)
         if executor is not None:
-            if self._given_evaluator:  # never change the caller's object: attach to a shallow copy
+            if copy_evaluator:  # never change the caller's object: attach to a shallow copy
                 self.evaluator = copy.copy(self.evaluator)
             self.evaluator.executor = executor
 

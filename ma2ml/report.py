@@ -199,53 +199,55 @@ def _legend_outside(fig: Any, ax: Any) -> None:
     fig.tight_layout()
 
 
-def plot_best_so_far(runs: Sequence[Run], path: Path, optimum: float | None = None, seed: int = 0,
-                     title: str = "") -> None:
-    """Best-so-far (or simple regret when ``optimum`` is known, log scale) vs evaluations, bootstrap bands."""
+def _plot_bands(runs: Sequence[Run], path: Path, curves_of: Any, seed: int, title: str, subtitle: str,
+                finish: Any) -> None:
+    """One banded line per learner (``curves_of(its runs)`` -> curves, one row per run); ``finish(ax)``
+    sets the axes; the titles, legend and file are common to every banded figure."""
     plt = _pyplot()
     groups = _by_learner(runs)
     styles = learner_styles(list(groups))
     fig, ax = plt.subplots(figsize=(7.6, 4.4))
     for learner, mine in groups.items():
-        curves = _stack([best_so_far(r.rewards) for r in mine])
-        if optimum is not None:
-            curves = np.maximum(optimum - curves, 1e-5)
-        _band(ax, curves, f"{learner} ({len(mine)} seeds)", styles[learner], seed)
-    ax.set_xlabel("evaluations (pipelines trained)")
-    if optimum is not None:
-        ax.set_yscale("log")
-        ax.set_ylabel("simple regret (optimum − best so far)")
-        what = f"simple regret to the known optimum {optimum:.4f} (floored at 1e-5)"
-    else:
-        ax.set_ylabel("best reward so far")
-        what = "best reward so far"
+        _band(ax, curves_of(mine), f"{learner} ({len(mine)} seeds)", styles[learner], seed)
+    finish(ax)
     fig.suptitle(title, fontsize=10)
-    ax.set_title(f"{what}\nline: mean over seeds; band: 95% bootstrap CI of the mean", fontsize=8)
-    ax.grid(alpha=0.3, which="both", lw=0.5)
+    ax.set_title(f"{subtitle}\nline: mean over seeds; band: 95% bootstrap CI of the mean", fontsize=8)
     _legend_outside(fig, ax)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_best_so_far(runs: Sequence[Run], path: Path, optimum: float | None = None, seed: int = 0,
+                     title: str = "") -> None:
+    """Best-so-far (or simple regret when ``optimum`` is known, log scale) vs evaluations, bootstrap bands."""
+    def curves_of(mine: list[Run]) -> np.ndarray:
+        curves = _stack([best_so_far(r.rewards) for r in mine])
+        return np.maximum(optimum - curves, 1e-5) if optimum is not None else curves
+
+    def finish(ax: Any) -> None:
+        ax.set_xlabel("evaluations (pipelines trained)")
+        if optimum is not None:
+            ax.set_yscale("log")
+        ax.set_ylabel("simple regret (optimum − best so far)" if optimum is not None else "best reward so far")
+        ax.grid(alpha=0.3, which="both", lw=0.5)
+
+    what = (f"simple regret to the known optimum {optimum:.4f} (floored at 1e-5)" if optimum is not None
+            else "best reward so far")
+    _plot_bands(runs, path, curves_of, seed, title, what, finish)
 
 
 def plot_topk(runs: Sequence[Run], path: Path, k: int, seed: int = 0, optimum: float | None = None,
               title: str = "") -> None:
     """The poster's left figure: average reward of the top-k pipelines vs number of batches."""
-    plt = _pyplot()
-    groups = _by_learner(runs)
-    styles = learner_styles(list(groups))
-    fig, ax = plt.subplots(figsize=(7.6, 4.4))
-    for learner, mine in groups.items():
-        _band(ax, _stack([topk_by_batch(r, k) for r in mine]), f"{learner} ({len(mine)} seeds)", styles[learner], seed)
-    if optimum is not None:
-        ax.axhline(optimum, color="grey", lw=1, linestyle=(0, (1, 1)), label="optimum (best single pipeline)")
-    ax.set_xlabel("batches")
-    ax.set_ylabel(f"average reward of the top-{k} pipelines so far")
-    fig.suptitle(title, fontsize=10)
-    ax.set_title(f"the poster's top-{k} curve\nline: mean over seeds; band: 95% bootstrap CI of the mean", fontsize=8)
-    ax.grid(alpha=0.3, lw=0.5)
-    _legend_outside(fig, ax)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    def finish(ax: Any) -> None:
+        if optimum is not None:
+            ax.axhline(optimum, color="grey", lw=1, linestyle=(0, (1, 1)), label="optimum (best single pipeline)")
+        ax.set_xlabel("batches")
+        ax.set_ylabel(f"average reward of the top-{k} pipelines so far")
+        ax.grid(alpha=0.3, lw=0.5)
+
+    _plot_bands(runs, path, lambda mine: _stack([topk_by_batch(r, k) for r in mine]), seed, title,
+                f"the poster's top-{k} curve", finish)
 
 
 def plot_batch_scatter(runs: Sequence[Run], path: Path, optimum: float | None = None, title: str = "") -> None:

@@ -30,12 +30,13 @@ import fcntl
 import json
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from ma2ml.envs.core.files import cannot_create_in, nearest_folder
 
 RUN_FILE = "run.json"
 STORE_FILE = "evals.sqlite"
@@ -75,26 +76,19 @@ def check_writable_folder(path: str | Path, option: str = "--out") -> Path:
     """``path`` as an output folder, checked before anything is written; ``RunFolderError`` otherwise.
 
     Refuses an empty path, an existing file, and a location where no file can be created
-    (checked by creating and removing a temporary file in the nearest existing folder, which
-    is what counts for root, read-only mounts and immutable folders alike).
+    (:func:`~ma2ml.envs.core.files.cannot_create_in` the nearest existing folder).
     """
     if str(path).strip() == "":
         raise RunFolderError(f"{option} is empty; give a folder path")
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise RunFolderError(f"{option} {path} exists and is not a folder; choose a folder path")
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
+    probe = nearest_folder(path)
     if not probe.is_dir():
         raise RunFolderError(f"{option} {path}: {probe} is a file, so no folder can be made there")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".ma2ml-probe-", dir=probe)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as exc:
-        raise RunFolderError(f"{option} {path}: cannot write in {probe} ({exc.strerror}); "
-                             "choose a writable location") from None
+    reason = cannot_create_in(probe)
+    if reason is not None:
+        raise RunFolderError(f"{option} {path}: cannot write in {probe} ({reason}); choose a writable location")
     return path
 
 
@@ -147,11 +141,9 @@ def result_row(index: int, batch: int, tokens: Mapping[str, Sequence[int]], reco
     return result, {"index": int(index), "train_seconds": seconds}
 
 
-def batch_of(index: int, batch_starts: Sequence[int], batch_size: int) -> int:
-    """The batch an evaluation belonged to: from the recorded batch starts, else by ``batch_size``."""
-    if batch_starts:
-        return bisect.bisect_right(list(batch_starts), index) - 1
-    return index // batch_size
+def batch_of(index: int, batch_starts: Sequence[int]) -> int:
+    """The batch an evaluation belonged to, from the sorted start index of every batch."""
+    return bisect.bisect_right(batch_starts, index) - 1
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,7 +18,7 @@ from ma2ml.envs.benchmark.space import (BENCH_BUDGET, BENCH_FLOPS_CONSTRAINT, EX
                                         bench_spaces, bench_task, extra_subset, joint_nvec, pipeline_seed,
                                         pipeline_tokens, space_fingerprint)
 from ma2ml.envs.benchmark.table import TABLE_PATH
-from ma2ml.envs.core.files import atomic_write
+from ma2ml.envs.core.files import atomic_write, cannot_create_in, nearest_folder
 from ma2ml.envs.core.records import STATUSES
 
 BUILD_THREADS = 1
@@ -136,20 +135,20 @@ def _check_writable(path: str | Path, what: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{what} {path} is a folder; give a file name")
-    folder = path.absolute().parent
-    while not folder.exists():
-        folder = folder.parent
+    folder = nearest_folder(path.absolute().parent)
     if not folder.is_dir():
         raise ValueError(f"cannot write {what} {path}: {folder} is not a folder")
     exists = path.exists()
     try:
         if exists:
             path.open("ab").close()
+            reason = None
         else:
-            tempfile.TemporaryFile(dir=folder).close()
+            reason = cannot_create_in(folder)
     except OSError as exc:
-        raise ValueError(f"cannot write {what} {path}: {path if exists else folder} is not writable "
-                         f"({exc.strerror})") from None
+        reason = exc.strerror
+    if reason is not None:
+        raise ValueError(f"cannot write {what} {path}: {path if exists else folder} is not writable ({reason})")
     return path
 
 

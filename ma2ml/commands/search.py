@@ -146,16 +146,16 @@ def _resume_state(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
         raise cli.CliError(f"{out} holds a run with other settings ({', '.join(diff)} differ: "
                            f"{ {k: stored.get(k) for k in diff} }); rerun with those or choose a new --out folder")
     path = out / CHECKPOINT_FILE
-    state = _load_checkpoint(path) if path.exists() else {"evaluations": 0, "best": None}
+    state = _load_checkpoint(path) if path.exists() else {"evaluations": 0}
     if settings["budget"] < state["evaluations"]:
         raise cli.CliError(f"{out} holds {state['evaluations']} evaluations already; --budget must be at least "
                            "that (a larger budget extends the run)")
     return state
 
 
-def _check_store(out: Path, env: Any, done: int) -> None:
+def _check_store(out: Path, stored: list[Any], done: int) -> None:
     """``RunFolderError`` unless the store holds every evaluation below the checkpoint's count."""
-    have = {e.index for e in env.run_log.records() if e.index < done}
+    have = {e.index for e in stored}
     if len(have) == done:
         return
     missing = [i for i in range(done) if i not in have]
@@ -174,16 +174,14 @@ def _ranges(indexes: list[int]) -> str:
     return ", ".join(spans[:5]) + (", ..." if len(spans) > 5 else "")
 
 
-def _rebuild_logs(out: Path, env: Any, agents: list[str], done: int, batch_starts: list[int],
-                  batch_size: int) -> dict[str, Any] | None:
-    """Rewrite ``results.jsonl``/``timings.jsonl`` from the store (evaluations ``< done``); the best row."""
+def _rebuild_logs(out: Path, env: Any, agents: list[str], stored: list[Any],
+                  batch_starts: list[int]) -> dict[str, Any] | None:
+    """Rewrite ``results.jsonl``/``timings.jsonl`` from the stored evaluations; returns the best row."""
     results, timings, best = [], [], None
-    for stored in env.run_log.records():
-        if stored.index >= done:
-            continue
-        tokens = json.loads(stored.key)
-        result, timing = result_row(stored.index, batch_of(stored.index, batch_starts, batch_size),
-                                    {a: tokens[a] for a in agents}, stored.record, env.reward(stored.record))
+    for evaluation in stored:
+        tokens = json.loads(evaluation.key)
+        result, timing = result_row(evaluation.index, batch_of(evaluation.index, batch_starts),
+                                    {a: tokens[a] for a in agents}, evaluation.record, env.reward(evaluation.record))
         results.append(result)
         timings.append(timing)
         if best is None or result["reward"] > best["reward"]:
@@ -193,14 +191,15 @@ def _rebuild_logs(out: Path, env: Any, agents: list[str], done: int, batch_start
     return best
 
 
-def _save_checkpoint(out: Path, learner: Any, env: Any, best: dict[str, Any] | None, batch_starts: list[int]) -> None:
-    """Learner state, the env's generator, the best row and the batch starts, written atomically after a batch."""
+def _save_checkpoint(out: Path, learner: Any, env: Any, batch_starts: list[int], wall: float) -> None:
+    """Learner state, the env's generator, the batch starts and the wall time, written atomically after a batch
+    (the best row is not kept: it is rebuilt from the store with the logs)."""
     import io
 
     import torch
 
     state = {"learner": learner.state_dict(), "np_random": env.np_random.bit_generator.state,
-             "evaluations": learner.num_evaluations, "best": best, "batch_starts": list(batch_starts)}
+             "evaluations": learner.num_evaluations, "batch_starts": list(batch_starts), "wall_seconds": wall}
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write_bytes(out / CHECKPOINT_FILE, buffer.getvalue())
@@ -225,25 +224,24 @@ def search(env_id: str, env_kwargs: dict[str, Any], learner_name: str, learner_k
                 "batch_size": batch_size, "seed": seed}
     out = check_writable_folder(out)
     created = make_folder(out)
-    try:
-        with folder_lock(out):
-            try:
-                env, learner, state = _open_run(out, settings, env_id, env_kwargs, learner_name, learner_kwargs, seed)
-            except BaseException:
-                if created:  # bad input leaves nothing behind
-                    shutil.rmtree(out, ignore_errors=True)
-                raise
-            return _run(out, settings, env, learner, state, progress)
-    except RunFolderError as exc:
-        raise cli.CliError(str(exc)) from None
+    with folder_lock(out):
+        try:
+            env, learner, state, stored = _open_run(out, settings, env_id, env_kwargs, learner_name,
+                                                    learner_kwargs, seed)
+        except BaseException:
+            if created:  # bad input leaves nothing behind
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        return _run(out, settings, env, learner, state, stored, progress)
 
 
 def _open_run(out: Path, settings: dict[str, Any], env_id: str, env_kwargs: dict[str, Any], learner_name: str,
-              learner_kwargs: dict[str, Any], seed: int) -> tuple[Any, Any, dict[str, Any]]:
-    """The env, the learner (restored when resuming) and the resume state; checks the store."""
+              learner_kwargs: dict[str, Any], seed: int) -> tuple[Any, Any, dict[str, Any], list[Any]]:
+    """The env, the learner (restored when resuming), the resume state and the stored evaluations
+    below the checkpoint (checked to be all there)."""
     from ma2ml.agents import make_learner
 
-    state = _resume_state(out, settings) or {"evaluations": 0, "best": None}
+    state = _resume_state(out, settings) or {"evaluations": 0}
     done = state["evaluations"]
     store = out / STORE_FILE
     if done and (not store.exists() or store.stat().st_size == 0):
@@ -256,16 +254,17 @@ def _open_run(out: Path, settings: dict[str, Any], env_id: str, env_kwargs: dict
         if "learner" in state:
             learner.load_state_dict(state["learner"])
             env.np_random.bit_generator.state = state["np_random"]
-        _check_store(out, env, done)
+        stored = [e for e in env.run_log.records() if e.index < done]
+        _check_store(out, stored, done)
         env.run_log.seek(done)
     except BaseException:
         env.close()
         raise
     atomic_write_json(out / RUN_FILE, settings)
-    return env, learner, state
+    return env, learner, state, stored
 
 
-def _run(out: Path, settings: dict[str, Any], env: Any, learner: Any, state: dict[str, Any],
+def _run(out: Path, settings: dict[str, Any], env: Any, learner: Any, state: dict[str, Any], stored: list[Any],
          progress: bool) -> dict[str, Any]:
     import time
 
@@ -274,7 +273,7 @@ def _run(out: Path, settings: dict[str, Any], env: Any, learner: Any, state: dic
 
     done, budget, agents = state["evaluations"], settings["budget"], list(learner.agents)
     batch_starts = list(state.get("batch_starts") or range(0, done, settings["batch_size"]))
-    best = _rebuild_logs(out, env, agents, done, batch_starts, settings["batch_size"])
+    best = _rebuild_logs(out, env, agents, stored, batch_starts)
     start = time.perf_counter()
     bar = tqdm(total=budget, initial=done, desc=f"{settings['learner']} on {settings['env']}", unit="eval",
                disable=not progress, dynamic_ncols=True)
@@ -295,14 +294,15 @@ def _run(out: Path, settings: dict[str, Any], env: Any, learner: Any, state: dic
                         best = result
                 results.flush()
                 timings.flush()
-                _save_checkpoint(out, learner, env, best, batch_starts)
-                _write_best(out, env, agents, best, settings, time.perf_counter() - start, learner.num_evaluations)
+                wall = time.perf_counter() - start
+                _save_checkpoint(out, learner, env, batch_starts, wall)
+                _write_best(out, env, agents, best, settings, wall, learner.num_evaluations)
                 bar.set_postfix(best=f"{best['reward']:.4f}")
 
             if learner.num_evaluations < budget:
                 learner.learn(env, budget, settings["batch_size"], callback=record)
             elif best is not None:  # a finished run: make sure best.json says so
-                _write_best(out, env, agents, best, settings, 0.0, learner.num_evaluations, keep_wall=True)
+                _write_best(out, env, agents, best, settings, state.get("wall_seconds", 0.0), learner.num_evaluations)
     finally:
         bar.close()
         learner.close()
@@ -312,15 +312,10 @@ def _run(out: Path, settings: dict[str, Any], env: Any, learner: Any, state: dic
 
 
 def _write_best(out: Path, env: Any, agents: list[str], best: dict[str, Any], settings: dict[str, Any],
-                wall: float, evaluations: int, keep_wall: bool = False) -> None:
-    """``best.json``, atomically; ``keep_wall`` keeps the wall time an earlier write recorded."""
+                wall: float, evaluations: int) -> None:
+    """``best.json``, atomically."""
     import numpy as np
 
-    if keep_wall:
-        try:
-            wall = float(read_json(out / BEST_FILE, "best.json").get("wall_seconds", wall))
-        except (RunFolderError, AttributeError, TypeError, ValueError):
-            pass
     actions = {a: np.asarray(best["tokens"][a]) for a in agents}
     atomic_write_json(out / BEST_FILE, {**best, "description": env.describe(actions), "settings": settings,
                                         "wall_seconds": wall, "evaluations": evaluations})

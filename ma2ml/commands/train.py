@@ -15,7 +15,6 @@ leaves nothing half-written.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ma2ml import cli
@@ -48,10 +47,9 @@ def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from ma2ml.commands.search import check_seed
-    from ma2ml.envs.core.files import atomic_write
     from ma2ml.envs.final import FinalTraining, read_pipeline, save_checkpoint
     from ma2ml.envs.training.evaluators import TrainingDiverged
-    from ma2ml.runfolder import check_writable_folder
+    from ma2ml.runfolder import atomic_write_json, check_writable_folder
 
     if not 1 <= args.epochs <= MAX_EPOCHS:
         raise cli.CliError(f"--epochs must be an integer in 1..{MAX_EPOCHS:,}, got {args.epochs}")
@@ -75,8 +73,7 @@ def run(args: argparse.Namespace) -> None:
             raise cli.CliError(f"training diverged ({exc}); nothing written") from None
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = save_checkpoint(out / CHECKPOINT_NAME, model, record)
-    text = json.dumps(record.to_dict(), indent=2) + "\n"
-    summary = atomic_write(out / RECORD_NAME, lambda fh: fh.write(text.encode("utf-8")))
+    summary = atomic_write_json(out / RECORD_NAME, record.to_dict())
     print(f"env {record.env_id}, {record.epochs} epochs on {record.train_size} train+val images "
           f"({record.device}, {record.train_seconds:.1f} s)")
     print(f"test accuracy {record.test_acc:.4f}  FLOPs {record.flops / 1e6:.3f} M multiply-adds  "
