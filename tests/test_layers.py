@@ -8,16 +8,21 @@ the contract can catch what it is for.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LINT = shutil.which("lint-imports")
-needs_linter = pytest.mark.skipif(LINT is None, reason="import-linter is not installed (pip install -e '.[test]')")
+LINT = next((str(c) for c in (Path(sys.executable).parent / "lint-imports", shutil.which("lint-imports") or "")
+             if c and Path(c).is_file()), None)
+"""import-linter's command, beside this interpreter first (a pyenv shim may not exist before a rehash)."""
+needs_linter = pytest.mark.skipif(importlib.util.find_spec("importlinter") is None,
+                                  reason="import-linter is not installed (pip install -e '.[test]')")
 
 
 def _stage(tmp: Path) -> Path:
@@ -30,6 +35,7 @@ def _stage(tmp: Path) -> Path:
 
 
 def _lint(tmp: Path) -> subprocess.CompletedProcess:
+    assert LINT is not None, "import-linter is installed but its lint-imports command was not found"
     return subprocess.run([LINT, "setup.cfg"], cwd=tmp, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(tmp)})
 
