@@ -9,11 +9,24 @@ built from an env's spaces alone (``possible_agents``, ``action_space(agent).nve
 
 * ``ask(n)`` returns ``n`` joint actions, each a dict agent -> int64 token vector;
 * ``tell(actions, rewards, records)`` hands back their rewards (and evaluation records);
-* ``learn(env, budget, batch_size, callback)`` is the shared loop (a template method, as in
-  SB3's ``BaseAlgorithm``): per batch, ask -> ``env.evaluate_batch`` (through
+* ``learn(env, budget, batch_size, callback, no_repeat=None)`` is the shared loop (a template
+  method, as in SB3's ``BaseAlgorithm``): per batch, ask -> ``env.evaluate_batch`` (through
   :class:`ma2ml.envs.vector.VectorAutoML`) -> ``env.reward`` -> tell -> callback, until the
   learner has been told ``budget`` evaluations in all (the last batch is truncated). The
   budget counts evaluations told before a resume, so a restored learner finishes the run.
+
+**The no-repeat protocol** (``no_repeat``, on by default; ``learn(..., no_repeat=False)`` or
+``--allow-repeats`` turns it off): within one run a learner proposes pipelines that are
+distinct and not yet asked or told, as far as the space allows, so every learner spends its
+budget on new pipelines and comparisons are fair. The base :meth:`Learner.ask` enforces it
+for learners that do not handle it themselves (``handles_repeats = False``): proposals that
+repeat an earlier pipeline, or one earlier in the same batch, are replaced by calling
+``_ask`` again (up to :data:`RESAMPLE_ROUNDS` rounds: policy learners resample, evolution
+breeds again, random search becomes sampling without replacement), then by uniform unseen
+pipelines drawn from the learner's generator. Once every pipeline of the space has been
+seen, repeats are unavoidable and allowed. Learners with their own mechanism set
+``handles_repeats = True`` (SB3's PPO/A2C and Optuna's samplers answer a repeat with its
+known reward, not charged to the budget).
 * ``state_dict()`` / ``load_state_dict()`` hold everything a resumed run needs to continue
   identically (networks, optimizers, buffers, generator states, counters). Like torch's,
   ``state_dict()`` returns live references: snapshot it with ``torch.save`` or ``deepcopy``.
@@ -23,6 +36,7 @@ run them with one torch thread (:mod:`ma2ml.envs.core.threads`: the thread polic
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -72,11 +86,22 @@ Callback = Callable[[Batch], "bool | None"]
 """Called after each batch; returning ``False`` stops :meth:`Learner.learn`."""
 
 
+RESAMPLE_ROUNDS = 20
+"""Calls of ``_ask`` that replace repeated proposals before uniform unseen pipelines fill in."""
+
+
+ENUMERATE_LIMIT = 1 << 22
+"""Largest space whose unseen pipelines are enumerated once rejection sampling stalls."""
+
+
 class Learner(ABC):
     """Base class of all learners (see the module docstring)."""
 
     config_class: ClassVar[type[LearnerConfig]] = LearnerConfig
     """The config dataclass this learner takes."""
+    handles_repeats: ClassVar[bool] = False
+    """True when ``_ask`` itself proposes only unseen, distinct pipelines under ``no_repeat``
+    (the base ``ask`` then leaves its proposals as they are)."""
 
     def __init__(self, env: AutoMLEnv, config: LearnerConfig | None = None, seed: int = 0) -> None:
         config = self.config_class() if config is None else config
@@ -95,6 +120,12 @@ class Learner(ABC):
         self.num_asked = 0
         self.num_evaluations = 0
         self.num_batches = 0
+        self.no_repeat = True
+        """The no-repeat protocol (see the module docstring); ``learn(no_repeat=...)`` sets it."""
+        self.space_size = math.prod(int(n) for n in self.joint_nvec)
+        """Pipelines in the joint space."""
+        self._seen: set[bytes] = set()
+        self._seen_rows: list[np.ndarray] = []
 
     # -- the interface ---------------------------------------------------------------------------
     def ask(self, n: int) -> list[dict[str, np.ndarray]]:
@@ -103,6 +134,9 @@ class Learner(ABC):
             raise ValueError(f"ask(n) needs a positive integer n, got {n!r}")
         with torch_threads(LEARNER_THREADS):  # small tensors: torch's thread pool only spin-waits
             actions = self._ask(int(n))
+            if self.no_repeat and not self.handles_repeats:
+                actions = self._distinct(actions, int(n))
+        self.remember(self.joint(actions))
         self.num_asked += len(actions)
         return actions
 
@@ -117,18 +151,28 @@ class Learner(ABC):
         rewards = [float(r) for r in rewards]
         if not np.all(np.isfinite(rewards)):
             raise ValueError(f"tell() got non-finite rewards {rewards}")
+        joint = self.joint(actions)
         with torch_threads(LEARNER_THREADS):
-            self._tell(self.joint(actions), np.asarray(rewards, dtype=np.float64), records)
+            self._tell(joint, np.asarray(rewards, dtype=np.float64), records)
+        self.remember(joint)
         self.num_evaluations += len(actions)
         self.num_batches += 1
 
-    def learn(self, env: AutoMLEnv, budget: int, batch_size: int, callback: Callback | None = None) -> list[Batch]:
-        """Ask, evaluate, tell in batches until ``budget`` evaluations in all; returns this call's batches."""
+    def learn(self, env: AutoMLEnv, budget: int, batch_size: int, callback: Callback | None = None,
+              no_repeat: bool | None = None) -> list[Batch]:
+        """Ask, evaluate, tell in batches until ``budget`` evaluations in all; returns this call's batches.
+
+        ``no_repeat`` sets the no-repeat protocol (None keeps the learner's setting, on by default).
+        """
         from ma2ml.envs.vector import VectorAutoML
 
         for name, value in (("budget", budget), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if no_repeat is not None:
+            if not isinstance(no_repeat, (bool, np.bool_)):
+                raise ValueError(f"no_repeat must be True or False, got {no_repeat!r}")
+            self.no_repeat = bool(no_repeat)
         self.check_env(env)
         vec = VectorAutoML(env)
         batches: list[Batch] = []
@@ -145,6 +189,76 @@ class Learner(ABC):
     def close(self) -> None:
         """Release threads or other resources (a no-op for most learners)."""
 
+    # -- the no-repeat protocol ------------------------------------------------------------------
+    @staticmethod
+    def row_key(row: np.ndarray) -> bytes:
+        """A hashable key of one joint token row."""
+        return np.ascontiguousarray(row, dtype=np.int64).tobytes()
+
+    def is_seen(self, row: np.ndarray) -> bool:
+        """Whether the joint row was asked or told before in this run."""
+        return self.row_key(row) in self._seen
+
+    @property
+    def num_distinct(self) -> int:
+        """Distinct pipelines asked or told so far."""
+        return len(self._seen)
+
+    def remember(self, joint: np.ndarray) -> None:
+        """Mark joint rows ``(n, T)`` as seen."""
+        for row in joint:
+            key = self.row_key(row)
+            if key not in self._seen:
+                self._seen.add(key)
+                self._seen_rows.append(np.array(row, dtype=np.int64))
+
+    def _distinct(self, actions: list[dict[str, np.ndarray]], n: int) -> list[dict[str, np.ndarray]]:
+        """``actions`` with repeats replaced (see the module docstring); ``n`` proposals."""
+        kept: list[np.ndarray] = []
+        taken: set[bytes] = set()
+
+        def keep(rows: np.ndarray) -> None:
+            for row in rows:
+                key = self.row_key(row)
+                if len(kept) < n and key not in self._seen and key not in taken:
+                    taken.add(key)
+                    kept.append(row)
+
+        keep(self.joint(actions))
+        for _ in range(RESAMPLE_ROUNDS):
+            if len(kept) == n or not self.unseen_left(taken):
+                break
+            keep(self.joint(self._ask(n - len(kept))))
+        if len(kept) < n:
+            kept.extend(self.unseen_rows(n - len(kept), taken))
+        return self.split(np.stack(kept))
+
+    def unseen_left(self, exclude: set[bytes] | frozenset[bytes] = frozenset()) -> int:
+        """Pipelines neither seen nor in ``exclude``."""
+        return self.space_size - len(self._seen) - len(exclude - self._seen)
+
+    def unseen_rows(self, k: int, exclude: set[bytes] | frozenset[bytes] = frozenset()) -> np.ndarray:
+        """``k`` distinct uniform rows neither seen nor in ``exclude`` (from ``self.rng``); once the
+        space runs out, the rest are uniform rows (repeats are then unavoidable)."""
+        rows: list[np.ndarray] = []
+        taken = set(exclude)
+        tries = 0
+        while len(rows) < k and self.unseen_left(taken) > 0 and tries < 64 * k:
+            row = self.rng.integers(0, self.joint_nvec)
+            tries += 1
+            key = self.row_key(row)
+            if key not in self._seen and key not in taken:
+                taken.add(key)
+                rows.append(row)
+        if len(rows) < k and self.unseen_left(taken) > 0 and self.space_size <= ENUMERATE_LIMIT:
+            every = self.layout.all_rows()
+            fresh = [r for r in every if self.row_key(r) not in self._seen and self.row_key(r) not in taken]
+            picks = self.rng.permutation(len(fresh))[:k - len(rows)]
+            rows.extend(fresh[int(i)] for i in picks)
+        while len(rows) < k:
+            rows.append(self.rng.integers(0, self.joint_nvec))
+        return np.stack(rows).astype(np.int64)
+
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs; subclasses extend it (cooperatively, via ``super()``)."""
@@ -156,6 +270,8 @@ class Learner(ABC):
             "num_evaluations": self.num_evaluations,
             "num_batches": self.num_batches,
             "rng": self.rng.bit_generator.state,
+            "no_repeat": self.no_repeat,
+            "seen": [row.tolist() for row in self._seen_rows],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -166,6 +282,10 @@ class Learner(ABC):
         self.num_evaluations = int(state["num_evaluations"])
         self.num_batches = int(state["num_batches"])
         self.rng.bit_generator.state = state["rng"]
+        # checkpoints written before the no-repeat protocol (December 2026) ran with repeats
+        self.no_repeat = bool(state.get("no_repeat", False))
+        self._seen, self._seen_rows = set(), []
+        self.remember(np.asarray(state.get("seen", []), dtype=np.int64).reshape(-1, len(self.joint_nvec)))
 
     def check_checkpoint(self, state: dict[str, Any]) -> None:
         """``ValueError`` unless ``state`` was written by this kind of learner with this config."""

@@ -21,7 +21,7 @@ class Critic(nn.Module):
 
     def __init__(self, nvec: Sequence[int], state_dim: int, hidden: int = 64) -> None:
         super().__init__()
-        sizes = torch.as_tensor(np.asarray(nvec, dtype=np.int64))
+        sizes = torch.as_tensor(np.array(nvec, dtype=np.int64))
         self.register_buffer("offsets", torch.cumsum(sizes, 0) - sizes)
         self.tokens = nn.EmbeddingBag(int(sizes.sum()), hidden, mode="sum")
         self.state_in = nn.Linear(state_dim, hidden)
@@ -30,6 +30,24 @@ class Critic(nn.Module):
     def forward(self, state: torch.Tensor, joint: torch.Tensor) -> torch.Tensor:
         """Q of each row: ``state`` (n, state_dim), ``joint`` (n, tokens) -> (n,)."""
         return self.mlp(self.tokens(joint + self.offsets) + self.state_in(state))[:, 0]
+
+
+class CriticEnsemble(nn.ModuleList):
+    """``members`` critics with their own initialisations; :meth:`score` aggregates them."""
+
+    def __init__(self, members: int, nvec: Sequence[int], state_dim: int, hidden: int = 64) -> None:
+        super().__init__(Critic(nvec, state_dim, hidden) for _ in range(members))
+
+    def forward(self, state: torch.Tensor, joint: torch.Tensor) -> torch.Tensor:
+        """Every member's Q of each row, ``(n, members)``."""
+        return torch.stack([critic(state, joint) for critic in self], 1)
+
+    def score(self, state: torch.Tensor, joint: torch.Tensor, optimism: float = 0.0) -> torch.Tensor:
+        """mean + optimism x standard deviation over the members, ``(n,)`` (one member: its Q)."""
+        if len(self) == 1:
+            return self[0](state, joint)
+        q = self(state, joint)
+        return q.mean(1) + optimism * q.std(1, correction=0) if optimism else q.mean(1)
 
 
 class ReplayBuffer:

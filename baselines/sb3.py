@@ -17,6 +17,16 @@ stay constant. ``ask(n)`` hands out the current SB3 step's actions; a new step b
 once all ``num_envs`` actions of the previous one are told, so ``n`` may not exceed what is
 left of the step (a final, truncated batch is fine: its unused actions are never told).
 
+The no-repeat protocol (:mod:`ma2ml.agents.base`) is kept inside SB3's loop, since SB3 must
+see a reward for every action it took: an action of a step that repeats an evaluated
+pipeline (or an earlier action of the same step) is answered with the known reward and is
+not handed to :meth:`ask`, so it is not charged to the budget; only the step's new, distinct
+pipelines are (``ask(n)`` may then return fewer than ``n``). A step with nothing new is
+answered at once and SB3 goes on to its next step; after :data:`MAX_FREE_STEPS` such steps in a
+row (a policy collapsed onto evaluated pipelines) a batch of uniform unseen pipelines is
+evaluated instead, as the base protocol does for other learners (their rewards reach SB3 only
+if its policy later proposes them). The protocol is fixed at the first ``ask``.
+
 Checkpoints replay: ``state_dict`` keeps every ask and every told reward; ``load_state_dict``
 on a fresh learner re-runs them through a new SB3 model with the same seed, which rebuilds
 the same policy, optimizer and rollout-buffer state (checked action by action).
@@ -37,6 +47,9 @@ from ma2ml.agents.base import Learner, LearnerConfig
 from ma2ml.baselines.vec_env import AutoMLVecEnv
 from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import EvalRecord
+
+MAX_FREE_STEPS = 50
+"""Consecutive SB3 steps answered from memory (nothing new) before uniform unseen pipelines fill in."""
 
 _STOP = object()
 """Sent to the worker by :meth:`SB3Learner.close`."""
@@ -117,6 +130,7 @@ class SB3Learner(Learner):
 
     algorithm: ClassVar[str] = ""
     """Name of the class in ``stable_baselines3``."""
+    handles_repeats = True
 
     def __init__(self, env: AutoMLEnv, config: SB3Config | None = None, seed: int = 0) -> None:
         super().__init__(env, config, seed)
@@ -132,6 +146,8 @@ class SB3Learner(Learner):
         self._outstanding: list[np.ndarray] = []
         self._rewards: list[float] = []
         self._log: list[tuple[str, list]] = []
+        self._known: dict[bytes, float] = {}
+        self._free_steps = 0
 
     # -- the worker side (runs in the thread) ------------------------------------------------
     def _swap_rng(self) -> None:
@@ -139,14 +155,38 @@ class SB3Learner(Learner):
         _set_global_rng(self._parked)
         self._parked = current
 
-    def _handoff(self, batch: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    def _exchange(self, batch: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Hand ``batch`` to the learner's side and wait for its rewards."""
         self._swap_rng()
         self._to_learner.put(batch)
         rewards = self._to_worker.get()
         if rewards is _STOP:
             raise _Stopped
         self._swap_rng()
-        return rewards, [{} for _ in batch]
+        return rewards
+
+    def _handoff(self, batch: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """The rewards of one SB3 step (the VecEnv's ``evaluate``): new pipelines are handed over,
+        repeats answered from memory under the no-repeat protocol (see the module docstring)."""
+        infos: list[dict[str, Any]] = [{} for _ in batch]
+        if not self.no_repeat:
+            return self._exchange(batch), infos
+        keys = [self.row_key(row) for row in self.joint(batch)]
+        first = {key: i for i, key in reversed(list(enumerate(keys)))}
+        handed = [i for i, key in enumerate(keys) if key not in self._known and first[key] == i]
+        if handed:
+            self._free_steps = 0
+            new = [batch[i] for i in handed]
+        elif self._free_steps < MAX_FREE_STEPS:
+            self._free_steps += 1
+            new = []
+        else:  # collapsed onto evaluated pipelines: a batch of uniform unseen ones, as the base protocol does
+            self._free_steps = 0
+            new = self.split(self.unseen_rows(len(batch)))
+        if new:
+            for row, reward in zip(self.joint(new), self._exchange(new), strict=True):
+                self._known[self.row_key(row)] = float(reward)
+        return np.asarray([self._known[key] for key in keys]), infos
 
     def _work(self) -> None:
         import stable_baselines3
@@ -185,7 +225,9 @@ class SB3Learner(Learner):
             self._thread.start()
             self._receive()
         left = len(self._step) - self._handed
-        if n > left:
+        if n > left and self.no_repeat:
+            n = left  # the step's other actions repeat evaluated pipelines (answered from memory)
+        elif n > left:
             raise ValueError(f"ask({n}): only {left} of SB3's current step of {self.num_envs} actions are left; "
                              f"tell the outstanding ones first (num_envs is fixed by the first ask)")
         actions = self._step[self._handed:self._handed + n]
@@ -201,7 +243,7 @@ class SB3Learner(Learner):
         del self._outstanding[:len(joint)]
         self._rewards.extend(rewards.tolist())
         self._log.append(("tell", rewards.tolist()))
-        if len(self._rewards) == self.num_envs:
+        if len(self._rewards) == len(self._step):
             self._to_worker.put(np.asarray(self._rewards))
             self._rewards = []
             self._receive()
@@ -221,6 +263,7 @@ class SB3Learner(Learner):
         self.check_checkpoint(state)
         if self._log:
             raise ValueError(f"load a {self.algorithm} checkpoint into a fresh learner (this one has already acted)")
+        self.no_repeat = bool(state.get("no_repeat", False))  # older checkpoints ran with repeats
         pending: list[dict[str, np.ndarray]] = []
         for kind, values in state["log"]:
             if kind == "ask":

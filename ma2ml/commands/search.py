@@ -55,7 +55,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keyword argument of the env (repeatable), e.g. epochs=1")
     p.add_argument("--learner-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="config field of the learner (repeatable), e.g. kl_coef=0.05")
+    add_repeats_option(p)
     cli.COMMANDS["search"] = run
+
+
+def add_repeats_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-repeats", action="store_const", const=False, default=None, dest="no_repeat",
+                   help="let the learner propose pipelines it has already evaluated (default: the no-repeat "
+                        "protocol, every proposal a new pipeline; a resumed run keeps its own setting)")
+
+
+LEGACY_SETTINGS = {"no_repeat": False}
+"""Settings of run folders written before the setting existed (runs before December 2026 allowed repeats)."""
 
 
 def parse_settings(pairs: list[str], option: str) -> dict[str, Any]:
@@ -84,10 +95,12 @@ SEARCH_ENV_ARGS = ("store", "run_id")
 
 def check_run_args(learner: str, budget: int, batch_size: int, seed: int = 0) -> None:
     """One ``CliError`` for an unknown learner or a budget, batch size or seed out of range."""
-    from ma2ml.agents import learner_names
+    from ma2ml.agents import learner_spec
 
-    if learner not in learner_names():
-        raise cli.CliError(f"unknown learner {learner!r}; registered learners are {learner_names()}")
+    try:
+        learner_spec(learner)  # a registered name, or "module:Class" (imported now)
+    except ValueError as exc:
+        raise cli.CliError(str(exc)) from None
     for name, value, top in (("budget", budget, MAX_BUDGET), ("batch-size", batch_size, MAX_BATCH)):
         if not 1 <= value <= top:
             raise cli.CliError(f"--{name} must be an integer in 1..{top:,}, got {value}")
@@ -141,6 +154,9 @@ def _resume_state(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     stored = read_json(run_file, "run settings")
     if not isinstance(stored, dict):
         raise RunFolderError(f"run settings {run_file} is not a JSON object; choose a new --out folder")
+    stored = {**LEGACY_SETTINGS, **stored}
+    if settings["no_repeat"] is None:  # not given: the run keeps its own protocol
+        settings["no_repeat"] = stored["no_repeat"]
     diff = sorted(k for k in settings if k != "budget" and stored.get(k) != settings[k])
     if diff:
         raise cli.CliError(f"{out} holds a run with other settings ({', '.join(diff)} differ: "
@@ -206,7 +222,8 @@ def _save_checkpoint(out: Path, learner: Any, env: Any, batch_starts: list[int],
 
 
 def search(env_id: str, env_kwargs: dict[str, Any], learner_name: str, learner_kwargs: dict[str, Any],
-           budget: int, batch_size: int, seed: int, out: Path, progress: bool = True) -> dict[str, Any]:
+           budget: int, batch_size: int, seed: int, out: Path, progress: bool = True,
+           no_repeat: bool | None = None) -> dict[str, Any]:
     """Run one learner on one env, writing the run folder ``out`` (:mod:`ma2ml.runfolder`); returns
     the best row (with the run's settings and the evaluation count).
 
@@ -215,13 +232,16 @@ def search(env_id: str, env_kwargs: dict[str, Any], learner_name: str, learner_k
     continues when run again with the same ``out`` and settings: no finished evaluation is
     lost or trained twice. A finished run continues to a larger ``budget``. The folder is
     locked while the search runs: a second process on it gets one ``RunFolderError``.
+
+    ``no_repeat`` is the learners' no-repeat protocol (:mod:`ma2ml.agents.base`), recorded in
+    ``run.json``; None: on for a new run, a resumed run keeps its own.
     """
     if set(env_kwargs) & set(SEARCH_ENV_ARGS):
         raise cli.CliError(f"--env-arg {sorted(set(env_kwargs) & set(SEARCH_ENV_ARGS))} is set by ma2ml search "
                            f"(the store is {STORE_FILE} in --out); leave it out")
     settings = {"env": env_id, "env_args": normalized(env_kwargs, "--env-arg"), "learner": learner_name,
                 "learner_args": normalized(learner_kwargs, "--learner-arg"), "budget": budget,
-                "batch_size": batch_size, "seed": seed}
+                "batch_size": batch_size, "seed": seed, "no_repeat": no_repeat}
     out = check_writable_folder(out)
     created = make_folder(out)
     with folder_lock(out):
@@ -242,6 +262,8 @@ def _open_run(out: Path, settings: dict[str, Any], env_id: str, env_kwargs: dict
     from ma2ml.agents import make_learner
 
     state = _resume_state(out, settings) or {"evaluations": 0}
+    if settings["no_repeat"] is None:  # a new run
+        settings["no_repeat"] = True
     done = state["evaluations"]
     store = out / STORE_FILE
     if done and (not store.exists() or store.stat().st_size == 0):
@@ -300,7 +322,7 @@ def _run(out: Path, settings: dict[str, Any], env: Any, learner: Any, state: dic
                 bar.set_postfix(best=f"{best['reward']:.4f}")
 
             if learner.num_evaluations < budget:
-                learner.learn(env, budget, settings["batch_size"], callback=record)
+                learner.learn(env, budget, settings["batch_size"], callback=record, no_repeat=settings["no_repeat"])
             elif best is not None:  # a finished run: make sure best.json says so
                 _write_best(out, env, agents, best, settings, state.get("wall_seconds", 0.0), learner.num_evaluations)
     finally:
@@ -326,7 +348,8 @@ def run(args: argparse.Namespace) -> None:
     out = check_writable_folder(args.out)
     env_kwargs = parse_settings(args.env_arg, "--env-arg")
     learner_kwargs = parse_settings(args.learner_arg, "--learner-arg")
-    best = search(args.env, env_kwargs, args.learner, learner_kwargs, args.budget, args.batch_size, args.seed, out)
+    best = search(args.env, env_kwargs, args.learner, learner_kwargs, args.budget, args.batch_size, args.seed, out,
+                  no_repeat=args.no_repeat)
     print(f"best reward {best['reward']:.4f} (evaluation {best['index']}, batch {best['batch']}, "
           f"status {best['status']}, val_acc {best['metrics']['val_acc']:.4f}, "
           f"FLOPs {best['metrics']['flops']:,} multiply-adds)")
