@@ -1,22 +1,65 @@
 """Statistics, tables and figures for comparing learners over seeds.
 
-Input: :class:`Run` s (one learner, one seed: the reward of every evaluation in order and
-its batch). Output: best-so-far and simple-regret curves with bootstrap bands, the poster's
-two figures (average reward of the top-k pipelines vs batches; rewards per batch), a
-markdown summary (final value mean ± 95% bootstrap CI, IQM, evaluations to reach the top
-1%, wall time) and marl-eval-style JSON.
+Input: :class:`Run` s (one learner, one seed: the reward of every evaluation in order, its
+batch, and where recorded its pipeline, its training seconds and its ground-truth reward).
+:func:`compare_runs` turns them into a :class:`Comparison` and :func:`write_report` writes it:
+
+* ``summary.md``: distinct pipelines per run; the best observed reward at the full budget
+  (mean and 95% bootstrap CI, IQM, evaluations to reach the top 1%); **anytime** tables: the
+  simple regret (or, with no known optimum, the best observed reward) and the **true regret of
+  the recommendation** at every budget point, with the area under each curve; the rliable
+  statistics of one score (mean and IQM with bootstrap CIs, probability of improvement between
+  every pair, Agarwal et al. 2021); a power table. It holds no wall-clock figure, so a
+  comparison rerun on CPU reproduces it byte for byte (wall times go to ``wall_seconds.json``).
+* figures: ``regret.png`` (or ``best_so_far.png``), the poster's ``top<k>.png`` and
+  ``batch_scatter.png``, ``anytime.png`` (the tabulated metrics vs budget, log x),
+  ``performance_profile.png`` and, where every run recorded its training seconds,
+  ``best_so_far_seconds.png`` (best so far vs cumulative training seconds);
+* ``per_run.json``: every run's recommendation, its scores at each budget point, distinct
+  pipelines; ``marl_eval.json``: marl-eval's raw layout, one step per budget point.
+
+The protocol, in one place:
+
+* a run's **recommendation** after n evaluations is its best observed pipeline among the
+  first n (the highest reward; ties: the earliest);
+* on envs that know their ground truth (the benchmark table's seed-averaged rewards) the
+  **score** is the true regret of the recommendation at the full budget, best truth minus the
+  recommendation's truth (lower is better), so a lucky noisy entry does not count as found;
+  elsewhere the score is the best observed reward (higher is better);
+* intervals are 95% percentile bootstraps over runs with a fixed seed (rliable's stratified
+  bootstrap: with one task the strata are the runs);
+* the best learner by mean score gets a star only when its interval overlaps no other
+  learner's;
+* the power table assumes paired seeds (the same seed list for every learner, as ``ma2ml
+  compare`` runs them) and falls back to a two-sample estimate otherwise.
 """
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats
+
+ANYTIME_BUDGETS = (25, 50, 100, 200)
+"""Default budget points (evaluations) of the anytime tables; the full budget is always added."""
+CONFIDENCE = 0.95
+"""Confidence level of every interval."""
+N_RESAMPLES = 2000
+"""Bootstrap resamples of every interval."""
+ALPHA = 0.05
+"""Two-sided significance level of the power estimate."""
+POWER = 0.8
+"""Power the seed estimate aims for."""
+
+Tokens = Mapping[str, Sequence[int]]
+"""One pipeline: agent -> its tokens (a ``results.jsonl`` row's ``tokens``)."""
+Truth = Callable[[Sequence[Tokens]], np.ndarray]
+"""Pipelines -> their ground-truth rewards (see ``ma2ml compare``'s ``known_truth``)."""
 
 
 @dataclass
@@ -30,48 +73,52 @@ class Run:
     batches: np.ndarray
     """Batch index (0-based) of each evaluation."""
     wall_seconds: float = 0.0
+    tokens: list[dict[str, list[int]]] | None = None
+    """Each evaluation's pipeline (agent -> tokens), where recorded."""
+    train_seconds: np.ndarray | None = None
+    """Training seconds of each evaluation (``timings.jsonl``), where recorded."""
+    true_rewards: np.ndarray | None = None
+    """Ground-truth reward of each evaluation's pipeline, on envs that know it."""
 
     @classmethod
-    def from_records(cls, learner: str, seed: int, records: Sequence[Mapping[str, Any]],
-                     wall_seconds: float = 0.0) -> Run:
-        """From ``results.jsonl`` rows (fields ``reward`` and ``batch``)."""
+    def from_records(cls, learner: str, seed: int, records: Sequence[Mapping[str, Any]], wall_seconds: float = 0.0,
+                     timings: Sequence[Mapping[str, Any]] | None = None, truth: Truth | None = None) -> Run:
+        """From ``results.jsonl`` rows (fields ``index``, ``reward``, ``batch``, ``tokens``), optionally
+        ``timings.jsonl`` rows (``index``, ``train_seconds``) and the env's ground truth."""
         rows = sorted(records, key=lambda r: r["index"])
+        tokens = [r["tokens"] for r in rows] if rows and all("tokens" in r for r in rows) else None
+        seconds = {t["index"]: t["train_seconds"] for t in timings or ()}
+        train_seconds = (np.array([seconds[r["index"]] for r in rows], dtype=float)
+                         if rows and all(r["index"] in seconds for r in rows) else None)
+        if truth is not None and tokens is None:
+            raise ValueError(f"{learner} seed {seed}: results rows without tokens cannot be scored on the truth")
         return cls(learner, seed, np.array([r["reward"] for r in rows], dtype=float),
-                   np.array([r["batch"] for r in rows], dtype=int), wall_seconds)
+                   np.array([r["batch"] for r in rows], dtype=int), wall_seconds, tokens, train_seconds,
+                   None if truth is None else np.asarray(truth(tokens), dtype=float))
+
+    @property
+    def distinct_pipelines(self) -> int | None:
+        """How many different pipelines the run evaluated (None when its tokens were not recorded)."""
+        if self.tokens is None:
+            return None
+        return len({json.dumps(t, sort_keys=True) for t in self.tokens})
+
+    def recommended(self, n: int | None = None) -> int:
+        """0-based index of the recommendation after the first ``n`` evaluations (default all): the
+        best observed (the highest reward; ties: the earliest)."""
+        return int(np.argmax(self.rewards[:n]))
 
 
+# -- per-run curves ---------------------------------------------------------------------------------
 def best_so_far(rewards: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(rewards)
 
 
-def iqm(values: Sequence[float]) -> float:
-    """Interquartile mean (the mean of the middle 50%)."""
-    return float(stats.trim_mean(np.asarray(values, dtype=float), 0.25))
-
-
-def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, seed: int = 0,
-                 n_resamples: int = 2000) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean (``scipy.stats.bootstrap``); a constant sample gives a point."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size < 2 or np.ptp(arr) == 0:
-        return float(arr.mean()), float(arr.mean())
-    res = stats.bootstrap((arr,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                          method="percentile", random_state=np.random.default_rng(seed))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def curve_band(curves: np.ndarray, confidence: float = 0.95, seed: int = 0,
-               n_resamples: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and bootstrap band over runs (rows) at every column, vectorized over columns."""
-    rng = np.random.default_rng(seed)
-    n = curves.shape[0]
-    means = curves.mean(axis=0)
-    if n < 2:
-        return means, means.copy(), means.copy()
-    idx = rng.integers(0, n, size=(n_resamples, n))
-    boot = curves[idx].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    return means, np.quantile(boot, alpha, axis=0), np.quantile(boot, 1 - alpha, axis=0)
+def recommendation_index(rewards: np.ndarray) -> np.ndarray:
+    """After each evaluation, the index of the recommendation so far (:meth:`Run.recommended`)."""
+    new_best = np.ones(len(rewards), dtype=bool)
+    new_best[1:] = rewards[1:] > best_so_far(rewards)[:-1]
+    return np.maximum.accumulate(np.where(new_best, np.arange(len(rewards)), 0))
 
 
 def evals_to_reach(rewards: np.ndarray, threshold: float) -> int | None:
@@ -89,65 +136,222 @@ def topk_by_batch(run: Run, k: int) -> np.ndarray:
     return np.array(out)
 
 
+def budget_points(budget: int, budgets: Sequence[int] = ANYTIME_BUDGETS) -> list[int]:
+    """The anytime budget points: those of ``budgets`` below ``budget``, then ``budget`` itself."""
+    return sorted({int(b) for b in budgets if 1 <= b < budget} | {int(budget)})
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-run curve: one value after each evaluation."""
+
+    key: str
+    """Its name in ``per_run.json`` and ``marl_eval.json``."""
+    name: str
+    """Its name in tables and figures."""
+    lower_is_better: bool
+    curve: Callable[[Run], np.ndarray]
+
+    @property
+    def arrow(self) -> str:
+        return "↓" if self.lower_is_better else "↑"
+
+    def values(self, run: Run, budget: int) -> np.ndarray:
+        """The curve over ``budget`` evaluations (a shorter run keeps its last value)."""
+        c = self.curve(run)
+        return np.concatenate([c, np.full(budget - len(c), c[-1])])[:budget]
+
+
+def run_metrics(optimum: float | None = None, true_optimum: float | None = None) -> list[Metric]:
+    """The metrics known for an env: the best observed reward, the simple regret when the optimum is
+    known, the true regret of the recommendation when the ground truth is."""
+    out = [Metric("return", "best observed reward", False, lambda r: best_so_far(r.rewards))]
+    if optimum is not None:
+        out.append(Metric("regret", "simple regret (optimum − best observed)", True,
+                          lambda r: optimum - best_so_far(r.rewards)))
+    if true_optimum is not None:
+        out.append(Metric("true_regret", "true regret of the recommendation", True,
+                          lambda r: true_optimum - r.true_rewards[recommendation_index(r.rewards)]))
+    return out
+
+
+# -- statistics ---------------------------------------------------------------------------------------
+def _iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The interquartile mean along ``axis`` (the statistic the bootstrap resamples)."""
+    return stats.trim_mean(values, 0.25, axis=axis)
+
+
+def iqm(values: Sequence[float]) -> float:
+    """Interquartile mean (the mean of the middle 50%)."""
+    return float(_iqm(np.asarray(values, dtype=float)))
+
+
+def bootstrap_ci(values: Sequence[float], confidence: float = CONFIDENCE, seed: int = 0,
+                 n_resamples: int = N_RESAMPLES, statistic: Callable[..., Any] = np.mean) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``statistic`` (default the mean; ``scipy.stats.bootstrap``); a
+    constant sample gives a point."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size < 2 or np.ptp(arr) == 0:
+        point = float(statistic(arr, axis=-1))
+        return point, point
+    res = stats.bootstrap((arr,), statistic, confidence_level=confidence, n_resamples=n_resamples,
+                          method="percentile", random_state=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its confidence interval."""
+
+    value: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float], statistic: Callable[..., Any] = np.mean, seed: int = 0) -> Interval:
+        return cls(float(statistic(np.asarray(values, dtype=float), axis=-1)),
+                   *bootstrap_ci(values, seed=seed, statistic=statistic))
+
+    def overlaps(self, other: Interval) -> bool:
+        return self.low <= other.high and other.low <= self.high
+
+    def text(self, digits: int = 4) -> str:
+        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+def _improvement(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """P(X > Y) + ½ P(X = Y) over all pairs (vectorized over leading axes; ``axis`` must be the last)."""
+    x, y = np.moveaxis(x, axis, -1)[..., :, None], np.moveaxis(y, axis, -1)[..., None, :]
+    return (x > y).mean(axis=(-2, -1)) + 0.5 * (x == y).mean(axis=(-2, -1))
+
+
+def probability_of_improvement(x: Sequence[float], y: Sequence[float], lower_is_better: bool = False,
+                               seed: int = 0) -> Interval:
+    """P(X better than Y) = P(X > Y) + ½ P(X = Y) over all pairs of runs, i.e. the Mann-Whitney U of X
+    divided by n·m (Agarwal et al. 2021), with a percentile bootstrap CI that resamples each
+    learner's runs independently (as rliable does). ``lower_is_better`` compares X < Y instead."""
+    sign = -1.0 if lower_is_better else 1.0
+    xa, ya = sign * np.asarray(x, dtype=float), sign * np.asarray(y, dtype=float)
+    point = float(_improvement(xa, ya))
+    if min(xa.size, ya.size) < 2 or np.ptp(np.concatenate([xa, ya])) == 0:
+        return Interval(point, point, point)
+    res = stats.bootstrap((xa, ya), _improvement, paired=False, vectorized=True, confidence_level=CONFIDENCE,
+                          n_resamples=N_RESAMPLES, method="percentile", random_state=np.random.default_rng(seed))
+    return Interval(point, float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def seeds_needed(difference: float, sd: float, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Seeds per learner to detect ``difference`` with ``power`` at two-sided ``alpha``, normal
+    approximation: n = ((z_{1−α/2} + z_power) · sd / |difference|)², where ``sd`` is the standard
+    deviation of the paired differences (or √(sd_x² + sd_y²) for two independent samples).
+    ``inf`` when the difference is 0."""
+    if difference == 0:
+        return math.inf
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    return float((z * sd / abs(difference)) ** 2)
+
+
+@dataclass(frozen=True)
+class PowerRow:
+    """Seeds needed to separate two learners adjacent in the ranking."""
+
+    better: str
+    worse: str
+    difference: float
+    """|mean score difference|."""
+    sd: float
+    """SD of the paired per-seed differences (or √(sd² + sd²) when the seeds are not paired)."""
+    paired: bool
+    needed: float
+    """Seeds per learner for :data:`POWER` at :data:`ALPHA` (:func:`seeds_needed`, at least 2)."""
+    seeds: int
+    """Seeds run per learner (the smaller of the two)."""
+
+    @property
+    def resolved(self) -> bool:
+        return self.seeds >= self.needed
+
+
+def power_row(better: LearnerSummary, worse: LearnerSummary) -> PowerRow:
+    """The power estimate between two learners: paired on their common seeds when they ran the same
+    seed list, two-sample otherwise."""
+    a = dict(zip(better.seeds, better.scores))
+    b = dict(zip(worse.seeds, worse.scores))
+    paired = set(a) == set(b)
+    if paired:
+        d = np.array([a[s] - b[s] for s in sorted(a)])
+        diff = float(d.mean())
+        sd = float(d.std(ddof=1)) if d.size > 1 else math.nan
+    else:
+        diff = float(np.mean(better.scores) - np.mean(worse.scores))
+        sd = float(np.hypot(np.std(better.scores, ddof=1), np.std(worse.scores, ddof=1)))
+    needed = seeds_needed(diff, sd) if not math.isnan(sd) else math.inf
+    if math.isfinite(needed):
+        needed = max(math.ceil(needed), 2)  # a paired test needs two seeds
+    return PowerRow(better.learner, worse.learner, abs(diff), sd, paired, needed, min(better.runs, worse.runs))
+
+
+# -- the comparison -----------------------------------------------------------------------------------
 @dataclass
 class LearnerSummary:
     learner: str
     runs: int
-    final_mean: float
-    final_ci: tuple[float, float]
-    final_iqm: float
-    regret_mean: float | None = None
-    regret_ci: tuple[float, float] | None = None
+    seeds: list[int]
+    best_reward: Interval
+    """Best observed reward at the full budget, mean [CI]."""
+    best_reward_iqm: float
+    anytime: dict[str, list[Interval]]
+    """Metric key -> mean [CI] at each budget point."""
+    area: dict[str, Interval]
+    """Metric key -> the area under its curve, normalised by the budget (the mean over evaluations 1..B)."""
+    scores: np.ndarray
+    """The comparison's score of each run, in ``seeds`` order."""
+    score_mean: Interval
+    score_iqm: Interval
+    distinct: list[int] | None = None
+    """Distinct pipelines per run (None when the tokens were not recorded)."""
     evals_to_top1_median: float | None = None
     """Median over seeds of evaluations to reach the top-1% threshold (inf when fewer than half reach it)."""
     top1_reached: int = 0
     wall_seconds: float = 0.0
-    finals: list[float] = field(default_factory=list)
 
 
-def summarize(runs: Sequence[Run], optimum: float | None = None, top1: float | None = None,
-              seed: int = 0) -> list[LearnerSummary]:
-    """One summary per learner (in first-seen order)."""
-    out = []
-    for learner in dict.fromkeys(r.learner for r in runs):
-        mine = [r for r in runs if r.learner == learner]
-        finals = np.array([r.rewards.max() for r in mine])
-        s = LearnerSummary(learner, len(mine), float(finals.mean()), bootstrap_ci(finals, seed=seed), iqm(finals),
-                           wall_seconds=float(np.mean([r.wall_seconds for r in mine])), finals=finals.tolist())
-        if optimum is not None:
-            regrets = optimum - finals
-            s.regret_mean, s.regret_ci = float(regrets.mean()), bootstrap_ci(regrets, seed=seed)
-        if top1 is not None:
-            hits = [evals_to_reach(r.rewards, top1) for r in mine]
-            s.top1_reached = sum(h is not None for h in hits)
-            s.evals_to_top1_median = float(np.median([math.inf if h is None else h for h in hits]))
-        out.append(s)
-    return out
+@dataclass
+class Comparison:
+    """Everything ``summary.md`` reports (see the module docstring)."""
 
+    budgets: list[int]
+    metrics: list[Metric]
+    """Every metric known (per-run JSON, marl-eval)."""
+    tabulated: list[Metric]
+    """The anytime tables and figure."""
+    score: Metric
+    learners: list[LearnerSummary]
+    ranking: list[str]
+    """Learners by mean score, best first."""
+    improvement: dict[tuple[str, str], Interval]
+    """(x, y) -> P(x better than y)."""
+    power: list[PowerRow]
+    best: str | None
+    """The starred learner: the best mean score with an interval clear of every other's; None when not resolved."""
+    optimum: float | None = None
+    top1: float | None = None
+    true_optimum: float | None = None
 
-def summary_markdown(summaries: Sequence[LearnerSummary], title: str = "") -> str:
-    """The comparison table; the best final mean is marked in bold with a ★.
+    def learner(self, name: str) -> LearnerSummary:
+        return next(s for s in self.learners if s.learner == name)
 
-    It holds no wall-clock figure, so rerunning a comparison on CPU reproduces it exactly
-    (:func:`write_report` puts wall times in ``wall_seconds.json``).
-    """
-    best = max(summaries, key=lambda s: s.final_mean).learner
-    has_regret = any(s.regret_mean is not None for s in summaries)
-    has_top1 = any(s.evals_to_top1_median is not None for s in summaries)
-    head = ["learner", "seeds", "best reward (mean [95% CI])", "IQM"]
-    head += ["simple regret (mean [95% CI])"] * has_regret
-    head += ["evals to top 1% (median)", "seeds reaching top 1%"] * has_top1
-    lines = ([f"## {title}", ""] if title else []) + ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for s in summaries:
-        name = f"**{s.learner}** ★" if s.learner == best else s.learner
-        row = [name, str(s.runs), f"{s.final_mean:.4f} [{s.final_ci[0]:.4f}, {s.final_ci[1]:.4f}]", f"{s.final_iqm:.4f}"]
-        if has_regret:
-            row.append(f"{s.regret_mean:.4f} [{s.regret_ci[0]:.4f}, {s.regret_ci[1]:.4f}]")
-        if has_top1:
-            med = s.evals_to_top1_median
-            row += ["not reached" if med is None or math.isinf(med) else f"{med:.0f}", f"{s.top1_reached}/{s.runs}"]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+    def verdict(self) -> str:
+        """One sentence: the starred best learner, or why there is none."""
+        m, top = self.score, self.learner(self.ranking[0])
+        best = "lowest" if m.lower_is_better else "highest"
+        if len(self.learners) == 1:
+            return "One learner: no best learner to resolve."
+        if self.best is not None:
+            return f"Best learner: **{self.best}** ★ ({best} mean {m.name}; its 95% CI overlaps no other learner's)."
+        others = [s.learner for s in self.learners if s is not top and top.score_mean.overlaps(s.score_mean)]
+        return (f"Best learner not resolved: the {best} mean {m.name} ({top.learner}, {top.score_mean.text()}) "
+                f"has a 95% CI that overlaps those of {', '.join(others)}; no star.")
 
 
 def _by_learner(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -155,6 +359,203 @@ def _by_learner(runs: Sequence[Run]) -> dict[str, list[Run]]:
     for r in runs:
         out.setdefault(r.learner, []).append(r)
     return out
+
+
+def _summarize(mine: list[Run], budgets: list[int], metrics: list[Metric], score: Metric,
+               top1: float | None, seed: int) -> LearnerSummary:
+    budget = budgets[-1]
+    finals = np.array([r.rewards.max() for r in mine])
+    curves = {m.key: np.stack([m.values(r, budget) for r in mine]) for m in metrics}
+    scores = curves[score.key][:, -1]
+    distinct = [r.distinct_pipelines for r in mine]
+    s = LearnerSummary(
+        mine[0].learner, len(mine), [r.seed for r in mine], Interval.of(finals, seed=seed), iqm(finals),
+        anytime={k: [Interval.of(c[:, b - 1], seed=seed) for b in budgets] for k, c in curves.items()},
+        area={k: Interval.of(c.mean(axis=1), seed=seed) for k, c in curves.items()},
+        scores=scores, score_mean=Interval.of(scores, seed=seed), score_iqm=Interval.of(scores, _iqm, seed=seed),
+        distinct=None if None in distinct else distinct, wall_seconds=float(np.mean([r.wall_seconds for r in mine])))
+    if top1 is not None:
+        hits = [evals_to_reach(r.rewards, top1) for r in mine]
+        s.top1_reached = sum(h is not None for h in hits)
+        s.evals_to_top1_median = float(np.median([math.inf if h is None else h for h in hits]))
+    return s
+
+
+def compare_runs(runs: Sequence[Run], optimum: float | None = None, top1: float | None = None,
+                 true_optimum: float | None = None, budgets: Sequence[int] = ANYTIME_BUDGETS,
+                 seed: int = 0) -> Comparison:
+    """The comparison of ``runs`` (learners in first-seen order); ``true_optimum`` (the best
+    ground-truth reward) needs every run's ``true_rewards``."""
+    if true_optimum is not None and any(r.true_rewards is None for r in runs):
+        raise ValueError("a true optimum needs every run's true_rewards")
+    points = budget_points(max(len(r.rewards) for r in runs), budgets)
+    metrics = run_metrics(optimum, true_optimum)
+    score = next(m for m in metrics if m.key == ("true_regret" if true_optimum is not None else "return"))
+    summaries = [_summarize(mine, points, metrics, score, top1, seed) for mine in _by_learner(runs).values()]
+    sign = 1.0 if score.lower_is_better else -1.0
+    ranking = [s.learner for s in sorted(summaries, key=lambda s: sign * s.score_mean.value)]
+    improvement: dict[tuple[str, str], Interval] = {}
+    for i, x in enumerate(summaries):
+        for y in summaries[i + 1:]:
+            p = probability_of_improvement(x.scores, y.scores, score.lower_is_better, seed=seed)
+            improvement[x.learner, y.learner] = p
+            improvement[y.learner, x.learner] = Interval(1 - p.value, 1 - p.high, 1 - p.low)
+    by_name = {s.learner: s for s in summaries}
+    power = [power_row(by_name[a], by_name[b]) for a, b in zip(ranking, ranking[1:])]
+    top = by_name[ranking[0]]
+    clear = len(summaries) > 1 and not any(top.score_mean.overlaps(s.score_mean) for s in summaries if s is not top)
+    tabulated = [m for m in metrics if m.key != "return"] or metrics
+    return Comparison(points, metrics, tabulated, score, summaries, ranking, improvement, power,
+                      top.learner if clear else None, optimum, top1, true_optimum)
+
+
+# -- summary.md -----------------------------------------------------------------------------------------
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _final_table(c: Comparison) -> list[str]:
+    has_distinct = all(s.distinct is not None for s in c.learners)
+    has_top1 = c.top1 is not None
+    head = ["learner", "seeds"] + ["distinct pipelines per run (mean [min, max])"] * has_distinct
+    head += ["best observed reward ↑ (mean [95% CI])", "IQM"]
+    head += ["evals to top 1% (median)", "seeds reaching top 1%"] * has_top1
+    rows = []
+    for s in c.learners:
+        row = [s.learner, str(s.runs)]
+        if has_distinct:
+            row.append(f"{np.mean(s.distinct):.1f} [{min(s.distinct)}, {max(s.distinct)}]")
+        row += [s.best_reward.text(), f"{s.best_reward_iqm:.4f}"]
+        if has_top1:
+            med = s.evals_to_top1_median
+            row += ["not reached" if med is None or math.isinf(med) else f"{med:.0f}", f"{s.top1_reached}/{s.runs}"]
+        rows.append(row)
+    return _table(head, rows)
+
+
+def _anytime_table(c: Comparison, m: Metric) -> list[str]:
+    head = ["learner"] + [f"n = {b}" for b in c.budgets] + [f"area {m.arrow} (mean over n = 1..{c.budgets[-1]})"]
+    rows = [[s.learner] + [i.text() for i in s.anytime[m.key]] + [s.area[m.key].text()] for s in c.learners]
+    return [f"### Anytime: {m.name} {m.arrow} after n evaluations, mean [95% CI]", ""] + _table(head, rows)
+
+
+def _score_section(c: Comparison) -> list[str]:
+    m = c.score
+    rows = [[f"**{s.learner}** ★" if s.learner == c.best else s.learner, str(s.runs), s.score_mean.text(),
+             s.score_iqm.text()] for s in c.learners]
+    lines = [f"### Score: {m.name} at {c.budgets[-1]} evaluations "
+             f"({m.arrow} {'lower' if m.lower_is_better else 'higher'} is better)", ""]
+    return lines + _table(["learner", "seeds", "mean [95% CI]", "IQM [95% CI]"], rows) + ["", c.verdict()]
+
+
+def _improvement_section(c: Comparison) -> list[str]:
+    m = c.score
+    op = "<" if m.lower_is_better else ">"
+    names = [s.learner for s in c.learners]
+    rows = [[x] + ["—" if x == y else c.improvement[x, y].text(2) for y in names] for x in names]
+    return ([f"### Probability of improvement: P(row better than column) = P(row's {m.name} {op} column's) "
+             "+ ½ P(equal), [95% CI]", ""] + _table(["", *names], rows))
+
+
+def _power_section(c: Comparison) -> list[str]:
+    if not c.power:
+        return []
+    paired = all(p.paired for p in c.power)
+    how = ("the paired per-seed differences d (every learner ran the same seeds): "
+           "n = ((z₀.₉₇₅ + z₀.₈) · sd(d) / |mean d|)²" if paired else
+           "two independent samples (the seeds differ): n = ((z₀.₉₇₅ + z₀.₈) · √(sd₁² + sd₂²) / |mean₁ − mean₂|)²")
+    rows = []
+    for p in c.power:
+        needed = "∞ (equal means)" if math.isinf(p.needed) else f"{p.needed:,.0f}"
+        rows.append([f"{p.better} vs {p.worse}", f"{p.difference:.4f}", f"{p.sd:.4f}", needed, str(p.seeds),
+                     "yes" if p.resolved else "no"])
+    sd = "sd of paired differences" if paired else "√(sd₁² + sd₂²)"
+    return ([f"### Power: seeds per learner to separate learners adjacent in the ranking "
+             f"(80% power, two-sided α = 0.05; {c.score.name})", "",
+             f"Normal approximation on {how}. Enough seeds: the seeds run reach 80% power for the observed "
+             "difference (the star's rule, intervals that do not overlap, asks more).", ""]
+            + _table(["pair (ranked)", "mean difference (absolute)", sd, "seeds needed", "seeds run", "enough seeds"],
+                     rows))
+
+
+def summary_markdown(c: Comparison, title: str = "") -> str:
+    """``summary.md`` (see the module docstring); deterministic for given runs."""
+    notes = []
+    if c.optimum is not None:
+        notes.append(f"Optimum (known from the table): {c.optimum:.4f}.")
+    if c.top1 is not None:
+        notes.append(f"Top-1% threshold: {c.top1:.4f}.")
+    if c.true_optimum is not None:
+        notes.append(f"Ground truth (each pipeline's reward averaged over its stored trainings): best "
+                     f"{c.true_optimum:.4f}.")
+    notes.append("A run recommends its best observed pipeline (the highest reward; ties: the earliest)"
+                 + ("; its true regret is the best ground truth minus the recommendation's, so a lucky noisy "
+                    "entry does not count as found." if c.true_optimum is not None else "."))
+    lines = ([f"## {title}", ""] if title else []) + [" ".join(notes), ""]
+    lines += [f"### At the full budget ({c.budgets[-1]} evaluations)", ""] + _final_table(c) + [""]
+    for m in c.tabulated:
+        lines += _anytime_table(c, m) + [""]
+    lines += _score_section(c) + [""]
+    if len(c.learners) > 1:
+        lines += _improvement_section(c) + [""] + _power_section(c) + [""]
+    lines.append(f"Intervals: {CONFIDENCE:.0%} percentile bootstrap over runs ({N_RESAMPLES:,} resamples, fixed "
+                 "seed; rliable's stratified bootstrap, whose strata with one task are the runs); the probability "
+                 "of improvement resamples each learner's runs independently, as rliable does.")
+    return "\n".join(lines) + "\n"
+
+
+# -- JSON -------------------------------------------------------------------------------------------------
+def per_run_json(runs: Sequence[Run], c: Comparison) -> dict[str, Any]:
+    """Every run's recommendation and its metrics at each budget point (no wall-clock figure)."""
+    budget = c.budgets[-1]
+    out = []
+    for r in runs:
+        rec = r.recommended()
+        entry: dict[str, Any] = {"learner": r.learner, "seed": r.seed, "evaluations": len(r.rewards),
+                                 "distinct_pipelines": r.distinct_pipelines}
+        entry["recommended"] = {"index": rec, "batch": int(r.batches[rec]), "observed_reward": float(r.rewards[rec]),
+                                "tokens": None if r.tokens is None else r.tokens[rec]}
+        if r.true_rewards is not None:
+            entry["recommended"]["true_reward"] = float(r.true_rewards[rec])
+        if c.top1 is not None:
+            entry["evals_to_top1"] = evals_to_reach(r.rewards, c.top1)
+        values = {m.key: m.values(r, budget) for m in c.metrics}
+        entry["at_budget"] = {m.key: [float(values[m.key][b - 1]) for b in c.budgets] for m in c.metrics}
+        entry["area"] = {m.key: float(values[m.key].mean()) for m in c.metrics}
+        out.append(entry)
+    return {"budgets": c.budgets, "score": c.score.key, "optimum": c.optimum, "top1_threshold": c.top1,
+            "true_optimum": c.true_optimum, "runs": out}
+
+
+def marl_eval_json(runs: Sequence[Run], env_name: str, task_name: str, c: Comparison) -> dict[str, Any]:
+    """marl-eval's raw-data layout: env -> task -> algorithm -> ``run_<seed>`` -> ``step_<i>`` (one per
+    budget point: ``step_count`` = evaluations, one value per metric: ``return`` the best observed
+    reward so far, ``regret`` and ``true_regret`` where known) and ``absolute_metrics`` (the same
+    metrics at the full budget), every metric a one-element list."""
+    budget = c.budgets[-1]
+    algos: dict[str, Any] = {}
+    for r in runs:
+        values = {m.key: m.values(r, budget) for m in c.metrics}
+        steps: dict[str, Any] = {f"step_{i}": {"step_count": b, **{k: [float(v[b - 1])] for k, v in values.items()}}
+                                 for i, b in enumerate(c.budgets)}
+        steps["absolute_metrics"] = {k: [float(v[-1])] for k, v in values.items()}
+        algos.setdefault(r.learner, {})[f"run_{r.seed}"] = steps
+    return {env_name: {task_name: algos}}
+
+
+# -- figures ----------------------------------------------------------------------------------------------
+def curve_band(curves: np.ndarray, confidence: float = CONFIDENCE, seed: int = 0,
+               n_resamples: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and bootstrap band over runs (rows) at every column, vectorized over columns."""
+    rng = np.random.default_rng(seed)
+    n = curves.shape[0]
+    means = curves.mean(axis=0)
+    if n < 2:
+        return means, means.copy(), means.copy()
+    idx = rng.integers(0, n, size=(n_resamples, n))
+    boot = curves[idx].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    return means, np.quantile(boot, alpha, axis=0), np.quantile(boot, 1 - alpha, axis=0)
 
 
 def _stack(curves: list[np.ndarray]) -> np.ndarray:
@@ -186,10 +587,11 @@ def learner_styles(learners: Sequence[str]) -> dict[str, dict[str, Any]]:
             for i, name in enumerate(learners)}
 
 
-def _band(ax: Any, curves: np.ndarray, label: str, style: dict[str, Any], seed: int) -> None:
-    """The mean over runs (rows) as a line and its 95% bootstrap band."""
+def _band(ax: Any, curves: np.ndarray, label: str, style: dict[str, Any], seed: int,
+          x: np.ndarray | None = None) -> None:
+    """The mean over runs (rows) as a line and its 95% bootstrap band (x: 1, 2, ... unless given)."""
     mean, lo, hi = curve_band(curves, seed=seed)
-    x = np.arange(1, len(mean) + 1)
+    x = np.arange(1, len(mean) + 1) if x is None else x
     ax.plot(x, mean, label=label, lw=1.6, **style)
     ax.fill_between(x, lo, hi, alpha=0.12, color=style["color"], lw=0)
 
@@ -200,15 +602,15 @@ def _legend_outside(fig: Any, ax: Any) -> None:
 
 
 def _plot_bands(runs: Sequence[Run], path: Path, curves_of: Any, seed: int, title: str, subtitle: str,
-                finish: Any) -> None:
-    """One banded line per learner (``curves_of(its runs)`` -> curves, one row per run); ``finish(ax)``
-    sets the axes; the titles, legend and file are common to every banded figure."""
+                finish: Any, x: np.ndarray | None = None) -> None:
+    """One banded line per learner (``curves_of(its runs)`` -> curves, one row per run, over ``x``);
+    ``finish(ax)`` sets the axes; the titles, legend and file are common to every banded figure."""
     plt = _pyplot()
     groups = _by_learner(runs)
     styles = learner_styles(list(groups))
     fig, ax = plt.subplots(figsize=(7.6, 4.4))
     for learner, mine in groups.items():
-        _band(ax, curves_of(mine), f"{learner} ({len(mine)} seeds)", styles[learner], seed)
+        _band(ax, curves_of(mine), f"{learner} ({len(mine)} seeds)", styles[learner], seed, x)
     finish(ax)
     fig.suptitle(title, fontsize=10)
     ax.set_title(f"{subtitle}\nline: mean over seeds; band: 95% bootstrap CI of the mean", fontsize=8)
@@ -217,23 +619,48 @@ def _plot_bands(runs: Sequence[Run], path: Path, curves_of: Any, seed: int, titl
     plt.close(fig)
 
 
-def plot_best_so_far(runs: Sequence[Run], path: Path, optimum: float | None = None, seed: int = 0,
-                     title: str = "") -> None:
-    """Best-so-far (or simple regret when ``optimum`` is known, log scale) vs evaluations, bootstrap bands."""
-    def curves_of(mine: list[Run]) -> np.ndarray:
-        curves = _stack([best_so_far(r.rewards) for r in mine])
-        return np.maximum(optimum - curves, 1e-5) if optimum is not None else curves
-
+def _regret_axes(optimum: float | None, xlabel: str) -> Callable[[Any], None]:
     def finish(ax: Any) -> None:
-        ax.set_xlabel("evaluations (pipelines trained)")
+        ax.set_xlabel(xlabel)
         if optimum is not None:
             ax.set_yscale("log")
         ax.set_ylabel("simple regret (optimum − best so far)" if optimum is not None else "best reward so far")
         ax.grid(alpha=0.3, which="both", lw=0.5)
 
-    what = (f"simple regret to the known optimum {optimum:.4f} (floored at 1e-5)" if optimum is not None
+    return finish
+
+
+def _regret_subtitle(optimum: float | None) -> str:
+    return (f"simple regret to the known optimum {optimum:.4f} (floored at 1e-5)" if optimum is not None
             else "best reward so far")
-    _plot_bands(runs, path, curves_of, seed, title, what, finish)
+
+
+def _regret_or_best(curves: np.ndarray, optimum: float | None) -> np.ndarray:
+    return np.maximum(optimum - curves, 1e-5) if optimum is not None else curves
+
+
+def plot_best_so_far(runs: Sequence[Run], path: Path, optimum: float | None = None, seed: int = 0,
+                     title: str = "") -> None:
+    """Best-so-far (or simple regret when ``optimum`` is known, log scale) vs evaluations, bootstrap bands."""
+    _plot_bands(runs, path, lambda mine: _regret_or_best(_stack([best_so_far(r.rewards) for r in mine]), optimum),
+                seed, title, _regret_subtitle(optimum), _regret_axes(optimum, "evaluations (pipelines trained)"))
+
+
+def plot_best_so_far_seconds(runs: Sequence[Run], path: Path, optimum: float | None = None, seed: int = 0,
+                             title: str = "") -> None:
+    """Best-so-far (or simple regret) vs cumulative training seconds (every run needs ``train_seconds``):
+    each run's curve is read on a shared log grid from the latest first evaluation to the longest run."""
+    totals = [np.cumsum(r.train_seconds) for r in runs]
+    start, end = max(t[0] for t in totals), max(t[-1] for t in totals)
+    grid = np.geomspace(max(start, 1e-9), max(end, start, 1e-9), 200)
+    at = {id(r): best_so_far(r.rewards)[np.searchsorted(t, grid, side="right") - 1] for r, t in zip(runs, totals)}
+
+    def finish(ax: Any) -> None:
+        _regret_axes(optimum, "cumulative training seconds (summed over evaluations)")(ax)
+        ax.set_xscale("log")
+
+    _plot_bands(runs, path, lambda mine: _regret_or_best(np.stack([at[id(r)] for r in mine]), optimum), seed,
+                title, _regret_subtitle(optimum) + " vs the training seconds the evaluations took", finish, grid)
 
 
 def plot_topk(runs: Sequence[Run], path: Path, k: int, seed: int = 0, optimum: float | None = None,
@@ -248,6 +675,57 @@ def plot_topk(runs: Sequence[Run], path: Path, k: int, seed: int = 0, optimum: f
 
     _plot_bands(runs, path, lambda mine: _stack([topk_by_batch(r, k) for r in mine]), seed, title,
                 f"the poster's top-{k} curve", finish)
+
+
+def plot_anytime(c: Comparison, path: Path, title: str = "") -> None:
+    """One panel per tabulated metric: mean and 95% CI per learner at each budget point (log x;
+    learners dodged sideways so their bars do not hide each other)."""
+    plt = _pyplot()
+    styles = learner_styles([s.learner for s in c.learners])
+    fig, axes = plt.subplots(1, len(c.tabulated), figsize=(4.6 * len(c.tabulated) + 1.8, 4.2), squeeze=False)
+    budgets = np.array(c.budgets, dtype=float)
+    for ax, m in zip(axes.flat, c.tabulated):
+        for i, s in enumerate(c.learners):
+            x = budgets * 1.04 ** (i - (len(c.learners) - 1) / 2)
+            iv = s.anytime[m.key]
+            mean = np.array([v.value for v in iv])
+            err = np.array([[v.value - v.low for v in iv], [v.high - v.value for v in iv]])
+            ax.errorbar(x, mean, yerr=err, label=s.learner, capsize=2, marker="o", ms=3, lw=1.2, **styles[s.learner])
+        ax.set_xscale("log")
+        ax.set_xticks(budgets, [str(b) for b in c.budgets])
+        ax.minorticks_off()
+        ax.set_xlabel("evaluations (budget)")
+        ax.set_ylabel(f"{m.name} {m.arrow}")
+        ax.grid(alpha=0.3, lw=0.5)
+    fig.suptitle(f"{title}\npoint: mean over seeds; bar: 95% bootstrap CI of the mean", fontsize=9)
+    _legend_outside(fig, axes.flat[-1])
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_performance_profile(c: Comparison, path: Path, seed: int = 0, title: str = "") -> None:
+    """rliable's performance profile of the score: the fraction of runs better than tau (score <= tau
+    for a lower-is-better score, > tau otherwise) vs tau, with a 95% bootstrap band over runs."""
+    plt = _pyplot()
+    m = c.score
+    every = np.concatenate([s.scores for s in c.learners])
+    lo, hi = float(every.min()), float(every.max())
+    taus = np.linspace(lo, hi if hi > lo else lo + 1e-3, 201)
+    styles = learner_styles([s.learner for s in c.learners])
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    for s in c.learners:
+        better = s.scores[:, None] <= taus if m.lower_is_better else s.scores[:, None] > taus
+        _band(ax, better.astype(float), f"{s.learner} ({s.runs} seeds)", styles[s.learner], seed, taus)
+    ax.set_xlabel(f"τ ({m.name})")
+    ax.set_ylabel(f"fraction of runs with {m.name} {'≤' if m.lower_is_better else '>'} τ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3, lw=0.5)
+    fig.suptitle(title, fontsize=10)
+    ax.set_title(f"performance profile of the {m.name} at {c.budgets[-1]} evaluations\n"
+                 "line: fraction of runs; band: 95% bootstrap CI over runs", fontsize=8)
+    _legend_outside(fig, ax)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def plot_batch_scatter(runs: Sequence[Run], path: Path, optimum: float | None = None, title: str = "") -> None:
@@ -285,42 +763,26 @@ def plot_batch_scatter(runs: Sequence[Run], path: Path, optimum: float | None = 
     plt.close(fig)
 
 
-def marl_eval_json(runs: Sequence[Run], env_name: str, task_name: str) -> dict[str, Any]:
-    """Curves in marl-eval's raw-data layout: env -> task -> algorithm -> run -> step_i / absolute_metrics."""
-    algos: dict[str, Any] = {}
-    for learner, mine in _by_learner(runs).items():
-        entry = algos.setdefault(learner, {})
-        for r in mine:
-            best = best_so_far(r.rewards)
-            steps = {}
-            for b in range(int(r.batches.max()) + 1):
-                mask = r.batches == b
-                last = int(np.flatnonzero(mask)[-1])
-                steps[f"step_{b}"] = {"step_count": last + 1, "return": r.rewards[mask].tolist(),
-                                      "best_so_far": [float(best[last])]}
-            steps["absolute_metrics"] = {"return": [float(best[-1])]}
-            entry[f"run_{r.seed}"] = steps
-    return {env_name: {task_name: algos}}
-
-
+# -- the report -----------------------------------------------------------------------------------------
 def write_report(runs: Sequence[Run], out: Path, env_name: str, optimum: float | None = None,
-                 top1: float | None = None, k: int = 10, seed: int = 0) -> list[LearnerSummary]:
-    """Write summary.md, the three figures, marl_eval.json and wall_seconds.json into ``out``."""
+                 top1: float | None = None, k: int = 10, seed: int = 0, budgets: Sequence[int] = ANYTIME_BUDGETS,
+                 true_optimum: float | None = None) -> Comparison:
+    """Write summary.md, the figures, per_run.json, marl_eval.json and wall_seconds.json into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    summaries = summarize(runs, optimum, top1, seed=seed)
-    budget = max(len(r.rewards) for r in runs)
-    title = f"{env_name}: {len(summaries)} learners × {max(s.runs for s in summaries)} seeds, budget {budget}"
-    notes = []
-    if optimum is not None:
-        notes.append(f"Optimum (known from the table): {optimum:.4f}.")
-    if top1 is not None:
-        notes.append(f"Top-1% threshold: {top1:.4f}.")
-    (out / "summary.md").write_text(summary_markdown(summaries, title) + ("\n" + " ".join(notes) + "\n" if notes else ""))
-    figure_title = f"{env_name}, budget {budget}, {max(s.runs for s in summaries)} seeds per learner"
+    c = compare_runs(runs, optimum, top1, true_optimum, budgets, seed)
+    seeds = max(s.runs for s in c.learners)
+    title = f"{env_name}: {len(c.learners)} learners × {seeds} seeds, budget {c.budgets[-1]}"
+    (out / "summary.md").write_text(summary_markdown(c, title))
+    figure_title = f"{env_name}, budget {c.budgets[-1]}, {seeds} seeds per learner"
     plot_best_so_far(runs, out / ("regret.png" if optimum is not None else "best_so_far.png"), optimum, seed,
                      title=figure_title)
+    if all(r.train_seconds is not None for r in runs):
+        plot_best_so_far_seconds(runs, out / "best_so_far_seconds.png", optimum, seed, title=figure_title)
     plot_topk(runs, out / f"top{k}.png", k, seed, optimum=optimum, title=figure_title)
     plot_batch_scatter(runs, out / "batch_scatter.png", optimum=optimum, title=figure_title)
-    (out / "marl_eval.json").write_text(json.dumps(marl_eval_json(runs, env_name, "ma2ml"), indent=1))
-    (out / "wall_seconds.json").write_text(json.dumps({s.learner: s.wall_seconds for s in summaries}, indent=1))
-    return summaries
+    plot_anytime(c, out / "anytime.png", title=figure_title)
+    plot_performance_profile(c, out / "performance_profile.png", seed, title=figure_title)
+    (out / "per_run.json").write_text(json.dumps(per_run_json(runs, c), indent=1) + "\n")
+    (out / "marl_eval.json").write_text(json.dumps(marl_eval_json(runs, env_name, "ma2ml", c), indent=1))
+    (out / "wall_seconds.json").write_text(json.dumps({s.learner: s.wall_seconds for s in c.learners}, indent=1))
+    return c

@@ -349,6 +349,20 @@ class TableEvaluator(Evaluator):
         stats = table_stats(self.table, reward_fn)
         return stats["optimum"], stats["top1_threshold"]
 
+    def truth(self, reward_fn: Any) -> np.ndarray:
+        """The seed-averaged ground truth, ``(N,)`` in pipeline order: each pipeline's reward under
+        ``reward_fn`` averaged over every stored replicate (the 3-seed subset: 3 trainings, the
+        others: 1), at full fidelity like :meth:`reference` whatever the evaluator's ``epoch``.
+        A failed training counts as reward 0, as it does when answered. A partial table is a
+        ``ValueError``."""
+        t = self.table
+        stored = t.status >= 0
+        if (t.replicates == 0).any():
+            raise ValueError(f"the table is partial: {int((t.replicates == 0).sum())} of {t.n_pipelines} "
+                             "pipelines have no entry; finish `ma2ml bench build`")
+        rewards = batch_rewards(reward_fn, np.nan_to_num(t.val_acc), t.flops[:, None], t.status == 0)
+        return np.where(stored, rewards, 0.0).sum(axis=1) / t.replicates
+
     def _pipeline(self, index: int) -> dict[str, Any]:
         if index not in self._pipelines:
             self._pipelines[index] = self.pipeline_json(pipeline_tokens(self.spaces, index))

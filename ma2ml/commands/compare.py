@@ -1,33 +1,51 @@
 """``ma2ml compare``: run learners × seeds on one env and report them side by side.
 
-    ma2ml compare --env ma2ml/AutoML-DigitsBench-v0 --learners ma2ml,random --seeds 10 \\
-                  --budget 300 --batch-size 10 --out runs/compare [--jobs 2] [--env-arg table_seed=0]
+    ma2ml compare --env ma2ml/AutoML-DigitsBench-v0 --learners ma2ml,random [--seeds 30] \\
+                  --budget 300 --batch-size 10 --out runs/compare [--jobs 2] [--env-arg table_seed=0] \\
+                  [--budgets 25,50,100,200]
 
 Every run is an ``ma2ml search`` in ``DIR/runs/<learner>/seed<k>/`` (the same files); a run
 whose ``best.json`` reports the full budget is finished and is not rerun, an unfinished one
-resumes where it stopped (``ma2ml search``'s resume), so an interrupted comparison resumes. Then ``DIR`` gets ``summary.md``,
-the figures (``regret.png`` or ``best_so_far.png``, ``top<k>.png``, ``batch_scatter.png``)
-``marl_eval.json`` and ``wall_seconds.json`` (see :mod:`ma2ml.report`). When the env knows its optimum (the
-benchmark table), regret and evaluations-to-top-1% are reported too.
+resumes where it stopped (``ma2ml search``'s resume), so an interrupted comparison resumes.
+Every learner runs the same seeds (paired); ``--jobs`` spreads the learner × seed runs over
+worker processes, each with one torch thread. The default seed count is 30 on envs whose
+evaluator knows its ground truth (the benchmark table: cheap runs, and the differences are
+small) and 10 elsewhere. Then ``DIR`` gets ``summary.md``, the figures, ``per_run.json``,
+``marl_eval.json`` and ``wall_seconds.json`` (see :mod:`ma2ml.report`): regret at every
+``--budgets`` point and the full budget, and, when the env knows them (the benchmark table),
+simple regret to its optimum, evaluations to the top 1% and the true regret of each run's
+recommended pipeline on the seed-averaged ground truth.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ma2ml import cli
-from ma2ml.commands.search import MAX_SEED, check_run_args, check_seed, parse_settings, search
+from ma2ml.commands.search import MAX_SEED, add_repeats_option, check_run_args, check_seed, parse_settings, search
 from ma2ml.envs import make_parallel
-from ma2ml.runfolder import (BEST_FILE, RunFolderError, check_writable_folder, evaluations_done, folder_lock,
-                             make_folder, read_json, read_results)
+from ma2ml.runfolder import (BEST_FILE, TIMINGS_FILE, RunFolderError, check_writable_folder, evaluations_done,
+                             folder_lock, make_folder, read_json, read_results)
+
+if TYPE_CHECKING:
+    from ma2ml.report import Run, Tokens, Truth
 
 MAX_SEEDS = 10_000
 """Most seeds per learner in one comparison."""
 MAX_JOBS = 256
 """Most parallel processes."""
+TRUTH_SEEDS = 30
+"""Default seeds per learner on envs whose evaluator knows its ground truth (the benchmark table)."""
+OTHER_SEEDS = 10
+"""Default seeds per learner elsewhere (real training)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,14 +53,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run learners x seeds on one registered env and compare them.")
     p.add_argument("--env", default="ma2ml/AutoML-DigitsBench-v0", help="registered PettingZoo id")
     p.add_argument("--learners", required=True, help="comma-separated learner names (see `ma2ml list`)")
-    p.add_argument("--seeds", type=int, default=10, help="seeds per learner: 0..N-1 (default 10)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help=f"seeds per learner, the same for every learner (default {TRUTH_SEEDS} on envs that know "
+                        f"their ground truth, the benchmark table; {OTHER_SEEDS} elsewhere)")
     p.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--budget", type=int, default=300, help="evaluations per run (default 300)")
     p.add_argument("--batch-size", type=int, default=10, help="evaluations per batch (default 10)")
     p.add_argument("--top-k", type=int, default=10, help="k of the top-k figure (default 10)")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default 1)")
+    p.add_argument("--budgets", default=None,
+                   help="comma-separated budget points (evaluations) of the anytime tables; those below --budget "
+                        "are kept and --budget is always added (default 25,50,100,200: "
+                        "ma2ml.report.ANYTIME_BUDGETS)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="learner x seed runs in parallel processes, one torch thread each (default 1)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="env keyword argument")
+    add_repeats_option(p)
     cli.COMMANDS["compare"] = run
 
 
@@ -56,15 +82,28 @@ def finished(path: Path, budget: int) -> bool:
 
 
 def _one_run(env_id: str, env_kwargs: dict[str, Any], learner: str, seed: int, budget: int, batch_size: int,
-             path: str) -> tuple[str, int]:
+             path: str, no_repeat: bool | None) -> tuple[str, int]:
     from ma2ml.envs.core.threads import set_process_threads
 
     set_process_threads()  # a worker process: the CLI's thread policy
-    search(env_id, env_kwargs, learner, {}, budget, batch_size, seed, Path(path), progress=False)
+    search(env_id, env_kwargs, learner, {}, budget, batch_size, seed, Path(path), progress=False,
+           no_repeat=no_repeat)
     return learner, seed
 
 
-def load_runs(out: Path, learners: list[str], seeds: list[int]) -> list[Any]:
+def read_timings(folder: Path) -> list[dict[str, Any]] | None:
+    """The rows of a run folder's ``timings.jsonl``; None when it is missing or not readable (the
+    seconds figure is then left out: the file is a log, rebuilt on the run's next resume)."""
+    try:
+        rows = [json.loads(line) for line in (folder / TIMINGS_FILE).read_text(encoding="utf-8").splitlines()]
+    except (OSError, ValueError):
+        return None
+    ok = all(isinstance(r, dict) and isinstance(r.get("index"), int)
+             and isinstance(r.get("train_seconds"), (int, float)) for r in rows)
+    return rows if ok else None
+
+
+def load_runs(out: Path, learners: list[str], seeds: list[int], truth: Truth | None = None) -> list[Run]:
     from ma2ml.report import Run
 
     runs = []
@@ -75,14 +114,57 @@ def load_runs(out: Path, learners: list[str], seeds: list[int]) -> list[Any]:
             wall = best.get("wall_seconds") if isinstance(best, dict) else None
             if not isinstance(wall, (int, float)):
                 raise RunFolderError(f"{path / BEST_FILE} has no wall_seconds; rerun the comparison to rewrite it")
-            runs.append(Run.from_records(learner, seed, read_results(path), wall))
+            runs.append(Run.from_records(learner, seed, read_results(path), wall, read_timings(path), truth))
     return runs
+
+
+@dataclass(frozen=True)
+class Known:
+    """What an env's evaluator knows about its rewards (all None for real training)."""
+
+    optimum: float | None = None
+    top1: float | None = None
+    """The top-1% reward threshold."""
+    truth: Truth | None = None
+    """Pipelines -> their ground-truth rewards."""
+    true_optimum: float | None = None
+    """The best ground-truth reward."""
 
 
 def known_reference(env: Any) -> tuple[float | None, float | None]:
     """(optimum, top-1% threshold) when the env's evaluator knows them (the benchmark table)."""
     reference = getattr(env.evaluator, "reference", None)
     return reference(env.reward_fn) if reference is not None else (None, None)
+
+
+def known_truth(env: Any) -> tuple[Truth | None, float | None]:
+    """(pipelines -> ground-truth rewards, the best ground truth) when the env's evaluator has a
+    ``truth(reward_fn)`` array in pipeline order (the benchmark table's seed-averaged rewards)."""
+    truth = getattr(env.evaluator, "truth", None)
+    if truth is None:
+        return None, None
+    values = np.asarray(truth(env.reward_fn), dtype=float)
+    layout = env.evaluator.layout
+
+    def score(tokens: Sequence[Tokens]) -> np.ndarray:
+        return values[layout.index(layout.join_rows(tokens))]
+
+    return score, float(values.max())
+
+
+def parse_budgets(text: str | None) -> list[int]:
+    """``--budgets``: comma-separated positive integers (None: the report's default)."""
+    if text is None:
+        from ma2ml.report import ANYTIME_BUDGETS
+
+        return list(ANYTIME_BUDGETS)
+    try:
+        budgets = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        budgets = []
+    if not budgets or min(budgets) < 1:
+        raise cli.CliError(f"--budgets must be comma-separated positive integers (evaluations), got {text!r}")
+    return budgets
 
 
 def run(args: argparse.Namespace) -> None:
@@ -92,28 +174,32 @@ def run(args: argparse.Namespace) -> None:
     for learner in learners:
         check_run_args(learner, args.budget, args.batch_size)
     for name, top in (("seeds", MAX_SEEDS), ("jobs", MAX_JOBS), ("top_k", args.budget)):
-        if not 1 <= getattr(args, name) <= top:
-            raise cli.CliError(f"--{name.replace('_', '-')} must be an integer in 1..{top:,}, got {getattr(args, name)}")
+        value = getattr(args, name)
+        if value is not None and not 1 <= value <= top:
+            raise cli.CliError(f"--{name.replace('_', '-')} must be an integer in 1..{top:,}, got {value}")
+    budgets = parse_budgets(args.budgets)
     check_seed(args.first_seed, "--first-seed")
-    if args.first_seed + args.seeds - 1 > MAX_SEED:
-        raise cli.CliError(f"--first-seed + --seeds - 1 must be at most {MAX_SEED}, got {args.first_seed + args.seeds - 1}")
     env_kwargs = parse_settings(args.env_arg, "--env-arg")
     out = check_writable_folder(args.out)
     env = make_parallel(args.env, **env_kwargs)
-    optimum, top1 = known_reference(env)
+    known = Known(*known_reference(env), *known_truth(env))
     env.close()
+    n_seeds = args.seeds if args.seeds is not None else TRUTH_SEEDS if known.truth is not None else OTHER_SEEDS
+    if args.first_seed + n_seeds - 1 > MAX_SEED:
+        raise cli.CliError(f"--first-seed + --seeds - 1 must be at most {MAX_SEED}, got {args.first_seed + n_seeds - 1}")
+    seeds = list(range(args.first_seed, args.first_seed + n_seeds))
     created = make_folder(out)
     try:
         with folder_lock(out, "comparison folder"):
-            _compare(args, learners, env_kwargs, out, optimum, top1)
+            _compare(args, learners, seeds, budgets, env_kwargs, out, known)
     except BaseException:
         if created and not (out / "runs").exists():  # nothing ran: leave nothing behind
             shutil.rmtree(out, ignore_errors=True)
         raise
 
 
-def _compare(args: argparse.Namespace, learners: list[str], env_kwargs: dict[str, Any], out: Path,
-             optimum: float | None, top1: float | None) -> None:
+def _compare(args: argparse.Namespace, learners: list[str], seeds: list[int], budgets: list[int],
+             env_kwargs: dict[str, Any], out: Path, known: Known) -> None:
     import os
 
     from tqdm import tqdm
@@ -121,20 +207,19 @@ def _compare(args: argparse.Namespace, learners: list[str], env_kwargs: dict[str
     from ma2ml.envs.runtime.pool import die_with_parent
     from ma2ml.report import write_report
 
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     todo = [(learner, seed) for learner in learners for seed in seeds
             if not finished(run_dir(out, learner, seed), args.budget)]
     bar = tqdm(total=len(learners) * len(seeds), initial=len(learners) * len(seeds) - len(todo), desc="runs", unit="run")
     with ProcessPoolExecutor(max_workers=args.jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_one_run, args.env, env_kwargs, learner, seed, args.budget, args.batch_size,
-                               str(run_dir(out, learner, seed))) for learner, seed in todo]
+                               str(run_dir(out, learner, seed)), args.no_repeat) for learner, seed in todo]
         for future in as_completed(futures):
             learner, seed = future.result()
             bar.update(1)
             bar.set_postfix(last=f"{learner}/seed{seed}")
     bar.close()
-    summaries = write_report(load_runs(out, learners, seeds), out, args.env, optimum, top1, k=args.top_k)
+    comparison = write_report(load_runs(out, learners, seeds, known.truth), out, args.env, known.optimum, known.top1,
+                              k=args.top_k, budgets=budgets, true_optimum=known.true_optimum)
     print((out / "summary.md").read_text())
-    best = max(summaries, key=lambda s: s.final_mean)
-    print(f"best learner: {best.learner} (mean best reward {best.final_mean:.4f}); wrote {out}/summary.md, "
-          f"figures and marl_eval.json")
+    print(f"{comparison.verdict().replace('**', '')} Wrote {out}/summary.md, figures, per_run.json and "
+          "marl_eval.json.")
