@@ -225,7 +225,7 @@ class SB3Learner(Learner):
             self._thread.start()
             self._receive()
         left = len(self._step) - self._handed
-        if n > left and self.no_repeat:
+        if n > left and self.no_repeat and left:
             n = left  # the step's other actions repeat evaluated pipelines (answered from memory)
         elif n > left:
             raise ValueError(f"ask({n}): only {left} of SB3's current step of {self.num_envs} actions are left; "

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import itertools
 import statistics
 
 import numpy as np
@@ -52,7 +51,8 @@ def run(learner: Learner, env: object, budget: int, batch_size: int) -> list[flo
 
 
 def test_registry():
-    assert LEARNERS == ["ma2ml", "ma2ml-onpolicy", "ma2ml-lite", "reinforce", "ppo", "a2c", "random", "evolution"]
+    assert LEARNERS == ["ma2ml", "ma2ml-onpolicy", "ma2ml-lite", "reinforce", "ppo", "a2c", "random", "evolution",
+                        "tpe", "mappo", "ippo"]
     with pytest.raises(ValueError, match=r"unknown learner 'nope'; registered learners are \['ma2ml'"):
         make_learner("nope", synthetic_env())
     with pytest.raises(ValueError, match=r"learner 'ma2ml' has no setting \['bogus'\]; its settings are \['hidden'"):
@@ -151,48 +151,8 @@ def test_learning_sanity(name, random_median_best):
     assert statistics.median(best for best, _ in results) > random_median_best
 
 
-# -- monotonic improvement with the exact Q ----------------------------------------------------------
-class ExactQ(torch.nn.Module):
-    """Q(S, A) read from the game's table (the critic is exact)."""
-
-    def __init__(self, game: SyntheticEvaluator, sizes: list[int]) -> None:
-        super().__init__()
-        flats = list(itertools.product(*(range(n) for n in sizes)))
-        self.register_buffer("table", torch.tensor([game.score(f) for f in flats]))
-        self.register_buffer("strides", torch.tensor([int(np.prod(sizes[i + 1:])) for i in range(len(sizes))]))
-
-    def forward(self, state: torch.Tensor, joint: torch.Tensor) -> torch.Tensor:
-        return self.table[(joint * self.strides).sum(1)]
-
-
-def expected_return(learner, Q: ExactQ) -> float:
-    """E_pi[Q] by enumerating every agent's token vectors and the product policy."""
-    with torch.no_grad():
-        probs = []
-        for a in learner.agents:
-            seqs = torch.tensor(list(itertools.product(*(range(n) for n in learner.nvec[a]))))
-            probs.append(learner.policies[a].log_prob(learner.states(len(seqs)), seqs).exp())
-        joint = probs[0]
-        for p in probs[1:]:
-            joint = torch.outer(joint, p).reshape(-1)
-        return float((joint * Q.table).sum())
-
-
-def test_ma2ml_improves_monotonically_with_exact_q():
-    game = SyntheticEvaluator(spaces=small_spaces(tokens=2, size=3), game=3)
-    env = parallel_env(evaluator=game, flops_constraint=game.flops)
-    env.reset(seed=0)
-    learner = make_learner("ma2ml", env, seed=0, critic_steps=0, policy_steps=1, policy_batch=128)
-    learner.Q = ExactQ(game, learner.joint_nvec.tolist())
-    returns = [expected_return(learner, learner.Q)]
-    for _ in range(100):
-        actions = learner.ask(1)
-        learner.tell(actions, [game.score(learner.joint(actions)[0].tolist())])
-        returns.append(expected_return(learner, learner.Q))
-    drops = -np.diff(returns)
-    assert drops.max() < 1e-3, f"the expected return dropped by {drops.max():.4f}"
-    optimum = game.optimum()[0]
-    assert returns[-1] - returns[0] > 0.5 * (optimum - returns[0])
+# -- the MA2ML estimators, the Polyak step and monotonic improvement under the exact Q:
+#    tests/test_ma2ml_estimators.py
 
 
 # -- determinism and resume -----------------------------------------------------------------------
