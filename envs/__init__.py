@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ma2ml.envs.registration import ENV_TASKS, env_ids, make_parallel, register_envs
+from ma2ml.envs.registration import ENV_TASKS, env_ids, make_parallel, register_envs, token_env_ids
 
 _LAZY = {
     "automl_v0": "ma2ml.envs.automl_v0", "AutoMLParallelEnv": "ma2ml.envs.automl_v0",
@@ -32,9 +32,11 @@ _LAZY = {
     "ProcessPoolExecutor": "ma2ml.envs.runtime.pool", "RayExecutor": "ma2ml.envs.runtime.ray",
     "TableEvaluator": "ma2ml.envs.benchmark.table", "load_table": "ma2ml.envs.benchmark.table",
     "load_checkpoint": "ma2ml.envs.final", "train_final": "ma2ml.envs.final",
+    "token_v0": "ma2ml.envs.token_v0", "token_env": "ma2ml.envs.token_v0", "TokenAutoMLEnv": "ma2ml.envs.token_v0",
+    "TokenLayout": "ma2ml.envs.token_v0",
 }
 
-__all__ = ["ENV_TASKS", "env_ids", "make_parallel", "register_envs", *_LAZY]
+__all__ = ["ENV_TASKS", "env_ids", "make_parallel", "register_envs", "token_env_ids", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,9 @@
 """The one place where ma2ml's env ids are registered with PettingZoo and Gymnasium.
 
 Every family is ``ma2ml/AutoML-<name>-v0`` (parallel and AEC) plus ``ma2ml/JointAutoML-<name>-v0``
-(the Gymnasium joint view); entry points are strings, so nothing heavy loads until an env is
-made. Tasks register in one place too, the task registry (:mod:`ma2ml.envs.tasks.registry`:
+(the Gymnasium joint view) and ``ma2ml/TokenAutoML-<name>-v0`` (the token-level MARL view,
+:mod:`ma2ml.envs.token_v0`, parallel and AEC); entry points are strings, so nothing heavy
+loads until an env is made. Tasks register in one place too, the task registry (:mod:`ma2ml.envs.tasks.registry`:
 built-in tasks and ``LAZY_TASKS``). ``import ma2ml.envs`` runs this module.
 
 =================  ===============================  ==================================
@@ -25,20 +26,25 @@ ENV_TASKS: dict[str, dict] = {
     "CIFAR100": {"task": "cifar100"},
 }
 """Registered env families: ``ma2ml/AutoML-<name>-v0`` and ``ma2ml/JointAutoML-<name>-v0``."""
+TOKEN_PREFIX = "ma2ml/TokenAutoML-"
+"""Prefix of the token-level views' ids (``ma2ml/TokenAutoML-<name>-v0``)."""
 
 
 def register_envs(name: str, kwargs: dict, module: str = "ma2ml.envs.automl_v0",
                   joint: str = "ma2ml.envs.joint:JointAutoMLEnv") -> None:
-    """Register ``ma2ml/AutoML-<name>-v0`` (parallel and AEC) and ``ma2ml/JointAutoML-<name>-v0``.
+    """Register ``ma2ml/AutoML-<name>-v0`` (parallel and AEC), ``ma2ml/JointAutoML-<name>-v0`` and
+    ``ma2ml/TokenAutoML-<name>-v0`` (the token view of the first, parallel and AEC).
 
     ``module`` provides ``parallel_env`` and ``env``; ``joint`` is the Gymnasium entry point.
     """
-    pid, gid = f"ma2ml/AutoML-{name}-v0", f"ma2ml/JointAutoML-{name}-v0"
+    pid, gid, tid = f"ma2ml/AutoML-{name}-v0", f"ma2ml/JointAutoML-{name}-v0", f"{TOKEN_PREFIX}{name}-v0"
     if pid in pettingzoo.parallel_registry:
         return
     pettingzoo.register("parallel", pid, f"{module}:parallel_env", kwargs=dict(kwargs))
     pettingzoo.register("aec", pid, f"{module}:env", kwargs=dict(kwargs))
     gymnasium.register(gid, entry_point=joint, kwargs=dict(kwargs))
+    pettingzoo.register("parallel", tid, "ma2ml.envs.token_v0:parallel_env", kwargs={"env": pid})
+    pettingzoo.register("aec", tid, "ma2ml.envs.token_v0:env", kwargs={"env": pid})
 
 
 def make_parallel(env_id: str, **kwargs: object) -> pettingzoo.ParallelEnv:
@@ -53,8 +59,14 @@ def make_parallel(env_id: str, **kwargs: object) -> pettingzoo.ParallelEnv:
 
 
 def env_ids() -> list[str]:
-    """The registered PettingZoo ids of ma2ml."""
-    return sorted(k for k in pettingzoo.parallel_registry if k.startswith("ma2ml/"))
+    """The registered PettingZoo ids of ma2ml's pipeline envs (what learners and ``ma2ml search`` take;
+    the token views are :func:`token_env_ids`)."""
+    return sorted(k for k in pettingzoo.parallel_registry if k.startswith("ma2ml/") and not k.startswith(TOKEN_PREFIX))
+
+
+def token_env_ids() -> list[str]:
+    """The registered PettingZoo ids of the token-level views (``pettingzoo.make("parallel", id)``)."""
+    return sorted(k for k in pettingzoo.parallel_registry if k.startswith(TOKEN_PREFIX))
 
 
 for _name, _kwargs in ENV_TASKS.items():
