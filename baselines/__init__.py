@@ -1,9 +1,11 @@
-"""Single-agent baselines: one controller, SB3 PPO/A2C, random search, regularized evolution.
+"""Baselines: one controller, SB3 PPO/A2C, random search, regularized evolution, Optuna's TPE,
+and TorchRL's MAPPO/IPPO.
 
 Each is a :class:`ma2ml.agents.Learner` made by name through :func:`ma2ml.agents.make_learner`
-(``"reinforce"``, ``"ppo"``, ``"a2c"``, ``"random"``, ``"evolution"``). The classes are
-exported here too, imported on first use (so ``import ma2ml.baselines`` loads neither torch
-nor Stable-Baselines3):
+(``"reinforce"``, ``"ppo"``, ``"a2c"``, ``"random"``, ``"evolution"``, ``"tpe"``, ``"mappo"``,
+``"ippo"``). The classes are exported here too, imported on first use (so ``import
+ma2ml.baselines`` loads neither torch nor Stable-Baselines3); the classes of optional extras
+(Optuna, TorchRL) resolve by name but stay out of ``__all__``, so ``import *`` works without them:
 
     from ma2ml.baselines import RandomSearch, AutoMLVecEnv
 """
@@ -21,10 +23,17 @@ _LAZY = {
     "AutoMLVecEnv": "ma2ml.baselines.vec_env",
 }
 
+_OPTIONAL = {
+    "TPE": "ma2ml.baselines.optuna_samplers", "TPEConfig": "ma2ml.baselines.optuna_samplers",
+    "MarlPPO": "ma2ml.baselines.torchrl_marl", "MAPPOConfig": "ma2ml.baselines.torchrl_marl",
+    "IPPOConfig": "ma2ml.baselines.torchrl_marl",
+}
+"""Classes of learners that need an optional extra (optuna, marl)."""
+
 __all__ = list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _LAZY or name in _OPTIONAL:
+        return getattr(importlib.import_module(_LAZY.get(name) or _OPTIONAL[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,6 +32,9 @@ def _cmd_list(args: argparse.Namespace) -> None:
     print("PettingZoo envs (pettingzoo.make('parallel', ID); Gymnasium joint view: JointAutoML-...):")
     for env_id in ma2ml.envs.env_ids():
         print(f"  {env_id}")
+    print("Token-level MARL views (one Discrete token per agent and step; docs/marl.md):")
+    for env_id in ma2ml.envs.token_env_ids():
+        print(f"  {env_id}")
     print("Tasks:")
     for name in task_names():
         task = get_task(name)

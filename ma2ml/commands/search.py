@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--env", default=DEFAULT_ENV,
                    help=f"registered PettingZoo id (default {DEFAULT_ENV}; see `ma2ml list`)")
     p.add_argument("--learner", default=DEFAULT_LEARNER,
-                   help=f"learner name (default {DEFAULT_LEARNER}; see `ma2ml list`)")
+                   help=f"learner name (default {DEFAULT_LEARNER}; see `ma2ml list`) or module:Class of your own")
     p.add_argument("--budget", type=int, default=64, help="evaluations in all (default 64)")
     p.add_argument("--batch-size", type=int, default=8, help="evaluations per batch (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the env and the learner (default 0)")
