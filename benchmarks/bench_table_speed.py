@@ -13,21 +13,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
+from common import rate
 
-
-def rate(fn: Callable[[], int], seconds: float) -> float:
-    """Items per second of ``fn`` (returns how many items it did), repeated for ``seconds``."""
-    fn()
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        done += fn()
-    return done / (time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> None:

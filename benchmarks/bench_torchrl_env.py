@@ -22,25 +22,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
+from common import rate
 
 TARGET = 1_000_000
 """Agent-steps per second the batched token view must reach at N = 4,096."""
 
-
-def rate(fn: Callable[[], int], seconds: float) -> float:
-    """Items per second of ``fn`` (returns how many items it did), repeated for ``seconds`` after one warm-up."""
-    fn()
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        done += fn()
-    return done / (time.perf_counter() - start)
 
 
 def random_legal(generator: torch.Generator) -> Callable:

@@ -72,3 +72,12 @@ def verdict(ratio: float, target: float, applies: bool) -> str:
     if not applies:
         return ""
     return f" (target {target:g}x met)" if ratio >= target else f" (TARGET {target:g}x MISSED)"
+
+
+def rate(fn: Callable[[], int], seconds: float) -> float:
+    """Items per second of ``fn`` (returns how many items it did), repeated for ``seconds`` after one warm-up."""
+    fn()
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        done += fn()
+    return done / (time.perf_counter() - start)
