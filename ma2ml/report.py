@@ -1,4 +1,5 @@
-"""Statistics, tables and figures for comparing learners over seeds.
+"""Comparing learners over seeds: the protocol, the tables and what ``ma2ml compare`` writes
+(statistics in :mod:`ma2ml.stats`, figures in :mod:`ma2ml.figures`).
 
 Input: :class:`Run` s (one learner, one seed: the reward of every evaluation in order, its
 batch, and where recorded its pipeline, its training seconds and its ground-truth reward).
@@ -43,19 +44,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
+
+from ma2ml.figures import (by_learner, plot_anytime, plot_batch_scatter, plot_best_so_far, plot_best_so_far_seconds,
+                           plot_performance_profile, plot_topk)
+from ma2ml.stats import (CONFIDENCE, N_RESAMPLES, Interval, best_so_far, iqm, iqm_along, probability_of_improvement,
+                         seeds_needed)
 
 ANYTIME_BUDGETS = (25, 50, 100, 200)
 """Default budget points (evaluations) of the anytime tables; the full budget is always added."""
-CONFIDENCE = 0.95
-"""Confidence level of every interval."""
-N_RESAMPLES = 2000
-"""Bootstrap resamples of every interval."""
-ALPHA = 0.05
-"""Two-sided significance level of the power estimate."""
-POWER = 0.8
-"""Power the seed estimate aims for."""
-
 Tokens = Mapping[str, Sequence[int]]
 """One pipeline: agent -> its tokens (a ``results.jsonl`` row's ``tokens``)."""
 Truth = Callable[[Sequence[Tokens]], np.ndarray]
@@ -110,10 +106,6 @@ class Run:
 
 
 # -- per-run curves ---------------------------------------------------------------------------------
-def best_so_far(rewards: np.ndarray) -> np.ndarray:
-    return np.maximum.accumulate(rewards)
-
-
 def recommendation_index(rewards: np.ndarray) -> np.ndarray:
     """After each evaluation, the index of the recommendation so far (:meth:`Run.recommended`)."""
     new_best = np.ones(len(rewards), dtype=bool)
@@ -125,15 +117,6 @@ def evals_to_reach(rewards: np.ndarray, threshold: float) -> int | None:
     """1-based number of evaluations until a reward >= threshold (None: never)."""
     hit = np.flatnonzero(rewards >= threshold)
     return int(hit[0]) + 1 if hit.size else None
-
-
-def topk_by_batch(run: Run, k: int) -> np.ndarray:
-    """Average reward of the top-k pipelines found up to each batch (the poster's left figure)."""
-    out = []
-    for b in range(int(run.batches.max()) + 1):
-        seen = np.sort(run.rewards[run.batches <= b])[::-1]
-        out.append(seen[:k].mean())
-    return np.array(out)
 
 
 def budget_points(budget: int, budgets: Sequence[int] = ANYTIME_BUDGETS) -> list[int]:
@@ -173,82 +156,6 @@ def run_metrics(optimum: float | None = None, true_optimum: float | None = None)
         out.append(Metric("true_regret", "true regret of the recommendation", True,
                           lambda r: true_optimum - r.true_rewards[recommendation_index(r.rewards)]))
     return out
-
-
-# -- statistics ---------------------------------------------------------------------------------------
-def _iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    """The interquartile mean along ``axis`` (the statistic the bootstrap resamples)."""
-    return stats.trim_mean(values, 0.25, axis=axis)
-
-
-def iqm(values: Sequence[float]) -> float:
-    """Interquartile mean (the mean of the middle 50%)."""
-    return float(_iqm(np.asarray(values, dtype=float)))
-
-
-def bootstrap_ci(values: Sequence[float], confidence: float = CONFIDENCE, seed: int = 0,
-                 n_resamples: int = N_RESAMPLES, statistic: Callable[..., Any] = np.mean) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``statistic`` (default the mean; ``scipy.stats.bootstrap``); a
-    constant sample gives a point."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size < 2 or np.ptp(arr) == 0:
-        point = float(statistic(arr, axis=-1))
-        return point, point
-    res = stats.bootstrap((arr,), statistic, confidence_level=confidence, n_resamples=n_resamples,
-                          method="percentile", random_state=np.random.default_rng(seed))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate and its confidence interval."""
-
-    value: float
-    low: float
-    high: float
-
-    @classmethod
-    def of(cls, values: Sequence[float], statistic: Callable[..., Any] = np.mean, seed: int = 0) -> Interval:
-        return cls(float(statistic(np.asarray(values, dtype=float), axis=-1)),
-                   *bootstrap_ci(values, seed=seed, statistic=statistic))
-
-    def overlaps(self, other: Interval) -> bool:
-        return self.low <= other.high and other.low <= self.high
-
-    def text(self, digits: int = 4) -> str:
-        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
-
-
-def _improvement(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    """P(X > Y) + ½ P(X = Y) over all pairs (vectorized over leading axes; ``axis`` must be the last)."""
-    x, y = np.moveaxis(x, axis, -1)[..., :, None], np.moveaxis(y, axis, -1)[..., None, :]
-    return (x > y).mean(axis=(-2, -1)) + 0.5 * (x == y).mean(axis=(-2, -1))
-
-
-def probability_of_improvement(x: Sequence[float], y: Sequence[float], lower_is_better: bool = False,
-                               seed: int = 0) -> Interval:
-    """P(X better than Y) = P(X > Y) + ½ P(X = Y) over all pairs of runs, i.e. the Mann-Whitney U of X
-    divided by n·m (Agarwal et al. 2021), with a percentile bootstrap CI that resamples each
-    learner's runs independently (as rliable does). ``lower_is_better`` compares X < Y instead."""
-    sign = -1.0 if lower_is_better else 1.0
-    xa, ya = sign * np.asarray(x, dtype=float), sign * np.asarray(y, dtype=float)
-    point = float(_improvement(xa, ya))
-    if min(xa.size, ya.size) < 2 or np.ptp(np.concatenate([xa, ya])) == 0:
-        return Interval(point, point, point)
-    res = stats.bootstrap((xa, ya), _improvement, paired=False, vectorized=True, confidence_level=CONFIDENCE,
-                          n_resamples=N_RESAMPLES, method="percentile", random_state=np.random.default_rng(seed))
-    return Interval(point, float(res.confidence_interval.low), float(res.confidence_interval.high))
-
-
-def seeds_needed(difference: float, sd: float, alpha: float = ALPHA, power: float = POWER) -> float:
-    """Seeds per learner to detect ``difference`` with ``power`` at two-sided ``alpha``, normal
-    approximation: n = ((z_{1−α/2} + z_power) · sd / |difference|)², where ``sd`` is the standard
-    deviation of the paired differences (or √(sd_x² + sd_y²) for two independent samples).
-    ``inf`` when the difference is 0."""
-    if difference == 0:
-        return math.inf
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
-    return float((z * sd / abs(difference)) ** 2)
 
 
 @dataclass(frozen=True)
@@ -299,7 +206,7 @@ class LearnerSummary:
     seeds: list[int]
     best_reward: Interval
     """Best observed reward at the full budget, mean [CI]."""
-    best_reward_iqm: float
+    best_rewardiqm_along: float
     anytime: dict[str, list[Interval]]
     """Metric key -> mean [CI] at each budget point."""
     area: dict[str, Interval]
@@ -307,7 +214,7 @@ class LearnerSummary:
     scores: np.ndarray
     """The comparison's score of each run, in ``seeds`` order."""
     score_mean: Interval
-    score_iqm: Interval
+    scoreiqm_along: Interval
     distinct: list[int] | None = None
     """Distinct pipelines per run (None when the tokens were not recorded)."""
     evals_to_top1_median: float | None = None
@@ -354,13 +261,6 @@ class Comparison:
                 f"has a 95% CI that overlaps those of {', '.join(others)}; no star.")
 
 
-def _by_learner(runs: Sequence[Run]) -> dict[str, list[Run]]:
-    out: dict[str, list[Run]] = {}
-    for r in runs:
-        out.setdefault(r.learner, []).append(r)
-    return out
-
-
 def _summarize(mine: list[Run], budgets: list[int], metrics: list[Metric], score: Metric,
                top1: float | None, seed: int) -> LearnerSummary:
     budget = budgets[-1]
@@ -372,7 +272,7 @@ def _summarize(mine: list[Run], budgets: list[int], metrics: list[Metric], score
         mine[0].learner, len(mine), [r.seed for r in mine], Interval.of(finals, seed=seed), iqm(finals),
         anytime={k: [Interval.of(c[:, b - 1], seed=seed) for b in budgets] for k, c in curves.items()},
         area={k: Interval.of(c.mean(axis=1), seed=seed) for k, c in curves.items()},
-        scores=scores, score_mean=Interval.of(scores, seed=seed), score_iqm=Interval.of(scores, _iqm, seed=seed),
+        scores=scores, score_mean=Interval.of(scores, seed=seed), scoreiqm_along=Interval.of(scores, iqm_along, seed=seed),
         distinct=None if None in distinct else distinct, wall_seconds=float(np.mean([r.wall_seconds for r in mine])))
     if top1 is not None:
         hits = [evals_to_reach(r.rewards, top1) for r in mine]
@@ -391,7 +291,7 @@ def compare_runs(runs: Sequence[Run], optimum: float | None = None, top1: float 
     points = budget_points(max(len(r.rewards) for r in runs), budgets)
     metrics = run_metrics(optimum, true_optimum)
     score = next(m for m in metrics if m.key == ("true_regret" if true_optimum is not None else "return"))
-    summaries = [_summarize(mine, points, metrics, score, top1, seed) for mine in _by_learner(runs).values()]
+    summaries = [_summarize(mine, points, metrics, score, top1, seed) for mine in by_learner(runs).values()]
     sign = 1.0 if score.lower_is_better else -1.0
     ranking = [s.learner for s in sorted(summaries, key=lambda s: sign * s.score_mean.value)]
     improvement: dict[tuple[str, str], Interval] = {}
@@ -425,7 +325,7 @@ def _final_table(c: Comparison) -> list[str]:
         row = [s.learner, str(s.runs)]
         if has_distinct:
             row.append(f"{np.mean(s.distinct):.1f} [{min(s.distinct)}, {max(s.distinct)}]")
-        row += [s.best_reward.text(), f"{s.best_reward_iqm:.4f}"]
+        row += [s.best_reward.text(), f"{s.best_rewardiqm_along:.4f}"]
         if has_top1:
             med = s.evals_to_top1_median
             row += ["not reached" if med is None or math.isinf(med) else f"{med:.0f}", f"{s.top1_reached}/{s.runs}"]
@@ -442,7 +342,7 @@ def _anytime_table(c: Comparison, m: Metric) -> list[str]:
 def _score_section(c: Comparison) -> list[str]:
     m = c.score
     rows = [[f"**{s.learner}** ★" if s.learner == c.best else s.learner, str(s.runs), s.score_mean.text(),
-             s.score_iqm.text()] for s in c.learners]
+             s.scoreiqm_along.text()] for s in c.learners]
     lines = [f"### Score: {m.name} at {c.budgets[-1]} evaluations "
              f"({m.arrow} {'lower' if m.lower_is_better else 'higher'} is better)", ""]
     return lines + _table(["learner", "seeds", "mean [95% CI]", "IQM [95% CI]"], rows) + ["", c.verdict()]
@@ -543,231 +443,11 @@ def marl_eval_json(runs: Sequence[Run], env_name: str, task_name: str, c: Compar
     return {env_name: {task_name: algos}}
 
 
-# -- figures ----------------------------------------------------------------------------------------------
-def curve_band(curves: np.ndarray, confidence: float = CONFIDENCE, seed: int = 0,
-               n_resamples: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and bootstrap band over runs (rows) at every column, vectorized over columns."""
-    rng = np.random.default_rng(seed)
-    n = curves.shape[0]
-    means = curves.mean(axis=0)
-    if n < 2:
-        return means, means.copy(), means.copy()
-    idx = rng.integers(0, n, size=(n_resamples, n))
-    boot = curves[idx].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    return means, np.quantile(boot, alpha, axis=0), np.quantile(boot, 1 - alpha, axis=0)
-
-
-def _stack(curves: list[np.ndarray]) -> np.ndarray:
-    """Pad curves to the longest with their last value (a finished run keeps its best)."""
-    n = max(len(c) for c in curves)
-    return np.stack([np.concatenate([c, np.full(n - len(c), c[-1])]) for c in curves])
-
-
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
-"""The Okabe-Ito palette, told apart under every common colour-vision deficiency (its yellow left
-out: too faint on white)."""
-LINE_STYLES = ("-", "--", "-.", ":")
-
-
-def _pyplot() -> Any:
-    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def learner_styles(learners: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """A colour-blind-safe colour and a line style per learner: 7 colours x 4 styles, so up to 28
-    learners differ by their pair, and any two of the first 7 by colour alone."""
-    return {name: {"color": OKABE_ITO[i % len(OKABE_ITO)], "linestyle": LINE_STYLES[i % len(LINE_STYLES)]}
-            for i, name in enumerate(learners)}
-
-
-def _band(ax: Any, curves: np.ndarray, label: str, style: dict[str, Any], seed: int,
-          x: np.ndarray | None = None) -> None:
-    """The mean over runs (rows) as a line and its 95% bootstrap band (x: 1, 2, ... unless given)."""
-    mean, lo, hi = curve_band(curves, seed=seed)
-    x = np.arange(1, len(mean) + 1) if x is None else x
-    ax.plot(x, mean, label=label, lw=1.6, **style)
-    ax.fill_between(x, lo, hi, alpha=0.12, color=style["color"], lw=0)
-
-
-def _legend_outside(fig: Any, ax: Any) -> None:
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
-    fig.tight_layout()
-
-
-def _plot_bands(runs: Sequence[Run], path: Path, curves_of: Any, seed: int, title: str, subtitle: str,
-                finish: Any, x: np.ndarray | None = None) -> None:
-    """One banded line per learner (``curves_of(its runs)`` -> curves, one row per run, over ``x``);
-    ``finish(ax)`` sets the axes; the titles, legend and file are common to every banded figure."""
-    plt = _pyplot()
-    groups = _by_learner(runs)
-    styles = learner_styles(list(groups))
-    fig, ax = plt.subplots(figsize=(7.6, 4.4))
-    for learner, mine in groups.items():
-        _band(ax, curves_of(mine), f"{learner} ({len(mine)} seeds)", styles[learner], seed, x)
-    finish(ax)
-    fig.suptitle(title, fontsize=10)
-    ax.set_title(f"{subtitle}\nline: mean over seeds; band: 95% bootstrap CI of the mean", fontsize=8)
-    _legend_outside(fig, ax)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _regret_axes(optimum: float | None, xlabel: str) -> Callable[[Any], None]:
-    def finish(ax: Any) -> None:
-        ax.set_xlabel(xlabel)
-        if optimum is not None:
-            ax.set_yscale("log")
-        ax.set_ylabel("simple regret (optimum − best so far)" if optimum is not None else "best reward so far")
-        ax.grid(alpha=0.3, which="both", lw=0.5)
-
-    return finish
-
-
-def _regret_subtitle(optimum: float | None) -> str:
-    return (f"simple regret to the known optimum {optimum:.4f} (floored at 1e-5)" if optimum is not None
-            else "best reward so far")
-
-
-def _regret_or_best(curves: np.ndarray, optimum: float | None) -> np.ndarray:
-    return np.maximum(optimum - curves, 1e-5) if optimum is not None else curves
-
-
-def plot_best_so_far(runs: Sequence[Run], path: Path, optimum: float | None = None, seed: int = 0,
-                     title: str = "") -> None:
-    """Best-so-far (or simple regret when ``optimum`` is known, log scale) vs evaluations, bootstrap bands."""
-    _plot_bands(runs, path, lambda mine: _regret_or_best(_stack([best_so_far(r.rewards) for r in mine]), optimum),
-                seed, title, _regret_subtitle(optimum), _regret_axes(optimum, "evaluations (pipelines trained)"))
-
-
-def plot_best_so_far_seconds(runs: Sequence[Run], path: Path, optimum: float | None = None, seed: int = 0,
-                             title: str = "") -> None:
-    """Best-so-far (or simple regret) vs cumulative training seconds (every run needs ``train_seconds``):
-    each run's curve is read on a shared log grid from the latest first evaluation to the longest run."""
-    totals = [np.cumsum(r.train_seconds) for r in runs]
-    start, end = max(t[0] for t in totals), max(t[-1] for t in totals)
-    grid = np.geomspace(max(start, 1e-9), max(end, start, 1e-9), 200)
-    at = {id(r): best_so_far(r.rewards)[np.searchsorted(t, grid, side="right") - 1] for r, t in zip(runs, totals)}
-
-    def finish(ax: Any) -> None:
-        _regret_axes(optimum, "cumulative training seconds (summed over evaluations)")(ax)
-        ax.set_xscale("log")
-
-    _plot_bands(runs, path, lambda mine: _regret_or_best(np.stack([at[id(r)] for r in mine]), optimum), seed,
-                title, _regret_subtitle(optimum) + " vs the training seconds the evaluations took", finish, grid)
-
-
-def plot_topk(runs: Sequence[Run], path: Path, k: int, seed: int = 0, optimum: float | None = None,
-              title: str = "") -> None:
-    """The poster's left figure: average reward of the top-k pipelines vs number of batches."""
-    def finish(ax: Any) -> None:
-        if optimum is not None:
-            ax.axhline(optimum, color="grey", lw=1, linestyle=(0, (1, 1)), label="optimum (best single pipeline)")
-        ax.set_xlabel("batches")
-        ax.set_ylabel(f"average reward of the top-{k} pipelines so far")
-        ax.grid(alpha=0.3, lw=0.5)
-
-    _plot_bands(runs, path, lambda mine: _stack([topk_by_batch(r, k) for r in mine]), seed, title,
-                f"the poster's top-{k} curve", finish)
-
-
-def plot_anytime(c: Comparison, path: Path, title: str = "") -> None:
-    """One panel per tabulated metric: mean and 95% CI per learner at each budget point (log x;
-    learners dodged sideways so their bars do not hide each other)."""
-    plt = _pyplot()
-    styles = learner_styles([s.learner for s in c.learners])
-    fig, axes = plt.subplots(1, len(c.tabulated), figsize=(4.6 * len(c.tabulated) + 1.8, 4.2), squeeze=False)
-    budgets = np.array(c.budgets, dtype=float)
-    for ax, m in zip(axes.flat, c.tabulated):
-        for i, s in enumerate(c.learners):
-            x = budgets * 1.04 ** (i - (len(c.learners) - 1) / 2)
-            iv = s.anytime[m.key]
-            mean = np.array([v.value for v in iv])
-            err = np.array([[v.value - v.low for v in iv], [v.high - v.value for v in iv]])
-            ax.errorbar(x, mean, yerr=err, label=s.learner, capsize=2, marker="o", ms=3, lw=1.2, **styles[s.learner])
-        ax.set_xscale("log")
-        ax.set_xticks(budgets, [str(b) for b in c.budgets])
-        ax.minorticks_off()
-        ax.set_xlabel("evaluations (budget)")
-        ax.set_ylabel(f"{m.name} {m.arrow}")
-        ax.grid(alpha=0.3, lw=0.5)
-    fig.suptitle(f"{title}\npoint: mean over seeds; bar: 95% bootstrap CI of the mean", fontsize=9)
-    _legend_outside(fig, axes.flat[-1])
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_performance_profile(c: Comparison, path: Path, seed: int = 0, title: str = "") -> None:
-    """rliable's performance profile of the score: the fraction of runs better than tau (score <= tau
-    for a lower-is-better score, > tau otherwise) vs tau, with a 95% bootstrap band over runs."""
-    plt = _pyplot()
-    m = c.score
-    every = np.concatenate([s.scores for s in c.learners])
-    lo, hi = float(every.min()), float(every.max())
-    taus = np.linspace(lo, hi if hi > lo else lo + 1e-3, 201)
-    styles = learner_styles([s.learner for s in c.learners])
-    fig, ax = plt.subplots(figsize=(7.6, 4.4))
-    for s in c.learners:
-        better = s.scores[:, None] <= taus if m.lower_is_better else s.scores[:, None] > taus
-        _band(ax, better.astype(float), f"{s.learner} ({s.runs} seeds)", styles[s.learner], seed, taus)
-    ax.set_xlabel(f"τ ({m.name})")
-    ax.set_ylabel(f"fraction of runs with {m.name} {'≤' if m.lower_is_better else '>'} τ")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3, lw=0.5)
-    fig.suptitle(title, fontsize=10)
-    ax.set_title(f"performance profile of the {m.name} at {c.budgets[-1]} evaluations\n"
-                 "line: fraction of runs; band: 95% bootstrap CI over runs", fontsize=8)
-    _legend_outside(fig, ax)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_batch_scatter(runs: Sequence[Run], path: Path, optimum: float | None = None, title: str = "") -> None:
-    """The poster's right figure: every pipeline's reward per batch, one panel per learner, one
-    colour per seed; the line is the batch's mean reward averaged over seeds."""
-    plt = _pyplot()
-    groups = _by_learner(runs)
-    cols = min(len(groups), 4)
-    rows = math.ceil(len(groups) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows + 0.8), sharex=True, sharey=True,
-                             squeeze=False)
-    seeds = sorted({r.seed for r in runs})
-    cmap = plt.get_cmap("viridis", max(len(seeds), 2))
-    for ax, (learner, mine) in zip(axes.flat, groups.items()):
-        for r in mine:
-            ax.scatter(r.batches + 1, r.rewards, s=3, alpha=0.45, color=cmap(seeds.index(r.seed)), lw=0)
-        n_batches = max(int(r.batches.max()) + 1 for r in mine)
-        means = [np.mean([r.rewards[r.batches == b].mean() for r in mine if (r.batches == b).any()])
-                 for b in range(n_batches)]
-        ax.plot(np.arange(1, n_batches + 1), means, color="black", lw=1.2, label="batch mean, averaged over seeds")
-        if optimum is not None:
-            ax.axhline(optimum, color="#D55E00", lw=1, linestyle="--", label="optimum")
-        ax.set_title(learner, fontsize=9)
-        ax.grid(alpha=0.3, lw=0.5)
-    for ax in axes.flat[len(groups):]:
-        ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8, frameon=False)
-    fig.suptitle(f"{title}\nreward of every evaluated pipeline by batch (the poster's scatter); "
-                 f"dot colour: seed ({seeds[0]}..{seeds[-1]})", fontsize=9)
-    fig.supxlabel("batch", fontsize=9, y=0.05)
-    fig.supylabel("reward", fontsize=9)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-# -- the report -----------------------------------------------------------------------------------------
 def write_report(runs: Sequence[Run], out: Path, env_name: str, optimum: float | None = None,
                  top1: float | None = None, k: int = 10, seed: int = 0, budgets: Sequence[int] = ANYTIME_BUDGETS,
                  true_optimum: float | None = None) -> Comparison:
     """Write summary.md, the figures, per_run.json, marl_eval.json and wall_seconds.json into ``out``."""
+
     out.mkdir(parents=True, exist_ok=True)
     c = compare_runs(runs, optimum, top1, true_optimum, budgets, seed)
     seeds = max(s.runs for s in c.learners)

@@ -10,8 +10,8 @@ from scipy import stats
 
 from ma2ml.commands.compare import known_reference, known_truth
 from ma2ml.envs import make_parallel
-from ma2ml.report import (Run, compare_runs, marl_eval_json, per_run_json, power_row, probability_of_improvement,
-                          seeds_needed, summary_markdown)
+from ma2ml.report import Run, compare_runs, marl_eval_json, per_run_json, power_row, summary_markdown
+from ma2ml.stats import probability_of_improvement, seeds_needed
 
 
 def _runs_with_finals(finals: dict[str, list[float]]) -> list[Run]:

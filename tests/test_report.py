@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from ma2ml.report import (Run, best_so_far, bootstrap_ci, budget_points, compare_runs, evals_to_reach, iqm,
-                          marl_eval_json, recommendation_index, summary_markdown, topk_by_batch, write_report)
+from ma2ml.figures import topk_by_batch
+from ma2ml.report import (Run, budget_points, compare_runs, evals_to_reach, marl_eval_json, recommendation_index,
+                          summary_markdown, write_report)
+from ma2ml.stats import best_so_far, bootstrap_ci, iqm
 
 
 def _runs():

@@ -1,0 +1,241 @@
+"""The figures of a comparison (matplotlib, Agg backend; colour-blind-safe styles): best-so-far
+regret with bootstrap bands (per evaluation and per training second), the poster's top-k and
+per-batch scatter figures, the anytime plot and the performance profile.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ma2ml.stats import best_so_far, curve_band
+
+if TYPE_CHECKING:
+    from ma2ml.report import Comparison, Run
+
+def by_learner(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs grouped by learner, in order of first appearance."""
+    out: dict[str, list[Run]] = {}
+    for r in runs:
+        out.setdefault(r.learner, []).append(r)
+    return out
+
+
+def topk_by_batch(run: Run, k: int) -> np.ndarray:
+    """Average reward of the top-k pipelines found up to each batch (the poster's left figure)."""
+    out = []
+    for b in range(int(run.batches.max()) + 1):
+        seen = np.sort(run.rewards[run.batches <= b])[::-1]
+        out.append(seen[:k].mean())
+    return np.array(out)
+
+
+def _stack(curves: list[np.ndarray]) -> np.ndarray:
+    """Pad curves to the longest with their last value (a finished run keeps its best)."""
+    n = max(len(c) for c in curves)
+    return np.stack([np.concatenate([c, np.full(n - len(c), c[-1])]) for c in curves])
+
+
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
+"""The Okabe-Ito palette, told apart under every common colour-vision deficiency (its yellow left
+out: too faint on white)."""
+LINE_STYLES = ("-", "--", "-.", ":")
+
+
+def _pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def learner_styles(learners: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """A colour-blind-safe colour and a line style per learner: 7 colours x 4 styles, so up to 28
+    learners differ by their pair, and any two of the first 7 by colour alone."""
+    return {name: {"color": OKABE_ITO[i % len(OKABE_ITO)], "linestyle": LINE_STYLES[i % len(LINE_STYLES)]}
+            for i, name in enumerate(learners)}
+
+
+def _band(ax: Any, curves: np.ndarray, label: str, style: dict[str, Any], seed: int,
+          x: np.ndarray | None = None) -> None:
+    """The mean over runs (rows) as a line and its 95% bootstrap band (x: 1, 2, ... unless given)."""
+    mean, lo, hi = curve_band(curves, seed=seed)
+    x = np.arange(1, len(mean) + 1) if x is None else x
+    ax.plot(x, mean, label=label, lw=1.6, **style)
+    ax.fill_between(x, lo, hi, alpha=0.12, color=style["color"], lw=0)
+
+
+def _legend_outside(fig: Any, ax: Any) -> None:
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+    fig.tight_layout()
+
+
+def _plot_bands(runs: Sequence[Run], path: Path, curves_of: Any, seed: int, title: str, subtitle: str,
+                finish: Any, x: np.ndarray | None = None) -> None:
+    """One banded line per learner (``curves_of(its runs)`` -> curves, one row per run, over ``x``);
+    ``finish(ax)`` sets the axes; the titles, legend and file are common to every banded figure."""
+    plt = _pyplot()
+    groups = by_learner(runs)
+    styles = learner_styles(list(groups))
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    for learner, mine in groups.items():
+        _band(ax, curves_of(mine), f"{learner} ({len(mine)} seeds)", styles[learner], seed, x)
+    finish(ax)
+    fig.suptitle(title, fontsize=10)
+    ax.set_title(f"{subtitle}\nline: mean over seeds; band: 95% bootstrap CI of the mean", fontsize=8)
+    _legend_outside(fig, ax)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _regret_axes(optimum: float | None, xlabel: str) -> Callable[[Any], None]:
+    def finish(ax: Any) -> None:
+        ax.set_xlabel(xlabel)
+        if optimum is not None:
+            ax.set_yscale("log")
+        ax.set_ylabel("simple regret (optimum − best so far)" if optimum is not None else "best reward so far")
+        ax.grid(alpha=0.3, which="both", lw=0.5)
+
+    return finish
+
+
+def _regret_subtitle(optimum: float | None) -> str:
+    return (f"simple regret to the known optimum {optimum:.4f} (floored at 1e-5)" if optimum is not None
+            else "best reward so far")
+
+
+def _regret_or_best(curves: np.ndarray, optimum: float | None) -> np.ndarray:
+    return np.maximum(optimum - curves, 1e-5) if optimum is not None else curves
+
+
+def plot_best_so_far(runs: Sequence[Run], path: Path, optimum: float | None = None, seed: int = 0,
+                     title: str = "") -> None:
+    """Best-so-far (or simple regret when ``optimum`` is known, log scale) vs evaluations, bootstrap bands."""
+    _plot_bands(runs, path, lambda mine: _regret_or_best(_stack([best_so_far(r.rewards) for r in mine]), optimum),
+                seed, title, _regret_subtitle(optimum), _regret_axes(optimum, "evaluations (pipelines trained)"))
+
+
+def plot_best_so_far_seconds(runs: Sequence[Run], path: Path, optimum: float | None = None, seed: int = 0,
+                             title: str = "") -> None:
+    """Best-so-far (or simple regret) vs cumulative training seconds (every run needs ``train_seconds``):
+    each run's curve is read on a shared log grid from the latest first evaluation to the longest run."""
+    totals = [np.cumsum(r.train_seconds) for r in runs]
+    start, end = max(t[0] for t in totals), max(t[-1] for t in totals)
+    grid = np.geomspace(max(start, 1e-9), max(end, start, 1e-9), 200)
+    at = {id(r): best_so_far(r.rewards)[np.searchsorted(t, grid, side="right") - 1] for r, t in zip(runs, totals)}
+
+    def finish(ax: Any) -> None:
+        _regret_axes(optimum, "cumulative training seconds (summed over evaluations)")(ax)
+        ax.set_xscale("log")
+
+    _plot_bands(runs, path, lambda mine: _regret_or_best(np.stack([at[id(r)] for r in mine]), optimum), seed,
+                title, _regret_subtitle(optimum) + " vs the training seconds the evaluations took", finish, grid)
+
+
+def plot_topk(runs: Sequence[Run], path: Path, k: int, seed: int = 0, optimum: float | None = None,
+              title: str = "") -> None:
+    """The poster's left figure: average reward of the top-k pipelines vs number of batches."""
+    def finish(ax: Any) -> None:
+        if optimum is not None:
+            ax.axhline(optimum, color="grey", lw=1, linestyle=(0, (1, 1)), label="optimum (best single pipeline)")
+        ax.set_xlabel("batches")
+        ax.set_ylabel(f"average reward of the top-{k} pipelines so far")
+        ax.grid(alpha=0.3, lw=0.5)
+
+    _plot_bands(runs, path, lambda mine: _stack([topk_by_batch(r, k) for r in mine]), seed, title,
+                f"the poster's top-{k} curve", finish)
+
+
+def plot_anytime(c: Comparison, path: Path, title: str = "") -> None:
+    """One panel per tabulated metric: mean and 95% CI per learner at each budget point (log x;
+    learners dodged sideways so their bars do not hide each other)."""
+    plt = _pyplot()
+    styles = learner_styles([s.learner for s in c.learners])
+    fig, axes = plt.subplots(1, len(c.tabulated), figsize=(4.6 * len(c.tabulated) + 1.8, 4.2), squeeze=False)
+    budgets = np.array(c.budgets, dtype=float)
+    for ax, m in zip(axes.flat, c.tabulated):
+        for i, s in enumerate(c.learners):
+            x = budgets * 1.04 ** (i - (len(c.learners) - 1) / 2)
+            iv = s.anytime[m.key]
+            mean = np.array([v.value for v in iv])
+            err = np.array([[v.value - v.low for v in iv], [v.high - v.value for v in iv]])
+            ax.errorbar(x, mean, yerr=err, label=s.learner, capsize=2, marker="o", ms=3, lw=1.2, **styles[s.learner])
+        ax.set_xscale("log")
+        ax.set_xticks(budgets, [str(b) for b in c.budgets])
+        ax.minorticks_off()
+        ax.set_xlabel("evaluations (budget)")
+        ax.set_ylabel(f"{m.name} {m.arrow}")
+        ax.grid(alpha=0.3, lw=0.5)
+    fig.suptitle(f"{title}\npoint: mean over seeds; bar: 95% bootstrap CI of the mean", fontsize=9)
+    _legend_outside(fig, axes.flat[-1])
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_performance_profile(c: Comparison, path: Path, seed: int = 0, title: str = "") -> None:
+    """rliable's performance profile of the score: the fraction of runs better than tau (score <= tau
+    for a lower-is-better score, > tau otherwise) vs tau, with a 95% bootstrap band over runs."""
+    plt = _pyplot()
+    m = c.score
+    every = np.concatenate([s.scores for s in c.learners])
+    lo, hi = float(every.min()), float(every.max())
+    taus = np.linspace(lo, hi if hi > lo else lo + 1e-3, 201)
+    styles = learner_styles([s.learner for s in c.learners])
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    for s in c.learners:
+        better = s.scores[:, None] <= taus if m.lower_is_better else s.scores[:, None] > taus
+        _band(ax, better.astype(float), f"{s.learner} ({s.runs} seeds)", styles[s.learner], seed, taus)
+    ax.set_xlabel(f"τ ({m.name})")
+    ax.set_ylabel(f"fraction of runs with {m.name} {'≤' if m.lower_is_better else '>'} τ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3, lw=0.5)
+    fig.suptitle(title, fontsize=10)
+    ax.set_title(f"performance profile of the {m.name} at {c.budgets[-1]} evaluations\n"
+                 "line: fraction of runs; band: 95% bootstrap CI over runs", fontsize=8)
+    _legend_outside(fig, ax)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_batch_scatter(runs: Sequence[Run], path: Path, optimum: float | None = None, title: str = "") -> None:
+    """The poster's right figure: every pipeline's reward per batch, one panel per learner, one
+    colour per seed; the line is the batch's mean reward averaged over seeds."""
+    plt = _pyplot()
+    groups = by_learner(runs)
+    cols = min(len(groups), 4)
+    rows = math.ceil(len(groups) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows + 0.8), sharex=True, sharey=True,
+                             squeeze=False)
+    seeds = sorted({r.seed for r in runs})
+    cmap = plt.get_cmap("viridis", max(len(seeds), 2))
+    for ax, (learner, mine) in zip(axes.flat, groups.items()):
+        for r in mine:
+            ax.scatter(r.batches + 1, r.rewards, s=3, alpha=0.45, color=cmap(seeds.index(r.seed)), lw=0)
+        n_batches = max(int(r.batches.max()) + 1 for r in mine)
+        means = [np.mean([r.rewards[r.batches == b].mean() for r in mine if (r.batches == b).any()])
+                 for b in range(n_batches)]
+        ax.plot(np.arange(1, n_batches + 1), means, color="black", lw=1.2, label="batch mean, averaged over seeds")
+        if optimum is not None:
+            ax.axhline(optimum, color="#D55E00", lw=1, linestyle="--", label="optimum")
+        ax.set_title(learner, fontsize=9)
+        ax.grid(alpha=0.3, lw=0.5)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(f"{title}\nreward of every evaluated pipeline by batch (the poster's scatter); "
+                 f"dot colour: seed ({seeds[0]}..{seeds[-1]})", fontsize=9)
+    fig.supxlabel("batch", fontsize=9, y=0.05)
+    fig.supylabel("reward", fontsize=9)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# -- the report -----------------------------------------------------------------------------------------
