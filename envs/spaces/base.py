@@ -117,6 +117,9 @@ class Recipe:
     input_size: int | None = None
     """Side of the square images the network is trained, scored and costed at (set by NAS spaces
     that search the input resolution); None keeps the data's size."""
+    epochs: int | None = None
+    """Training epochs (set by HPO spaces that search the training length; the cosine schedule
+    spans them); None keeps the budget's."""
 
 
 class ModuleSpace(ABC):

@@ -222,9 +222,16 @@ def fit_recipe(recipe: Recipe, build: Callable[..., torch.nn.Module], budget: Bu
     return model
 
 
-def train_recipe(recipe: Recipe, ev: TrainEvaluator, seed: int) -> EvalRecord:
-    """Train ``recipe`` for ``ev``'s budget; returns the record (status ``ok``/``diverged``/``timeout``)."""
+def train_recipe(recipe: Recipe, ev: TrainEvaluator, seed: int, test_curve: list[float] | None = None) -> EvalRecord:
+    """Train ``recipe`` for ``ev``'s budget (for ``recipe.epochs`` epochs when set); returns the record
+    (status ``ok``/``diverged``/``timeout``).
+
+    ``test_curve``: when a list is given, the test accuracy after each epoch is appended to it
+    (reported only, for tables that store it; scoring does not change the training).
+    """
     budget, device = ev.budget, ev.device
+    if recipe.epochs is not None:
+        budget = replace(budget, epochs=recipe.epochs)
     xtr, ytr = ev._device_split("train")
     c, h, _ = ev.splits.image_shape
     size = recipe.input_size or h
@@ -238,6 +245,8 @@ def train_recipe(recipe: Recipe, ev: TrainEvaluator, seed: int) -> EvalRecord:
     def epoch_end(model: torch.nn.Module, _loss: float) -> bool:
         nonlocal status, error
         curve.append(accuracy(model, *ev._device_split("val"), norm, budget.eval_batch_size, cuda, size))
+        if test_curve is not None:
+            test_curve.append(accuracy(model, *ev._device_split("test"), norm, budget.eval_batch_size, cuda, size))
         if ev.time_limit is not None and time.perf_counter() - start > ev.time_limit:
             status, error = "timeout", f"time limit of {ev.time_limit:g} s reached after {len(curve)} epochs"
             return True

@@ -1,0 +1,75 @@
+"""The hard tier's build (issue 15): every pipeline of the chosen space trained with 2 seeds into
+committed shard files, then the top 2 % (under each of a few rewards) with 4 more seeds;
+resumable, one training at a time.
+
+    OMP_NUM_THREADS=1 nohup nice -n 10 python3 benchmarks/hard_build.py > /tmp/hard_build.log 2>&1 &
+
+Rerun the same command to resume (finished trainings are skipped, a torn last line is dropped).
+Shards: ``benchmarks/results/hard_build/<candidate>-<k>.jsonl`` (1,000 pipelines each, built in
+order, so every finished shard is final and a uniform random sample of the space), and
+``<candidate>-top.jsonl`` for the extra seeds. Every line holds the per-epoch validation and test
+accuracy. ``--import`` copies results of the same space and seeds (the pilot's) in first;
+``--status`` prints the progress and stops. See
+:mod:`ma2ml.envs.benchmark.hard.build`.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+OUT = ROOT / "results" / "hard_build"
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ma2ml.envs.benchmark.hard.candidates import CANDIDATES, HARD_CANDIDATE
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--candidate", default=HARD_CANDIDATE, choices=sorted(CANDIDATES))
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--limit", type=int, default=None, help="stop after this many trainings")
+    parser.add_argument("--import", dest="sources", type=Path, nargs="*", default=[],
+                        help="result files of the same space and seeds to copy in first (e.g. the pilot's; "
+                             "their lines lack the per-epoch test accuracy, so the default imports none)")
+    parser.add_argument("--no-top", action="store_true", help="skip the extra seeds of the top pipelines")
+    parser.add_argument("--status", action="store_true", help="print the progress and stop")
+    args = parser.parse_args(argv)
+    candidate = CANDIDATES[args.candidate]
+
+    from ma2ml.envs.benchmark.hard.build import BUILD_SEEDS, import_results, read_build, run_build
+
+    if args.status:
+        lines = read_build(candidate, args.out)
+        base = sum(r["replicate"] < BUILD_SEEDS for r in lines)
+        top = len(lines) - base
+        n = candidate.n_pipelines
+        recent = sorted(r["finished_at"] for r in lines if "imported_from" not in r)[-500:]
+        rate = (recent[-1] - recent[0]) / (len(recent) - 1) if len(recent) > 1 else float("nan")
+        left = n * BUILD_SEEDS - base
+        print(f"{candidate.name}: base {base:,} of {n * BUILD_SEEDS:,} trainings "
+              f"({100 * base / (n * BUILD_SEEDS):.1f}%); top (extra seeds) {top:,}; "
+              f"{rate:.2f} s wall per training lately, base ETA {left * rate / 3600:.1f} h")
+        return
+
+    import torch
+
+    torch.set_num_threads(1)
+    if args.sources:
+        print(f"imported {import_results(candidate, args.out, args.sources):,} results from "
+              f"{[str(s) for s in args.sources]}", flush=True)
+    top = []
+    if not args.no_top:
+        from ma2ml.envs.benchmark.hard.candidates import TOP_REWARDS, space_table
+        from ma2ml.envs.benchmark.hard.reward import candidate_reward
+
+        epochs = space_table(candidate)["epochs"]
+        for beta, v in TOP_REWARDS:
+            fn = candidate_reward(candidate, beta, v)
+            # the reward of result lines: their accuracy and FLOPs, and their pipeline's epochs
+            top.append(lambda a, fn=fn: fn(a["val_acc"], a["flops"], epochs[a["index"]], a["ok"]))
+    trained = run_build(candidate, args.out, limit=args.limit, top=top)
+    print(f"build {candidate.name}: trained {trained:,} this run", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""The candidate spaces of the hard tier's pilot (issue 15), each a digits task with every module
+a real agent: AUG, NAS and HPO with at least two tokens each.
+
+* ``budget`` (10,368 pipelines): NAS searches a one-block cell, the width and the cells per
+  stage, so it sets the cost of an epoch; HPO searches the number of epochs and the learning
+  rate, so it sets how many epochs are paid for. Against a training budget (FLOPs x epochs,
+  :mod:`~ma2ml.envs.benchmark.hard.reward`) the two must agree: a wide network only fits the
+  budget with few epochs.
+* ``regularise`` (5,832 pipelines): augmentation strength (op pair, probability, magnitude)
+  against capacity (width, cells per stage, the cell's two ops) and training length and weight
+  decay: strong augmentation may pay only for wide networks trained long.
+* ``resolution`` (7,776 pipelines): NAS searches the input resolution (the 8x8 digits resized
+  to 8, 12 or 16 pixels), the width and the cell under the poster's inference-FLOPs constraint;
+  HPO searches the learning rate over 1.4 decades and the batch size (6 epochs).
+* ``combined`` (10,368 pipelines), added after a third of the pilot: the ``budget`` coupling
+  (width and cells per stage against epochs) with ``regularise``'s augmentation strength (op
+  pair, probability, magnitude) and weight decay, and two learning rates.
+
+The common skeleton: one stage (no reduction cell), random 1-pixel crops, SGD with Nesterov
+momentum 0.9 and a cosine schedule, on the fixed 60/20/20 split of scikit-learn's digits; the
+train evaluator on CPU with one torch thread.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ma2ml.envs.benchmark.hard.spaces import AugStrengthSpace, CellNetSpace, TrainSpace, build_cell_net
+from ma2ml.envs.core.budget import Budget
+from ma2ml.envs.core.layout import JointLayout
+from ma2ml.envs.spaces import AugSpace, HParams, ModuleSpace
+from ma2ml.envs.tasks import DEFAULT_GENOTYPE, Task, get_task
+
+HARD_BUDGET = Budget(epochs=4, channels=16, cells_per_stage=1, stages=1, crop_padding=1, flip=False,
+                     eval_batch_size=1024)
+"""The skeleton shared by the candidates (width, cells and epochs are searched, so these are defaults)."""
+
+V0_AUG_OPS = ("AutoContrast", "Rotate", "TranslateY", "Cutout")
+"""The digits table's AUG ops (AutoContrast is nearly the identity on digits)."""
+
+CELL_OPS = ("sep_conv_3x3", "dil_conv_3x3", "max_pool_3x3")
+"""The cell ops of the ``budget`` and ``resolution`` candidates (the digits table's)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate space: its module spaces and what a pipeline's reward is measured against."""
+
+    name: str
+    description: str
+    make_spaces: Callable[[], dict[str, ModuleSpace]]
+
+    def spaces(self) -> dict[str, ModuleSpace]:
+        return self.make_spaces()
+
+    def layout(self) -> JointLayout:
+        return JointLayout.of_spaces(self.spaces())
+
+    @property
+    def n_pipelines(self) -> int:
+        return self.layout().pipelines
+
+    def task(self) -> Task:
+        """The candidate's task (``digits`` data, the hard skeleton, the cell network builder; the
+        FLOPs constraint C is the median FLOPs of the space)."""
+        return Task(name=f"digits-hard-{self.name}", description=self.description, load=get_task("digits").load,
+                    spaces={a: (lambda a=a: self.spaces()[a]) for a in ("aug", "nas", "hpo")},
+                    default_architecture=DEFAULT_GENOTYPE, budget=HARD_BUDGET,
+                    flops_constraint=float(np.median(space_table(self)["flops"])), build_network=build_cell_net)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a raw results file was built for: every agent's fields and choices, and the budget."""
+        return {"task": f"digits-hard-{self.name}",
+                "spaces": {a: {f.name: [str(c) for c in f.choices] for f in s.fields}
+                           for a, s in self.spaces().items()},
+                "budget": asdict(HARD_BUDGET)}
+
+
+def _budget_spaces() -> dict[str, ModuleSpace]:
+    return {
+        "aug": AugSpace(num_sub_policies=1, ops=V0_AUG_OPS, probs=(0.5,), magnitudes=(5,)),
+        "nas": CellNetSpace(num_blocks=1, ops=CELL_OPS, fixed_inputs=((0, 1),), channels=(8, 16, 32),
+                            cells_per_stage=(1, 2)),
+        "hpo": TrainSpace({"epochs": (2, 4, 8, 16), "lr": (0.03, 0.1, 0.3)}),
+    }
+
+
+def _regularise_spaces() -> dict[str, ModuleSpace]:
+    return {
+        "aug": AugStrengthSpace(pairs=("Rotate+ShearX", "TranslateX+TranslateY", "Cutout+Rotate"),
+                                probs=(0.2, 0.5, 0.8), magnitudes=(2, 5, 8)),
+        "nas": CellNetSpace(num_blocks=1, ops=("sep_conv_3x3", "max_pool_3x3"), fixed_inputs=((0, 1),),
+                            channels=(8, 16, 32), cells_per_stage=(1, 2)),
+        "hpo": TrainSpace({"epochs": (3, 6, 12), "weight_decay": (5e-5, 5e-4, 5e-3)}, base=HParams(lr=0.1)),
+    }
+
+
+def _resolution_spaces() -> dict[str, ModuleSpace]:
+    return {
+        "aug": AugSpace(num_sub_policies=1, ops=V0_AUG_OPS, probs=(0.5,), magnitudes=(5,)),
+        "nas": CellNetSpace(num_blocks=1, ops=CELL_OPS, fixed_inputs=((0, 1),), channels=(8, 16, 24),
+                            resolutions=(8, 12, 16)),
+        "hpo": TrainSpace({"lr": (0.01, 0.05, 0.25), "batch_size": (32, 128)}, epochs=6),
+    }
+
+
+def _combined_spaces() -> dict[str, ModuleSpace]:
+    return {
+        "aug": AugStrengthSpace(pairs=("Rotate+ShearX", "Cutout+Rotate", "TranslateX+TranslateY"),
+                                probs=(0.2, 0.5), magnitudes=(1, 4, 7)),
+        "nas": CellNetSpace(num_blocks=1, ops=("sep_conv_3x3", "max_pool_3x3"), fixed_inputs=((0, 1),),
+                            channels=(8, 16, 32), cells_per_stage=(1, 2)),
+        "hpo": TrainSpace({"epochs": (2, 4, 8, 16), "weight_decay": (5e-5, 5e-4, 5e-3), "lr": (0.1, 0.3)}),
+    }
+
+
+CANDIDATES: dict[str, Candidate] = {c.name: c for c in (
+    Candidate("budget", "NAS sets the cost of an epoch, HPO the epochs, against a training budget",
+              _budget_spaces),
+    Candidate("regularise", "augmentation strength against capacity, training length and weight decay",
+              _regularise_spaces),
+    Candidate("resolution", "input resolution and width under the inference-FLOPs constraint, lr x batch",
+              _resolution_spaces),
+    Candidate("combined", "the budget coupling plus augmentation strength and weight decay",
+              _combined_spaces),
+)}
+"""The pilot's candidates by name."""
+
+
+def candidate_seed(name: str, index: int, replicate: int, base: int = 15_2026) -> int:
+    """The training seed of a candidate pipeline's replicate (derived from the names and numbers)."""
+    key = [base, *name.encode(), int(index), int(replicate)]
+    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint32)[0] >> 1)
+
+
+def pipeline_actions(layout: JointLayout, index: int) -> Mapping[str, np.ndarray]:
+    """Agent -> tokens of pipeline ``index`` (mixed radix, last token fastest)."""
+    return layout.tokens_at(index)
+
+
+@lru_cache(maxsize=8)
+def space_table(candidate: Candidate) -> dict[str, np.ndarray]:
+    """Every pipeline's joint tokens (``rows``), forward FLOPs and epochs: known without training
+    (FLOPs counted on the meta device, once per NAS choice). Cached: do not modify the arrays."""
+    from ma2ml.envs.training.evaluators import network_cost
+
+    spaces, layout = candidate.spaces(), candidate.layout()
+    rows = layout.all_rows()
+    nas_rows, nas_of = np.unique(rows[:, layout.slices["nas"]], axis=0, return_inverse=True)
+    nas_flops = [network_cost(build_cell_net, arch, 1, arch.resolution, 10, HARD_BUDGET)[0]
+                 for arch in (spaces["nas"].decode(t) for t in nas_rows)]
+    hpo_rows, hpo_of = np.unique(rows[:, layout.slices["hpo"]], axis=0, return_inverse=True)
+    hpo_epochs = [spaces["hpo"].decode(t).epochs for t in hpo_rows]
+    return {"rows": rows, "flops": np.asarray(nas_flops, dtype=np.float64)[nas_of.ravel()],
+            "epochs": np.asarray(hpo_epochs, dtype=np.float64)[hpo_of.ravel()]}
+
+
+HARD_CANDIDATE = "combined"
+"""The candidate the pilot chose for the build (docs/hard_benchmark_pilot.md says why)."""
+
+HARD_REWARD = (1.0, -3.0)
+"""The chosen reward: (B as a multiple of the median training cost, v); C the median FLOPs, w = -0.07
+(:func:`~ma2ml.envs.benchmark.hard.reward.candidate_reward`)."""
+
+TOP_REWARDS = ((0.5, -3.0), (1.0, -3.0), (2.0, -3.0), (1.0, 0.0))
+"""The rewards whose top pipelines get extra seeds in the build: three training budgets and the
+poster's reward (v = 0), so the ground truth is refined wherever the benchmark may be scored."""

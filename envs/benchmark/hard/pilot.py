@@ -1,0 +1,182 @@
+"""The pilot's analysis (issue 15): from a uniform sample of trained pipelines of a candidate space,
+estimate the hard tier's properties over the whole space.
+
+The sample is a few hundred of several thousand pipelines, so thresholds 1 and 2 are computed on a
+*surrogate*: a model of the validation accuracy fitted on the sample (its held-out Spearman is
+reported), predicted for every pipeline, turned into rewards with each pipeline's known FLOPs and
+epochs (:class:`~ma2ml.envs.benchmark.hard.reward.BudgetReward`), then played as a game
+(:func:`~ma2ml.envs.benchmark.hard.game.game_stats`). Threshold 3 uses the repeated pipelines
+(seed noise) against the top-1% spread. Caveats: a surrogate is smoother than real training (no
+seed noise, shrunken extremes), so it tends to understate the top-1% spread and may add or remove
+equilibria; the numbers are estimates for choosing a space, not the benchmark's statistics.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ma2ml.envs.benchmark.build import read_raw
+from ma2ml.envs.benchmark.hard.candidates import CANDIDATES, space_table
+from ma2ml.envs.benchmark.hard.game import game_stats
+from ma2ml.envs.benchmark.hard.reward import candidate_reward
+
+REWARD_VARIANTS: dict[str, tuple[float, float]] = {
+    "poster": (1.0, 0.0),
+    "budget x1, v=-1": (1.0, -1.0),
+    "budget x1, v=-3": (1.0, -3.0),
+    "budget x2, v=-3": (2.0, -3.0),
+    "budget x0.5, v=-3": (0.5, -3.0),
+}
+"""Reward variants: (B as a multiple of the median training cost of the space, v). C is the median
+FLOPs and w = -0.07 in all (the poster's term); "poster" has no training budget."""
+
+
+def load_results(path: str | Path) -> list[dict[str, Any]]:
+    """Every result line of a pilot file."""
+    return list(read_raw(path))
+
+
+def features(table: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Surrogate features: every token (ordinal) plus log2 FLOPs, log2 epochs and log2 training cost."""
+    f, e = table["flops"], table["epochs"]
+    return np.column_stack([table["rows"], np.log2(f), np.log2(e), np.log2(f * e)]).astype(np.float64)
+
+
+def pairwise_onehot(rows: np.ndarray, nvec: np.ndarray) -> np.ndarray:
+    """One-hot of every token and every pair of tokens of different fields (for a ridge surrogate)."""
+    onehots = [(rows[:, j:j + 1] == np.arange(n)[None, :]).astype(np.float32) for j, n in enumerate(nvec)]
+    cols = list(onehots)
+    for a, b in itertools.combinations(range(len(onehots)), 2):
+        cols.append((onehots[a][:, :, None] * onehots[b][:, None, :]).reshape(len(rows), -1))
+    return np.concatenate(cols, axis=1)
+
+
+def _surrogates() -> dict[str, Any]:
+    """Factories of the two surrogates: gradient-boosted trees on ordinal features, and a ridge on
+    one-hot tokens and their pairwise products."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import RidgeCV
+
+    return {
+        "hgb": lambda: HistGradientBoostingRegressor(max_iter=400, learning_rate=0.05, max_leaf_nodes=15,
+                                                     min_samples_leaf=8, l2_regularization=1.0, random_state=0),
+        "ridge2": lambda: RidgeCV(alphas=np.logspace(-2, 3, 21)),
+    }
+
+
+def fit_surrogates(x_all: np.ndarray, onehot_all: np.ndarray, idx: np.ndarray, y: np.ndarray,
+                   folds: int = 5, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Held-out (k-fold) Spearman and Kendall of each surrogate, and its predictions for every pipeline."""
+    from scipy import stats as sps
+    from sklearn.model_selection import KFold
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, make in _surrogates().items():
+        x = x_all if name == "hgb" else onehot_all
+        held = np.empty(len(y))
+        for train, test in KFold(folds, shuffle=True, random_state=seed).split(idx):
+            held[test] = make().fit(x[idx[train]], y[train]).predict(x[idx[test]])
+        model = make().fit(x[idx], y)
+        out[name] = {"spearman": float(sps.spearmanr(held, y).statistic),
+                     "kendall": float(sps.kendalltau(held, y).statistic),
+                     "r2": float(1 - ((held - y) ** 2).sum() / ((y - y.mean()) ** 2).sum()),
+                     "predict": np.clip(model.predict(x), 0.0, 1.0)}
+    return out
+
+
+def seed_noise(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Pooled seed std of the validation accuracy over the pipelines trained twice, overall and
+    for the best quarter of them (by their mean)."""
+    by = {}
+    for r in results:
+        by.setdefault(r["index"], {})[r["replicate"]] = r["val_acc"] if r["status"] == "ok" else 0.0
+    pairs = np.array([[v[0], v[1]] for v in by.values() if 0 in v and 1 in v])
+    if not len(pairs):
+        return {"pairs": 0}
+    d = pairs[:, 0] - pairs[:, 1]
+    mean = pairs.mean(axis=1)
+    top = mean >= np.quantile(mean, 0.75)
+    return {"pairs": int(len(pairs)), "std": float(np.sqrt(np.mean(d ** 2) / 2)),
+            "std_top_quarter": float(np.sqrt(np.mean(d[top] ** 2) / 2)),
+            "top_quarter_mean_acc": float(mean[top].mean())}
+
+
+def analyse_pilot(name: str, paths: str | Path | Sequence[str | Path], starts: int = 1000) -> dict[str, Any]:
+    """The pilot statistics of one candidate (see the module docstring) from one or more result
+    files of its space (the pilot's, and build shards as they finish); a training found in several
+    files counts once. The surrogates are fitted on each pipeline's mean over its replicates."""
+    candidate = CANDIDATES[name]
+    unique: dict[tuple[int, int], dict[str, Any]] = {}
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        for r in load_results(path):
+            unique.setdefault((int(r["index"]), int(r["replicate"])), r)
+    results = list(unique.values())
+    accs: dict[int, list[float]] = {}
+    for r in results:
+        accs.setdefault(int(r["index"]), []).append(r["val_acc"] if r["status"] == "ok" else 0.0)
+    idx = np.array(sorted(accs))
+    y = np.array([np.mean(accs[i]) for i in idx])
+    table = space_table(candidate)
+    layout = candidate.layout()
+    shape = [int(np.prod(s)) for s in layout.sizes]
+    x_all = features(table)
+    onehot_all = pairwise_onehot(table["rows"], layout.nvec)
+    surrogates = fit_surrogates(x_all, onehot_all, idx, y)
+    seconds = np.array([r["train_seconds"] for r in results])
+    med_f, med_cost = float(np.median(table["flops"])), float(np.median(table["flops"] * table["epochs"]))
+    noise = seed_noise(results)
+    surrogates["mean"] = {"predict": (surrogates["hgb"]["predict"] + surrogates["ridge2"]["predict"]) / 2}
+    # the 2-seed ground truth of a real build: the mean surrogate plus the seed noise of a 2-seed mean
+    sigma = noise.get("std_top_quarter", 0.0) / np.sqrt(2)
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(surrogates["mean"]["predict"] + rng.normal(0, sigma, len(x_all)), 0, 1) for _ in range(3)]
+    games: dict[str, dict[str, Any]] = {}
+    for variant, (beta, v) in REWARD_VARIANTS.items():
+        fn = candidate_reward(candidate, beta, v)
+        sample_r = fn(y, table["flops"][idx], table["epochs"][idx])
+        top = np.sort(sample_r)[::-1]
+        k1 = max(int(np.ceil(0.01 * len(top))), 1)
+        for sname, s in surrogates.items():
+            g = game_stats(fn(s["predict"], table["flops"], table["epochs"]), shape, starts=starts)
+            g["sample_top1_spread"] = float(top[0] - top[k1 - 1])
+            games[f"{variant} | {sname}"] = g
+        draws = [game_stats(fn(p, table["flops"], table["epochs"]), shape, starts=starts) for p in noisy]
+        games[f"{variant} | mean+noise"] = {k: (float(np.mean([d[k] for d in draws]))) for k in draws[0]}
+        games[f"{variant} | mean+noise"]["sample_top1_spread"] = float(top[0] - top[k1 - 1])
+    return {"candidate": name, "pipelines": candidate.n_pipelines, "tokens": {a: list(s) for a, s in
+                                                                              zip(layout.agents, layout.sizes)},
+            "trained": len(results), "sampled": int(len(idx)), "seconds_mean": float(seconds.mean()),
+            "seconds_median": float(np.median(seconds)),
+            "val_acc_max": float(y.max()), "val_acc_median": float(np.median(y)),
+            "noise": noise, "median_flops": med_f, "median_train_cost": med_cost,
+            "surrogates": {k: {m: v for m, v in s.items() if m != "predict"} for k, s in surrogates.items()
+                           if k != "mean"},
+            "noise_sigma_2seed_top": float(sigma),
+            "games": games}
+
+
+def format_pilot(s: Mapping[str, Any]) -> str:
+    """The pilot statistics of one candidate, as a text block."""
+    n = s["noise"]
+    lines = [f"== {s['candidate']}: {s['pipelines']:,} pipelines, tokens {s['tokens']}",
+             f"trained {s['trained']} ({s['sampled']} pipelines), train seconds mean {s['seconds_mean']:.2f}, "
+             f"median {s['seconds_median']:.2f}; val acc max {s['val_acc_max']:.4f}, median {s['val_acc_median']:.4f}",
+             f"seed noise (val acc, {n.get('pairs', 0)} pairs): std {n.get('std', float('nan')):.4f}, "
+             f"best quarter {n.get('std_top_quarter', float('nan')):.4f} "
+             f"(mean acc {n.get('top_quarter_mean_acc', float('nan')):.3f})",
+             "surrogates (5-fold held-out): " + "; ".join(
+                 f"{k}: Spearman {v['spearman']:.3f}, Kendall {v['kendall']:.3f}, R2 {v['r2']:.3f}"
+                 for k, v in s["surrogates"].items()),
+             f"{'reward | surrogate':32s} BR->top0.1% (reverse order) BR->top1% BR->opt  equilibria(top1%) "
+             f"additive-rank 1-R2add  RS-median top1%-spread(sample)"]
+    for key, g in s["games"].items():
+        lines.append(f"{key:32s} {g['br_top01']:10.3f} ({g['br_top01_reverse_order']:.3f}) {g['br_top1']:13.3f} "
+                     f"{g['br_optimum']:7.3f} "
+                     f"{g['equilibria']:6.0f} ({g['equilibria_top1']:3.0f}) {g['additive_best_rank']:12.0f} "
+                     f"{g['additive_unexplained']:8.3f} {g['random_search_median']:9.0f} "
+                     f"{g['top1_spread']:.4f} ({g['sample_top1_spread']:.4f})")
+    return "\n".join(lines)

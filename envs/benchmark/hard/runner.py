@@ -1,0 +1,127 @@
+"""Training candidate pipelines into resumable JSON-lines files (the pilot's and the build's
+shared loop): one line per finished training, flushed; a rerun skips what is done.
+
+The files are those of :mod:`ma2ml.envs.benchmark.build` (first line: the space fingerprint;
+a torn last line is dropped on reopening; a file built for another space is refused), and every
+line records the :func:`~ma2ml.envs.benchmark.build.build_platform` it was trained on.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from ma2ml.envs.benchmark.build import BUILD_THREADS, _open_raw, build_platform, read_raw
+from ma2ml.envs.benchmark.hard.candidates import Candidate, candidate_seed
+from ma2ml.envs.core.records import EvalRecord
+from ma2ml.envs.training.evaluators import TrainEvaluator, train_recipe
+
+Job = tuple[int, int]
+"""``(pipeline index, replicate)``; replicate 0 is the main run."""
+
+
+def done_jobs(path: str | Path) -> set[Job]:
+    """The ``(index, replicate)`` pairs already in a results file."""
+    return {(int(r["index"]), int(r["replicate"])) for r in read_raw(path)}
+
+
+def pilot_jobs(candidate: Candidate, n: int, repeat: int, seed: int = 15) -> list[Job]:
+    """A uniform sample of ``n`` distinct pipelines (replicate 0), the first ``repeat`` of them again
+    with a second seed, each repeat right after its main run (so a partial run has both kinds)."""
+    total = candidate.n_pipelines
+    if not 1 <= n <= total or not 0 <= repeat <= n:
+        raise ValueError(f"need 1 <= n <= {total} and 0 <= repeat <= n, got n={n}, repeat={repeat}")
+    rng = np.random.default_rng([seed, *candidate.name.encode()])
+    sample = rng.choice(total, size=n, replace=False)
+    step = n / max(repeat, 1)
+    twice = {int(sample[int(k * step)]) for k in range(repeat)}
+    return [job for i in sample for job in ((int(i), 0), (int(i), 1))[:1 + (int(i) in twice)]]
+
+
+def interleave(lists: Sequence[Sequence[Any]]) -> list[Any]:
+    """Round-robin merge (so every list advances together)."""
+    out: list[Any] = []
+    for k in range(max(map(len, lists), default=0)):
+        out += [lst[k] for lst in lists if k < len(lst)]
+    return out
+
+
+class ResultsFile:
+    """A resumable JSON-lines results file of one space: which jobs it holds, and appending more."""
+
+    def __init__(self, path: str | Path, fingerprint: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.done = done_jobs(self.path) if self.path.exists() else set()
+        self._out: TextIO | None = None
+
+    def append(self, line: dict[str, Any]) -> None:
+        """Write one result line and flush it (the file and its fingerprint line are made on first use)."""
+        if self._out is None:
+            self._out = _open_raw(self.path, self.fingerprint)
+        self._out.write(json.dumps(line) + "\n")
+        self._out.flush()
+        self.done.add((int(line["index"]), int(line["replicate"])))
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+
+class CurveTrainEvaluator(TrainEvaluator):
+    """:class:`~ma2ml.envs.training.evaluators.TrainEvaluator` that also scores the test split after
+    every epoch (:attr:`test_curve`, of the last evaluation); the training is the same."""
+
+    test_curve: list[float]
+
+    def _evaluate(self, configs: Mapping[str, Any], seed: int) -> EvalRecord:
+        from ma2ml.envs.core.threads import torch_threads
+
+        self.test_curve = []
+        with torch_threads(self.cpu_threads if self.device.type == "cpu" else None):
+            return train_recipe(self.recipe(configs), self, seed, test_curve=self.test_curve)
+
+
+class CandidateTrainer:
+    """Trains one candidate's pipelines with :class:`CurveTrainEvaluator` on CPU with one torch
+    thread (the build's setting, :data:`~ma2ml.envs.benchmark.build.BUILD_THREADS`)."""
+
+    def __init__(self, candidate: Candidate) -> None:
+        self.candidate = candidate
+        self.layout = candidate.layout()
+        self.evaluator = CurveTrainEvaluator(candidate.task(), candidate.spaces(), device="cpu",
+                                             cpu_threads=BUILD_THREADS)
+        self.platform = build_platform()
+
+    def train(self, job: Job) -> dict[str, Any]:
+        """Train one job with its derived seed; the result line."""
+        index, replicate = job
+        seed = candidate_seed(self.candidate.name, index, replicate)
+        record = self.evaluator.evaluate(self.layout.tokens_at(index), seed)
+        return {"index": index, "replicate": replicate, "seed": seed, "status": record.status,
+                "val_acc": record.val_acc, "test_acc": record.test_acc, "flops": record.flops,
+                "params": record.params, "curve": record.curve, "test_curve": list(self.evaluator.test_curve),
+                "train_seconds": record.train_seconds,
+                "error": record.error, "finished_at": time.time(), "platform": self.platform}
+
+
+def run_jobs(work: Iterable[tuple[CandidateTrainer, ResultsFile, Job]], log_every: int = 25) -> int:
+    """Train each ``(trainer, file, job)`` whose job is not yet in its file, in order, appending the
+    result to the file and printing progress; returns how many were trained."""
+    trained, start = 0, time.perf_counter()
+    for trainer, out, job in work:
+        if job in out.done:
+            continue
+        line = trainer.train(job)
+        out.append(line)
+        trained += 1
+        if trained % log_every == 0:
+            rate = (time.perf_counter() - start) / trained
+            print(f"{trained} trained ({rate:.2f} s wall each); last: {out.path.name} {job} "
+                  f"val {line['val_acc']:.3f} in {line['train_seconds']:.2f} s", flush=True)
+    return trained
