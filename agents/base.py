@@ -134,9 +134,11 @@ class Learner(ABC):
             raise ValueError(f"ask(n) needs a positive integer n, got {n!r}")
         with torch_threads(LEARNER_THREADS):  # small tensors: torch's thread pool only spin-waits
             actions = self._ask(int(n))
+            rows = self.joint(actions)
             if self.no_repeat and not self.handles_repeats:
-                actions = self._distinct(actions, int(n))
-        self.remember(self.joint(actions))
+                rows = self._distinct(rows, int(n))
+                actions = self.split(rows)
+        self.remember(rows)
         self.num_asked += len(actions)
         return actions
 
@@ -212,8 +214,8 @@ class Learner(ABC):
                 self._seen.add(key)
                 self._seen_rows.append(np.array(row, dtype=np.int64))
 
-    def _distinct(self, actions: list[dict[str, np.ndarray]], n: int) -> list[dict[str, np.ndarray]]:
-        """``actions`` with repeats replaced (see the module docstring); ``n`` proposals."""
+    def _distinct(self, rows: np.ndarray, n: int) -> np.ndarray:
+        """Joint ``rows`` with repeats replaced (see the module docstring); ``n`` proposals."""
         kept: list[np.ndarray] = []
         taken: set[bytes] = set()
 
@@ -224,14 +226,14 @@ class Learner(ABC):
                     taken.add(key)
                     kept.append(row)
 
-        keep(self.joint(actions))
+        keep(rows)
         for _ in range(RESAMPLE_ROUNDS):
             if len(kept) == n or not self.unseen_left(taken):
                 break
             keep(self.joint(self._ask(n - len(kept))))
         if len(kept) < n:
             kept.extend(self.unseen_rows(n - len(kept), taken))
-        return self.split(np.stack(kept))
+        return np.stack(kept)
 
     def unseen_left(self, exclude: set[bytes] | frozenset[bytes] = frozenset()) -> int:
         """Pipelines neither seen nor in ``exclude``."""
@@ -251,8 +253,8 @@ class Learner(ABC):
                 taken.add(key)
                 rows.append(row)
         if len(rows) < k and self.unseen_left(taken) > 0 and self.space_size <= ENUMERATE_LIMIT:
-            every = self.layout.all_rows()
-            fresh = [r for r in every if self.row_key(r) not in self._seen and self.row_key(r) not in taken]
+            excluded = self._seen | taken
+            fresh = [r for r in self.layout.all_rows() if self.row_key(r) not in excluded]
             picks = self.rng.permutation(len(fresh))[:k - len(rows)]
             rows.extend(fresh[int(i)] for i in picks)
         while len(rows) < k:

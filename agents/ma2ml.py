@@ -169,8 +169,10 @@ class MA2ML(PolicyLearner):
     def update_critic(self) -> None:
         """``critic_steps`` regression steps of every critic of Q, each on its own mini-batches of the buffer."""
         for _ in range(self.config.critic_steps):
-            loss = sum(F.mse_loss(critic(S, A), R) for critic, (S, A, R) in
-                       ((critic, self.buffer.sample(self.config.critic_batch, self.generator)) for critic in self.Q))
+            loss = 0.0
+            for critic in self.Q:
+                S, A, R = self.buffer.sample(self.config.critic_batch, self.generator)
+                loss = loss + F.mse_loss(critic(S, A), R)
             self.critic_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.critic_optimizer.step()

@@ -165,7 +165,7 @@ def check_table_path(out: str | Path, raw: str | Path | None = None) -> Path:
     return path
 
 
-def _raw_fingerprint(path: Path) -> dict[str, Any] | None:
+def raw_fingerprint(path: Path) -> dict[str, Any] | None:
     """The fingerprint line of a raw build file (None when the file is empty)."""
     with path.open("rb") as fh:
         first = fh.readline()
@@ -196,10 +196,10 @@ def read_raw(raw: str | Path) -> Iterator[dict[str, Any]]:
             yield result
 
 
-def _open_raw(path: Path, fingerprint: dict[str, Any]) -> TextIO:
+def open_raw(path: Path, fingerprint: dict[str, Any]) -> TextIO:
     """Open the raw file for appending, writing or checking its fingerprint line; drop a torn last line."""
     if path.exists() and path.stat().st_size:
-        if _raw_fingerprint(path) != json.loads(json.dumps(fingerprint)):
+        if raw_fingerprint(path) != json.loads(json.dumps(fingerprint)):
             raise ValueError(f"{path} was built for another space or budget; use a new --raw file")
         data = path.read_bytes()
         with path.open("r+b") as fh:
@@ -229,7 +229,7 @@ def run_build(raw: str | Path, workers: int = 2, limit: int | None = None, progr
     path = _check_writable(raw, "raw build file")
     spaces = bench_spaces()
     n = int(np.prod(joint_nvec(spaces)))
-    out = _open_raw(path, space_fingerprint(spaces, BENCH_BUDGET))
+    out = open_raw(path, space_fingerprint(spaces, BENCH_BUDGET))
     jobs = build_jobs(n)[:limit]
     done = {(r["index"], r["replicate"]) for r in read_raw(path)}
     todo = [j for j in jobs if j not in done]
@@ -258,7 +258,7 @@ def compact(raw: str | Path, out: str | Path = TABLE_PATH) -> Path:
     if not raw.exists():
         raise FileNotFoundError(f"no raw build file at {raw}; run `ma2ml bench build` first")
     spaces = bench_spaces()
-    if _raw_fingerprint(raw) not in (None, json.loads(json.dumps(space_fingerprint(spaces, BENCH_BUDGET)))):
+    if raw_fingerprint(raw) not in (None, json.loads(json.dumps(space_fingerprint(spaces, BENCH_BUDGET)))):
         raise ValueError(f"{raw} was built for another space or budget than {TASK_NAME!r}")
     n, reps, epochs = int(np.prod(joint_nvec(spaces))), 1 + EXTRA_SEEDS, BENCH_BUDGET.epochs
     curve = np.full((n, reps, epochs), np.nan)

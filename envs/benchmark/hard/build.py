@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.envs.benchmark.build import _raw_fingerprint, read_raw
+from ma2ml.envs.benchmark.build import raw_fingerprint, read_raw
 from ma2ml.envs.benchmark.hard.candidates import Candidate
 from ma2ml.envs.benchmark.hard.runner import CandidateTrainer, Job, ResultsFile, run_jobs
 
@@ -81,7 +81,7 @@ def import_results(candidate: Candidate, out: str | Path, sources: list[str | Pa
     fingerprint = json.loads(json.dumps(candidate.fingerprint()))
     found: dict[Job, dict[str, Any]] = {}
     for src in sources:
-        if _raw_fingerprint(Path(src)) != fingerprint:
+        if raw_fingerprint(Path(src)) != fingerprint:
             raise ValueError(f"{src} was trained for another space than {candidate.name!r}; it cannot seed the build")
         for line in read_raw(src):
             found.setdefault((int(line["index"]), int(line["replicate"])), {**line, "imported_from": str(src)})

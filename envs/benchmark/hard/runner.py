@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ma2ml.envs.benchmark.build import BUILD_THREADS, _open_raw, build_platform, read_raw
+from ma2ml.envs.benchmark.build import BUILD_THREADS, open_raw, build_platform, read_raw
 from ma2ml.envs.benchmark.hard.candidates import Candidate, candidate_seed
 from ma2ml.envs.core.records import EvalRecord
 from ma2ml.envs.training.evaluators import TrainEvaluator, train_recipe
@@ -62,7 +62,7 @@ class ResultsFile:
     def append(self, line: dict[str, Any]) -> None:
         """Write one result line and flush it (the file and its fingerprint line are made on first use)."""
         if self._out is None:
-            self._out = _open_raw(self.path, self.fingerprint)
+            self._out = open_raw(self.path, self.fingerprint)
         self._out.write(json.dumps(line) + "\n")
         self._out.flush()
         self.done.add((int(line["index"]), int(line["replicate"])))
