@@ -4,7 +4,8 @@ resumable, one training at a time.
 
     OMP_NUM_THREADS=1 nohup nice -n 10 python3 benchmarks/hard_build.py > /tmp/hard_build.log 2>&1 &
 
-Rerun the same command to resume (finished trainings are skipped, a torn last line is dropped).
+On an idle machine two processes build twice as fast (``--worker 0/2 --no-top`` and
+``--worker 1/2 --no-top``, then one plain run for the top). Rerun the same command to resume (finished trainings are skipped, a torn last line is dropped).
 Shards: ``benchmarks/results/hard_build/<candidate>-<k>.jsonl`` (1,000 pipelines each, built in
 order, so every finished shard is final and a uniform random sample of the space), and
 ``<candidate>-top.jsonl`` for the extra seeds. Every line holds the per-epoch validation and test
@@ -32,9 +33,21 @@ def main(argv: list[str] | None = None) -> None:
                         help="result files of the same space and seeds to copy in first (e.g. the pilot's; "
                              "their lines lack the per-epoch test accuracy, so the default imports none)")
     parser.add_argument("--no-top", action="store_true", help="skip the extra seeds of the top pipelines")
+    parser.add_argument("--worker", default="0/1", metavar="I/N",
+                        help="build only the shards k with k %% N == I (run N such processes at once, with "
+                             "--no-top, then one plain run for the top)")
+    parser.add_argument("--seeds", type=int, default=None, metavar="K",
+                        help="base replicates to build now (default: all of them; 1 = a first pass with one "
+                             "seed of every pipeline, implies --no-top)")
     parser.add_argument("--status", action="store_true", help="print the progress and stop")
     args = parser.parse_args(argv)
     candidate = CANDIDATES[args.candidate]
+    try:
+        worker = tuple(int(x) for x in args.worker.split("/"))
+        if len(worker) != 2 or not 0 <= worker[0] < worker[1]:
+            raise ValueError
+    except ValueError:
+        parser.error(f"--worker must be I/N with 0 <= I < N, got {args.worker!r}")
 
     from ma2ml.envs.benchmark.hard.build import BUILD_SEEDS, import_results, read_build, run_build
 
@@ -51,6 +64,11 @@ def main(argv: list[str] | None = None) -> None:
               f"{rate:.2f} s wall per training lately, base ETA {left * rate / 3600:.1f} h")
         return
 
+    from ma2ml.envs.benchmark.hard.build import BUILD_SEEDS as ALL_SEEDS
+
+    seeds = ALL_SEEDS if args.seeds is None else args.seeds
+    if not 1 <= seeds <= ALL_SEEDS:
+        parser.error(f"--seeds must be 1..{ALL_SEEDS}, got {seeds}")
     import torch
 
     torch.set_num_threads(1)
@@ -58,16 +76,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"imported {import_results(candidate, args.out, args.sources):,} results from "
               f"{[str(s) for s in args.sources]}", flush=True)
     top = []
-    if not args.no_top:
+    if not args.no_top and seeds == ALL_SEEDS:
         from ma2ml.envs.benchmark.hard.candidates import TOP_REWARDS, space_table
         from ma2ml.envs.benchmark.hard.reward import candidate_reward
+        from ma2ml.envs.core.reward import batch_rewards
 
         epochs = space_table(candidate)["epochs"]
         for beta, v in TOP_REWARDS:
             fn = candidate_reward(candidate, beta, v)
             # the reward of result lines: their accuracy and FLOPs, and their pipeline's epochs
-            top.append(lambda a, fn=fn: fn(a["val_acc"], a["flops"], epochs[a["index"]], a["ok"]))
-    trained = run_build(candidate, args.out, limit=args.limit, top=top)
+            top.append(lambda a, fn=fn: batch_rewards(fn, a["val_acc"], a["flops"], a["ok"], epochs[a["index"]]))
+    trained = run_build(candidate, args.out, seeds=seeds, limit=args.limit, top=top, worker=worker)
     print(f"build {candidate.name}: trained {trained:,} this run", flush=True)
 
 

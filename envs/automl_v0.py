@@ -49,7 +49,9 @@ train split and scores it on the validation split. Every agent gets the same rew
 
     R = Acc_val * (FLOPs / C) ** w,   w = reward_exponent if FLOPs > C (or soft) else 0,
 
-FLOPs in multiply-adds, C = `flops_constraint`; a failed training (status `diverged`,
+FLOPs in multiply-adds, C = `flops_constraint`. With a `training_budget` B the reward is
+multiplied by (cost / B) ** v above B, v = `budget_exponent`, cost = FLOPs x epochs trained
+(the hard tier, `ma2ml/AutoML-DigitsHard-v0`, plays with B and v = -3). A failed training (status `diverged`,
 `oom`, `timeout`, `failed`) gets R = 0. All agents terminate after the step.
 
 `infos[agent]` holds the evaluation record: `status`, `val_acc`, `test_acc` (reported,
@@ -62,9 +64,9 @@ record, timing included, is `env.last_record`.
 
     parallel_env(task="digits", agents=None, spaces=None, evaluator="train",
                  flops_constraint=None, reward_exponent=-0.07, soft_constraint=False,
-                 data_dir=None, epochs=None, device=None, time_limit=None,
-                 cpu_threads=1, train_seed=None, info_timings=False, executor=None, workers=None,
-                 store=None, cache=False, run_id=None, render_mode=None)
+                 training_budget=None, budget_exponent=0.0, data_dir=None, epochs=None,
+                 device=None, time_limit=None, cpu_threads=1, train_seed=None, info_timings=False,
+                 executor=None, workers=None, store=None, cache=False, run_id=None, render_mode=None)
 
 * `task`: a registered task name (`ma2ml list`) or a `Task`.
 * `agents`: the enabled modules, in order; default: the task's modules (aug, nas, hpo).
@@ -72,7 +74,9 @@ record, timing included, is `env.last_record`.
 * `evaluator`: `"train"` or an `Evaluator` instance (e.g. the benchmark table).
 * `flops_constraint`: C in multiply-adds (default: the task's), a finite number in
   [1, 1e100]; `reward_exponent`: w, a finite number in [-10, 0]; `soft_constraint`: apply
-  w below C too. Outside these ranges (NaN and infinities included) is a `ValueError`.
+  w below C too. `training_budget`: B in multiply-adds x epochs (None: no training budget,
+  the poster's reward), a finite number in [1, 1e100]; `budget_exponent`: v in [-10, 0]
+  (the hard tier's ids set both). Outside these ranges (NaN and infinities included) is a `ValueError`.
 * `data_dir`: dataset folder for tasks that need one; a missing one (None, or a folder that
   does not exist) is a `DatasetNotFoundError` at construction, naming the folder and what to
   put there. `epochs`: override the proxy budget; `time_limit`: seconds per evaluation;
@@ -180,6 +184,8 @@ class AutoMLParallelEnv(ParallelEnv):
         flops_constraint: float | None = None,
         reward_exponent: float = -0.07,
         soft_constraint: bool = False,
+        training_budget: float | None = None,
+        budget_exponent: float = 0.0,
         data_dir: str | None = None,
         epochs: int | None = None,
         device: str | None = None,
@@ -215,6 +221,9 @@ class AutoMLParallelEnv(ParallelEnv):
                            else flops_constraint, FLOPS_CONSTRAINT_RANGE, " multiply-adds"),
             _in_range("reward_exponent", reward_exponent, REWARD_EXPONENT_RANGE),
             soft_constraint,
+            None if training_budget is None else _in_range("training_budget", training_budget, FLOPS_CONSTRAINT_RANGE,
+                                                           " multiply-adds x epochs"),
+            _in_range("budget_exponent", budget_exponent, REWARD_EXPONENT_RANGE),
         )
         self.train_seed = train_seed
         self.info_timings = info_timings
@@ -314,7 +323,9 @@ class AutoMLParallelEnv(ParallelEnv):
 
     # -- evaluation, also used directly by learners -------------------------------------------
     def reward(self, record: EvalRecord) -> float:
-        return self.reward_fn(record.val_acc, record.flops, record.status)
+        """The shared reward of an evaluation; the training budget (if any) charges the epochs it
+        trained, one per entry of its validation curve."""
+        return self.reward_fn(record.val_acc, record.flops, record.status, len(record.curve))
 
     def next_seeds(self, n: int) -> list[int]:
         """Training seeds of the next ``n`` evaluations (fixed, or drawn from the env's generator)."""

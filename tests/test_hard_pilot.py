@@ -11,7 +11,7 @@ from ma2ml.envs.benchmark.hard import build as hard_build
 from ma2ml.envs.benchmark.hard.candidates import CANDIDATES, Candidate, candidate_seed, space_table
 from ma2ml.envs.benchmark.hard.game import (additive_best, additive_unexplained, best_response_runs, equilibria,
                                             game_stats, random_search_median, ranks)
-from ma2ml.envs.benchmark.hard.reward import BudgetReward
+from ma2ml.envs.core.reward import FlopsReward, batch_rewards
 from ma2ml.envs.benchmark.hard.runner import ResultsFile, interleave, pilot_jobs
 from ma2ml.envs.benchmark.hard.spaces import AugStrengthSpace, CellNetSpace, TrainSpace
 from ma2ml.envs.spaces import AugSpace, HParams, Recipe
@@ -71,15 +71,23 @@ def test_space_table_knows_flops_and_epochs_without_training():
 
 # -- reward -----------------------------------------------------------------------------------------
 def test_budget_reward_penalises_above_the_constraint_and_the_budget():
-    fn = BudgetReward(constraint=100.0, budget=1000.0, exponent=-0.07, budget_exponent=-3.0)
+    fn = FlopsReward(constraint=100.0, budget=1000.0, exponent=-0.07, budget_exponent=-3.0)
     acc = np.array([0.9, 0.9, 0.9, 0.9])
-    r = fn(acc, np.array([100.0, 200.0, 100.0, 100.0]), np.array([10, 5, 20, 5]), np.array([1, 1, 1, 0], bool))
+    flops, epochs = np.array([100.0, 200.0, 100.0, 100.0]), np.array([10, 5, 20, 5])
+    r = batch_rewards(fn, acc, flops, np.array([1, 1, 1, 0], bool), epochs)
     assert r[0] == pytest.approx(0.9)
     assert r[1] == pytest.approx(0.9 * 2 ** -0.07)
     assert r[2] == pytest.approx(0.9 * 2 ** -3)
     assert r[3] == 0
-    with pytest.raises(ValueError):
-        BudgetReward(constraint=1.0, budget=1.0, budget_exponent=1.0)
+    # the scalar form (the env's) is the same formula
+    assert [fn(0.9, f, "ok" if k < 3 else "failed", e) for k, (f, e) in enumerate(zip(flops, epochs))] == \
+        pytest.approx(r.tolist())
+    # without a budget the epochs do not matter (the poster's reward)
+    assert FlopsReward(100.0)(0.9, 100.0, "ok", 10_000) == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="budget_exponent"):
+        FlopsReward(constraint=1.0, budget=1.0, budget_exponent=1.0)
+    with pytest.raises(ValueError, match="training_budget"):
+        FlopsReward(constraint=1.0, budget=0.0)
 
 
 # -- game statistics ----------------------------------------------------------------------------------

@@ -63,9 +63,14 @@ def shard_path(out: str | Path, candidate: Candidate, k: int | str) -> Path:
     return Path(out) / (f"{candidate.name}-{k:02d}.jsonl" if isinstance(k, int) else f"{candidate.name}-{k}.jsonl")
 
 
-def base_work(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS) -> Iterator[tuple[ResultsFile, Job]]:
-    """Every base job, shard by shard, each pipeline's replicates together."""
+def base_work(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS,
+              worker: tuple[int, int] = (0, 1)) -> Iterator[tuple[ResultsFile, Job]]:
+    """Every base job, shard by shard, each pipeline's replicates together; ``worker=(i, n)``: only
+    the shards ``k`` with ``k % n == i`` (so ``n`` processes can build disjoint shards at once)."""
+    i, n = worker
     for k, pipelines in enumerate(shards(candidate)):
+        if k % n != i:
+            continue
         file = ResultsFile(shard_path(out, candidate, k), candidate.fingerprint())
         for index in pipelines:
             for rep in range(seeds):
@@ -140,12 +145,15 @@ def top_work(candidate: Candidate, out: str | Path, pipelines: np.ndarray, seeds
 
 
 def run_build(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS, limit: int | None = None,
-              top: Sequence[RewardOfLines] = ()) -> int:
-    """Train the missing base jobs (at most ``limit``), then, when ``top`` rewards are given (see
-    :func:`top_pipelines`) and the base is complete, the extra seeds of their tops. Returns how many
-    were trained."""
+              top: Sequence[RewardOfLines] = (), worker: tuple[int, int] = (0, 1)) -> int:
+    """Train the missing base jobs (at most ``limit``; ``worker``: see :func:`base_work`), then, when
+    ``top`` rewards are given (see :func:`top_pipelines`) and the base is complete, the extra seeds
+    of their tops. Returns how many were trained."""
+    i, n = worker
+    if not 0 <= i < n:
+        raise ValueError(f"worker must be (i, n) with 0 <= i < n, got {worker}")
     trainer = CandidateTrainer(candidate)
-    base = list(base_work(candidate, out, seeds))
+    base = list(base_work(candidate, out, seeds, worker))
     todo = [(trainer, f, job) for f, job in base if job not in f.done]
     print(f"build {candidate.name}: {len(base)} base trainings, {len(todo)} to do", flush=True)
     try:

@@ -4,7 +4,7 @@ estimate the hard tier's properties over the whole space.
 The sample is a few hundred of several thousand pipelines, so thresholds 1 and 2 are computed on a
 *surrogate*: a model of the validation accuracy fitted on the sample (its held-out Spearman is
 reported), predicted for every pipeline, turned into rewards with each pipeline's known FLOPs and
-epochs (:class:`~ma2ml.envs.benchmark.hard.reward.BudgetReward`), then played as a game
+epochs (:func:`~ma2ml.envs.benchmark.hard.reward.candidate_reward`), then played as a game
 (:func:`~ma2ml.envs.benchmark.hard.game.game_stats`). Threshold 3 uses the repeated pipelines
 (seed noise) against the top-1% spread. Caveats: a surrogate is smoother than real training (no
 seed noise, shrunken extremes), so it tends to understate the top-1% spread and may add or remove
@@ -23,6 +23,7 @@ from ma2ml.envs.benchmark.build import read_raw
 from ma2ml.envs.benchmark.hard.candidates import CANDIDATES, space_table
 from ma2ml.envs.benchmark.hard.game import game_stats
 from ma2ml.envs.benchmark.hard.reward import candidate_reward
+from ma2ml.envs.core.reward import batch_rewards
 
 REWARD_VARIANTS: dict[str, tuple[float, float]] = {
     "poster": (1.0, 0.0),
@@ -137,14 +138,16 @@ def analyse_pilot(name: str, paths: str | Path | Sequence[str | Path], starts: i
     games: dict[str, dict[str, Any]] = {}
     for variant, (beta, v) in REWARD_VARIANTS.items():
         fn = candidate_reward(candidate, beta, v)
-        sample_r = fn(y, table["flops"][idx], table["epochs"][idx])
+        sample_r = batch_rewards(fn, y, table["flops"][idx], True, table["epochs"][idx])
         top = np.sort(sample_r)[::-1]
         k1 = max(int(np.ceil(0.01 * len(top))), 1)
         for sname, s in surrogates.items():
-            g = game_stats(fn(s["predict"], table["flops"], table["epochs"]), shape, starts=starts)
+            g = game_stats(batch_rewards(fn, s["predict"], table["flops"], True, table["epochs"]), shape,
+                           starts=starts)
             g["sample_top1_spread"] = float(top[0] - top[k1 - 1])
             games[f"{variant} | {sname}"] = g
-        draws = [game_stats(fn(p, table["flops"], table["epochs"]), shape, starts=starts) for p in noisy]
+        draws = [game_stats(batch_rewards(fn, p, table["flops"], True, table["epochs"]), shape, starts=starts)
+                 for p in noisy]
         games[f"{variant} | mean+noise"] = {k: (float(np.mean([d[k] for d in draws]))) for k in draws[0]}
         games[f"{variant} | mean+noise"]["sample_top1_spread"] = float(top[0] - top[k1 - 1])
     return {"candidate": name, "pipelines": candidate.n_pipelines, "tokens": {a: list(s) for a, s in
