@@ -4,8 +4,11 @@ resumable, one training at a time.
 
     OMP_NUM_THREADS=1 nohup nice -n 10 python3 benchmarks/hard_build.py > /tmp/hard_build.log 2>&1 &
 
-On an idle machine two processes build twice as fast (``--worker 0/2 --no-top`` and
-``--worker 1/2 --no-top``, then one plain run for the top). Rerun the same command to resume (finished trainings are skipped, a torn last line is dropped).
+On an idle machine two processes build twice as fast: ``--worker 0/2`` and ``--worker 1/2`` (each
+takes its own shards, and its own half of the top in ``<candidate>-top-<i>of2.jsonl``). The second
+seed goes to the best pipelines by their first seed first, so ``--stage top`` can start once the
+top 10 % by first seed have both. Rerun the same command to resume (finished trainings are
+skipped, a torn last line is dropped).
 Shards: ``benchmarks/results/hard_build/<candidate>-<k>.jsonl`` (1,000 pipelines each, built in
 order, so every finished shard is final and a uniform random sample of the space), and
 ``<candidate>-top.jsonl`` for the extra seeds. Every line holds the per-epoch validation and test
@@ -22,6 +25,21 @@ ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "results" / "hard_build"
 
 
+def line_rewards(candidate):
+    """The rewards that order the second seed and choose the top (:data:`TOP_REWARDS`), of result
+    lines: their accuracy and FLOPs, and their pipeline's epochs."""
+    from ma2ml.envs.benchmark.hard.candidates import TOP_REWARDS, space_table
+    from ma2ml.envs.benchmark.hard.reward import candidate_reward
+    from ma2ml.envs.core.reward import batch_rewards
+
+    epochs = space_table(candidate)["epochs"]
+    rewards = []
+    for beta, v in TOP_REWARDS:
+        fn = candidate_reward(candidate, beta, v)
+        rewards.append(lambda a, fn=fn: batch_rewards(fn, a["val_acc"], a["flops"], a["ok"], epochs[a["index"]]))
+    return rewards
+
+
 def main(argv: list[str] | None = None) -> None:
     from ma2ml.envs.benchmark.hard.candidates import CANDIDATES, HARD_CANDIDATE
 
@@ -32,10 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--import", dest="sources", type=Path, nargs="*", default=[],
                         help="result files of the same space and seeds to copy in first (e.g. the pilot's; "
                              "their lines lack the per-epoch test accuracy, so the default imports none)")
-    parser.add_argument("--no-top", action="store_true", help="skip the extra seeds of the top pipelines")
+    parser.add_argument("--stage", default="all", choices=("all", "base", "top"),
+                        help="base: the base seeds only; top: the extra seeds of the top only; all: both")
+    parser.add_argument("--no-top", action="store_true", help="the same as --stage base")
     parser.add_argument("--worker", default="0/1", metavar="I/N",
-                        help="build only the shards k with k %% N == I (run N such processes at once, with "
-                             "--no-top, then one plain run for the top)")
+                        help="build only the shards k with k %% N == I and the top pipelines at positions "
+                             "p %% N == I (run N such processes at once)")
     parser.add_argument("--seeds", type=int, default=None, metavar="K",
                         help="base replicates to build now (default: all of them; 1 = a first pass with one "
                              "seed of every pipeline, implies --no-top)")
@@ -49,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError:
         parser.error(f"--worker must be I/N with 0 <= I < N, got {args.worker!r}")
 
-    from ma2ml.envs.benchmark.hard.build import BUILD_SEEDS, import_results, read_build, run_build
+    from ma2ml.envs.benchmark.hard.build import (BUILD_SEEDS, SECOND_SEED_COVER, first_seed_rank, import_results,
+                                                 read_build, run_build)
 
     if args.status:
         lines = read_build(candidate, args.out)
@@ -62,6 +83,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{candidate.name}: base {base:,} of {n * BUILD_SEEDS:,} trainings "
               f"({100 * base / (n * BUILD_SEEDS):.1f}%); top (extra seeds) {top:,}; "
               f"{rate:.2f} s wall per training lately, base ETA {left * rate / 3600:.1f} h")
+        rank = first_seed_rank(candidate, args.out, line_rewards(candidate))
+        if rank is not None:
+            import numpy as np
+
+            two = np.bincount([r["index"] for r in lines if r["replicate"] == 1], minlength=n) > 0
+            cover = rank < SECOND_SEED_COVER
+            print(f"second seed: {int((cover & two).sum()):,} of the {int(cover.sum()):,} pipelines with a "
+                  f"first-seed rank in the top {SECOND_SEED_COVER:.0%} (the top stage starts when all have it)")
         return
 
     from ma2ml.envs.benchmark.hard.build import BUILD_SEEDS as ALL_SEEDS
@@ -75,18 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.sources:
         print(f"imported {import_results(candidate, args.out, args.sources):,} results from "
               f"{[str(s) for s in args.sources]}", flush=True)
-    top = []
-    if not args.no_top and seeds == ALL_SEEDS:
-        from ma2ml.envs.benchmark.hard.candidates import TOP_REWARDS, space_table
-        from ma2ml.envs.benchmark.hard.reward import candidate_reward
-        from ma2ml.envs.core.reward import batch_rewards
-
-        epochs = space_table(candidate)["epochs"]
-        for beta, v in TOP_REWARDS:
-            fn = candidate_reward(candidate, beta, v)
-            # the reward of result lines: their accuracy and FLOPs, and their pipeline's epochs
-            top.append(lambda a, fn=fn: batch_rewards(fn, a["val_acc"], a["flops"], a["ok"], epochs[a["index"]]))
-    trained = run_build(candidate, args.out, seeds=seeds, limit=args.limit, top=top, worker=worker)
+    stage = "base" if args.no_top or seeds < ALL_SEEDS else args.stage
+    trained = run_build(candidate, args.out, seeds=seeds, limit=args.limit, top=line_rewards(candidate),
+                        worker=worker, stage=stage)
     print(f"build {candidate.name}: trained {trained:,} this run", flush=True)
 
 

@@ -175,6 +175,36 @@ def test_the_top_is_the_union_of_each_rewards_top(tmp_path):
     assert both.tolist() == [0, 1, 2, 3, 60, 61, 62, 63]
     work = list(hard_build.top_work(candidate, tmp_path, both))
     assert len(work) == 8 * hard_build.TOP_SEEDS and {r for _, (_, r) in work} == {2, 3, 4, 5}
+    # two top workers split the pipelines, each into its own file; done jobs in any top file are skipped
+    halves = [list(hard_build.top_work(candidate, tmp_path, both, worker=(i, 2))) for i in (0, 1)]
+    assert sorted(job for half in halves for _, job in half) == sorted(job for _, job in work)
+    assert halves[1][0][0].path.name == "tiny-top-1of2.jsonl"
+    file, job = halves[1][0]
+    file.append({"index": job[0], "replicate": job[1], "val_acc": 1.0, "flops": 1, "status": "ok"})
+    file.close()
+    assert len(list(hard_build.top_work(candidate, tmp_path, both))) == len(work) - 1
+    assert len(hard_build.read_build(candidate, tmp_path)) == 2 * 64 + 1
+
+
+def test_second_seed_goes_to_the_best_first_seeds_and_the_top_waits_for_them(tmp_path):
+    candidate = _tiny()
+    by_acc = [lambda a: a["val_acc"]]
+    assert hard_build.first_seed_rank(candidate, tmp_path, by_acc) is None  # nothing built yet
+    for file, (index, rep) in hard_build.base_work(candidate, tmp_path, seeds=1):
+        file.append({"index": index, "replicate": rep, "val_acc": index / 64, "flops": 100, "status": "ok"})
+        file.close()
+    rank = hard_build.first_seed_rank(candidate, tmp_path, by_acc)
+    assert rank[63] == 0 and rank[0] == 63 / 64
+    work = [(f, job) for f, job in hard_build.base_work(candidate, tmp_path, rank=rank) if job not in f.done]
+    assert [job for _, job in work[:3]] == [(63, 1), (62, 1), (61, 1)]
+    with pytest.raises(ValueError, match="top 10%"):
+        hard_build.top_pipelines(candidate, tmp_path, by_acc, fraction=0.05)
+    for file, (index, rep) in work[:7]:  # the best 7 by first seed (> 10 % of 64) get their second seed
+        file.append({"index": index, "replicate": rep, "val_acc": index / 64, "flops": 100, "status": "ok"})
+        file.close()
+    assert hard_build.top_pipelines(candidate, tmp_path, by_acc, fraction=0.05).tolist() == [60, 61, 62, 63]
+    with pytest.raises(ValueError, match="stage"):
+        hard_build.run_build(candidate, tmp_path, stage="middle")
 
 
 def test_results_file_drops_a_torn_line(tmp_path):

@@ -10,10 +10,17 @@
   :func:`~ma2ml.envs.benchmark.hard.candidates.candidate_seed`, the pilot's, so a pilot result of
   the chosen space *is* a build result: :func:`import_results` copies them into the shards
   (marked ``"imported_from"``) instead of training them again.
-* **The top.** When every shard is complete, the pipelines whose seed-mean reward is in the top
-  :data:`TOP_FRACTION` under any of several rewards (the training budgets the benchmark may be
-  played with) get :data:`TOP_SEEDS` more replicates (``<out>/<candidate>-top.jsonl``), so the
-  ground truth is averaged over more seeds where the ranking is decided.
+* **Where the seeds go.** Replicate 0 of every pipeline comes first (``--seeds 1``). Once it is
+  complete, replicate 1 goes to the pipelines in the order of their replicate-0 rank (best first,
+  the best rank under any of several rewards, :func:`first_seed_rank`), so at any moment the
+  pipelines with two seeds are the best ones by their first seed.
+* **The top.** Once every pipeline whose first-seed rank lies in the top :data:`SECOND_SEED_COVER`
+  has its two base seeds, the pipelines whose two-seed mean reward is in the top
+  :data:`TOP_FRACTION` under any of the rewards (the training budgets the benchmark may be played
+  with) get :data:`TOP_SEEDS` more replicates (``<out>/<candidate>-top*.jsonl``, one file per
+  worker), so the ground truth is averaged over more seeds where the ranking is decided. (On the
+  first 2,156 pipelines built with both seeds, every pipeline in a two-seed top 2 % had a
+  first-seed rank inside the top 5 %, so the 10 % cover leaves a margin of two.)
 
 Every line is a :class:`~ma2ml.envs.benchmark.hard.runner.CandidateTrainer` result (index,
 replicate, seed, status, per-epoch validation accuracy, test accuracy, FLOPs, params, train
@@ -48,6 +55,9 @@ TOP_FRACTION = 0.02
 TOP_SEEDS = 4
 """Extra replicates of those pipelines (replicates 2..5: 6 seeds in all)."""
 
+SECOND_SEED_COVER = 0.10
+"""The top pass waits until every pipeline with a first-seed rank in this top share has two seeds."""
+
 ORDER_SEED = 15_2027
 """Seed of the permutation that cuts the space into shards."""
 
@@ -59,22 +69,58 @@ def shards(candidate: Candidate) -> list[np.ndarray]:
 
 
 def shard_path(out: str | Path, candidate: Candidate, k: int | str) -> Path:
-    """``<out>/<candidate>-<k:02d>.jsonl`` (``k="top"``: the extra seeds of the best pipelines)."""
+    """``<out>/<candidate>-<k:02d>.jsonl`` (``k="top"``, ``"top-1of2"``...: the extra seeds of the
+    best pipelines)."""
     return Path(out) / (f"{candidate.name}-{k:02d}.jsonl" if isinstance(k, int) else f"{candidate.name}-{k}.jsonl")
 
 
+def top_paths(out: str | Path, candidate: Candidate) -> list[Path]:
+    """Every file of extra seeds of the top (one per top worker)."""
+    return sorted(Path(out).glob(f"{candidate.name}-top*.jsonl"))
+
+
+def line_arrays(lines: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Result lines as the arrays a :data:`RewardOfLines` takes."""
+    return {"index": np.array([r["index"] for r in lines], dtype=np.int64),
+            "val_acc": np.array([r["val_acc"] for r in lines], dtype=np.float64),
+            "flops": np.array([r["flops"] for r in lines], dtype=np.float64),
+            "ok": np.array([r["status"] == "ok" for r in lines], dtype=bool)}
+
+
 def base_work(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS,
-              worker: tuple[int, int] = (0, 1)) -> Iterator[tuple[ResultsFile, Job]]:
+              worker: tuple[int, int] = (0, 1), rank: np.ndarray | None = None) -> Iterator[tuple[ResultsFile, Job]]:
     """Every base job, shard by shard, each pipeline's replicates together; ``worker=(i, n)``: only
-    the shards ``k`` with ``k % n == i`` (so ``n`` processes can build disjoint shards at once)."""
+    the shards ``k`` with ``k % n == i`` (so ``n`` processes can build disjoint shards at once).
+    With ``rank`` (a priority per pipeline, lower first; :func:`first_seed_rank`), the jobs come
+    replicate by replicate instead, each replicate's pipelines in that order."""
     i, n = worker
+    work: list[tuple[ResultsFile, Job]] = []
     for k, pipelines in enumerate(shards(candidate)):
         if k % n != i:
             continue
         file = ResultsFile(shard_path(out, candidate, k), candidate.fingerprint())
-        for index in pipelines:
-            for rep in range(seeds):
-                yield file, (int(index), rep)
+        work += [(file, (int(index), rep)) for index in pipelines for rep in range(seeds)]
+    if rank is not None:
+        work.sort(key=lambda fj: (fj[1][1], rank[fj[1][0]]))
+    yield from work
+
+
+def first_seed_rank(candidate: Candidate, out: str | Path, rewards: Sequence[RewardOfLines]) -> np.ndarray | None:
+    """Each pipeline's best rank quantile (0 = best) by its replicate-0 reward under any of
+    ``rewards``; ``None`` while replicate 0 is incomplete."""
+    lines = [r for r in read_build(candidate, out) if r["replicate"] == 0]
+    n = candidate.n_pipelines
+    if len(lines) < n or not rewards:
+        return None
+    arrays = line_arrays(lines)
+    best = np.ones(n)
+    for reward in rewards:
+        value = np.full(n, -np.inf)
+        value[arrays["index"]] = reward(arrays)
+        quantile = np.empty(n)
+        quantile[np.argsort(-value, kind="stable")] = np.arange(n) / n
+        best = np.minimum(best, quantile)
+    return best
 
 
 def import_results(candidate: Candidate, out: str | Path, sources: list[str | Path],
@@ -105,67 +151,88 @@ def import_results(candidate: Candidate, out: str | Path, sources: list[str | Pa
 def read_build(candidate: Candidate, out: str | Path) -> list[dict[str, Any]]:
     """Every result line of a build folder (base shards and the top file)."""
     lines: list[dict[str, Any]] = []
-    for k in [*range(len(shards(candidate))), "top"]:
-        path = shard_path(out, candidate, k)
+    for path in [shard_path(out, candidate, k) for k in range(len(shards(candidate)))] + top_paths(out, candidate):
         if path.exists():
             lines += list(read_raw(path))
     return lines
 
 
 def top_pipelines(candidate: Candidate, out: str | Path, rewards: Sequence[RewardOfLines],
-                  fraction: float = TOP_FRACTION, seeds: int = BUILD_SEEDS) -> np.ndarray:
-    """The pipelines in the top ``fraction`` by their mean reward over the base replicates, under
-    any of ``rewards`` (the union of their tops; sorted indices).
+                  fraction: float = TOP_FRACTION, seeds: int = BUILD_SEEDS,
+                  cover: float = SECOND_SEED_COVER) -> np.ndarray:
+    """The pipelines in the top ``fraction`` (a share of the whole space) by their mean reward over
+    the ``seeds`` base replicates, under any of ``rewards`` (the union of their tops; sorted
+    indices), among the pipelines that have all ``seeds``.
 
-    A reward maps result arrays ``{"index", "val_acc", "flops", "ok"}`` to rewards. Refuses while
-    the base build is incomplete.
+    A reward maps result arrays ``{"index", "val_acc", "flops", "ok"}`` to rewards. Refuses until
+    every pipeline whose first-seed rank (:func:`first_seed_rank`) lies in the top ``cover`` has
+    all its base seeds.
     """
     lines = [r for r in read_build(candidate, out) if r["replicate"] < seeds]
     n = candidate.n_pipelines
-    if len(lines) < n * seeds:
-        raise ValueError(f"the base build of {candidate.name!r} is incomplete: {len(lines)} of {n * seeds} results")
-    arrays = {"index": np.array([r["index"] for r in lines]), "val_acc": np.array([r["val_acc"] for r in lines]),
-              "flops": np.array([r["flops"] for r in lines], dtype=np.float64),
-              "ok": np.array([r["status"] == "ok" for r in lines])}
+    rank = first_seed_rank(candidate, out, rewards)
+    if rank is None:
+        raise ValueError(f"the base build of {candidate.name!r} is incomplete: replicate 0 of "
+                         f"{sum(r['replicate'] == 0 for r in lines)} of {n} pipelines")
+    arrays = line_arrays(lines)
+    count = np.bincount(arrays["index"], minlength=n)
+    missing = int(((rank < cover) & (count < seeds)).sum())
+    if missing:
+        raise ValueError(f"the base build of {candidate.name!r} is incomplete: {missing} pipelines with a "
+                         f"first-seed rank in the top {cover:.0%} lack some of their {seeds} base seeds")
+    full = count >= seeds
     k = max(int(np.ceil(fraction * n)), 1)
     top: set[int] = set()
     for reward in rewards:
-        mean = np.bincount(arrays["index"], weights=reward(arrays), minlength=n) / seeds
+        mean = np.where(full, np.bincount(arrays["index"], weights=reward(arrays), minlength=n) / seeds, -np.inf)
         top |= set(np.argsort(-mean, kind="stable")[:k].tolist())
     return np.array(sorted(top), dtype=np.int64)
 
 
 def top_work(candidate: Candidate, out: str | Path, pipelines: np.ndarray, seeds: int = BUILD_SEEDS,
-             extra: int = TOP_SEEDS) -> Iterator[tuple[ResultsFile, Job]]:
-    """The extra replicates of the top pipelines, into ``<out>/<candidate>-top.jsonl``."""
-    file = ResultsFile(shard_path(out, candidate, "top"), candidate.fingerprint())
-    for index in pipelines:
+             extra: int = TOP_SEEDS, worker: tuple[int, int] = (0, 1)) -> Iterator[tuple[ResultsFile, Job]]:
+    """The extra replicates of the top pipelines not yet in any top file; ``worker=(i, n)``: those at
+    positions ``p % n == i``, into ``<out>/<candidate>-top.jsonl`` (``-top-<i>of<n>.jsonl`` for
+    ``n > 1``)."""
+    i, n = worker
+    done = set().union(*(ResultsFile(p, candidate.fingerprint()).done for p in top_paths(out, candidate)))
+    file = ResultsFile(shard_path(out, candidate, "top" if n == 1 else f"top-{i}of{n}"), candidate.fingerprint())
+    for p, index in enumerate(pipelines):
+        if p % n != i:
+            continue
         for rep in range(seeds, seeds + extra):
-            yield file, (int(index), rep)
+            if (int(index), rep) not in done:
+                yield file, (int(index), rep)
 
 
 def run_build(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS, limit: int | None = None,
-              top: Sequence[RewardOfLines] = (), worker: tuple[int, int] = (0, 1)) -> int:
-    """Train the missing base jobs (at most ``limit``; ``worker``: see :func:`base_work`), then, when
-    ``top`` rewards are given (see :func:`top_pipelines`) and the base is complete, the extra seeds
-    of their tops. Returns how many were trained."""
+              top: Sequence[RewardOfLines] = (), worker: tuple[int, int] = (0, 1), stage: str = "all") -> int:
+    """Train the missing base jobs (at most ``limit``; ``worker``: see :func:`base_work`; once
+    replicate 0 is complete, replicate 1 in the order of :func:`first_seed_rank` under ``top``),
+    then, when ``top`` rewards are given and the base is far enough (see :func:`top_pipelines`),
+    the extra seeds of their tops. ``stage``: ``"all"``, ``"base"`` or ``"top"`` (only that part).
+    Returns how many were trained."""
     i, n = worker
     if not 0 <= i < n:
         raise ValueError(f"worker must be (i, n) with 0 <= i < n, got {worker}")
+    if stage not in ("all", "base", "top"):
+        raise ValueError(f"stage must be one of 'all', 'base', 'top', got {stage!r}")
     trainer = CandidateTrainer(candidate)
-    base = list(base_work(candidate, out, seeds, worker))
-    todo = [(trainer, f, job) for f, job in base if job not in f.done]
-    print(f"build {candidate.name}: {len(base)} base trainings, {len(todo)} to do", flush=True)
-    try:
-        trained = run_jobs(todo[:limit])
-    finally:
-        for f in {id(f): f for f, _ in base}.values():
-            f.close()
-    if not top or (limit is not None and trained >= limit):
+    trained = 0
+    if stage != "top":
+        base = list(base_work(candidate, out, seeds, worker, rank=first_seed_rank(candidate, out, top)))
+        todo = [(trainer, f, job) for f, job in base if job not in f.done]
+        print(f"build {candidate.name}: {len(base)} base trainings, {len(todo)} to do", flush=True)
+        try:
+            trained = run_jobs(todo[:limit])
+        finally:
+            for f in {id(f): f for f, _ in base}.values():
+                f.close()
+    if not top or stage == "base" or (limit is not None and trained >= limit):
         return trained
-    extra = list(top_work(candidate, out, top_pipelines(candidate, out, top, seeds=seeds), seeds))
-    todo = [(trainer, f, job) for f, job in extra if job not in f.done]
-    print(f"build {candidate.name}: {len(extra)} top trainings, {len(todo)} to do", flush=True)
+    extra = list(top_work(candidate, out, top_pipelines(candidate, out, top, seeds=seeds), seeds, worker=worker))
+    todo = [(trainer, f, job) for f, job in extra]
+    print(f"build {candidate.name}: {len(todo)} top trainings to do", flush=True)
     try:
         trained += run_jobs(todo if limit is None else todo[:limit - trained])
     finally:
