@@ -12,6 +12,7 @@ family             module                           task
 Digits             ``ma2ml.envs.automl_v0``         ``digits``
 CIFAR10/CIFAR100   ``ma2ml.envs.automl_v0``         ``cifar10`` / ``cifar100``
 DigitsBench        ``ma2ml.envs.digitsbench_v0``    ``digits-bench`` (the table)
+DigitsHard         ``ma2ml.envs.digitshard_v0``     ``digits-hard-combined`` (the hard table)
 ImageNet           ``ma2ml.envs.imagenet_v0``       ``imagefolder`` (C = 600M)
 =================  ===============================  ==================================
 """
@@ -72,5 +73,6 @@ def token_env_ids() -> list[str]:
 for _name, _kwargs in ENV_TASKS.items():
     register_envs(_name, _kwargs)
 register_envs("DigitsBench", {}, module="ma2ml.envs.digitsbench_v0", joint="ma2ml.envs.digitsbench_v0:joint_env")
+register_envs("DigitsHard", {}, module="ma2ml.envs.digitshard_v0", joint="ma2ml.envs.digitshard_v0:joint_env")
 register_envs("ImageNet", {"flops_constraint": 600e6}, module="ma2ml.envs.imagenet_v0",
               joint="ma2ml.envs.imagenet_v0:joint_env")

@@ -466,3 +466,69 @@ def write_report(runs: Sequence[Run], out: Path, env_name: str, optimum: float |
     (out / "marl_eval.json").write_text(json.dumps(marl_eval_json(runs, env_name, "ma2ml", c), indent=1))
     (out / "wall_seconds.json").write_text(json.dumps({s.learner: s.wall_seconds for s in c.learners}, indent=1))
     return c
+
+
+# -- power at several budgets, from a committed per_run.json ------------------------------------------
+POSTER_PAIRS = (("ma2ml", "ma2ml-onpolicy"), ("ma2ml-onpolicy", "ma2ml-lite"), ("ma2ml-lite", "reinforce"),
+                ("ma2ml", "reinforce"), ("ma2ml", "random"))
+"""The pairs of the poster's ordering (MA2ML > on-policy > Lite > single agent) and MA2ML vs random search."""
+
+
+@dataclass(frozen=True)
+class BudgetPower:
+    """Seeds needed for 80% power between two learners at one budget (paired on their common seeds)."""
+
+    budget: int
+    first: str
+    """The better of the two by mean score at this budget for ranking neighbours; a poster pair's first."""
+    second: str
+    first_mean: float
+    second_mean: float
+    sd: float
+    needed: float
+    seeds: int
+
+
+def power_at_budgets(per_run: Mapping[str, Any], budgets: Sequence[int],
+                     pairs: Sequence[tuple[str, str]] | None = None) -> list[BudgetPower]:
+    """From a ``per_run.json`` (``ma2ml compare``'s): for each of ``budgets`` (which must be among its
+    budget points), the seeds per learner needed for 80% power between learners adjacent in that
+    budget's ranking by the mean score metric (lower is better for regrets), plus ``pairs`` (default:
+    :data:`POSTER_PAIRS`, where both learners ran). Paired on the seeds both learners ran."""
+    key, points = per_run["score"], list(per_run["budgets"])
+    missing = [b for b in budgets if b not in points]
+    if missing:
+        raise ValueError(f"budgets {missing} are not among the comparison's budget points {points}")
+    lower = key != "return"
+    scores: dict[str, dict[int, list[float]]] = {}
+    for run in per_run["runs"]:
+        scores.setdefault(run["learner"], {})[run["seed"]] = run["at_budget"][key]
+    rows = []
+    for budget in budgets:
+        at = points.index(budget)
+        mean = {name: float(np.mean([v[at] for v in runs.values()])) for name, runs in scores.items()}
+        ranking = sorted(mean, key=lambda n: mean[n] if lower else -mean[n])
+        wanted = list(zip(ranking, ranking[1:]))
+        wanted += [p for p in (POSTER_PAIRS if pairs is None else pairs)
+                   if p[0] in scores and p[1] in scores and p not in wanted and p[::-1] not in wanted]
+        for a, b in wanted:
+            common = sorted(set(scores[a]) & set(scores[b]))
+            d = np.array([scores[a][s][at] - scores[b][s][at] for s in common])
+            sd = float(d.std(ddof=1)) if len(d) > 1 else math.nan
+            needed = seeds_needed(float(d.mean()), sd) if len(d) > 1 else math.inf
+            if math.isfinite(needed):
+                needed = max(math.ceil(needed), 2)
+            rows.append(BudgetPower(budget, a, b, mean[a], mean[b], sd, needed, len(common)))
+    return rows
+
+
+def format_budget_power(rows: Sequence[BudgetPower], metric: str) -> list[str]:
+    """The power rows as text lines, one block per budget."""
+    lines = []
+    for budget in sorted({r.budget for r in rows}):
+        lines.append(f"   budget {budget}: seeds per learner for 80% power (paired, two-sided α = 0.05, {metric})")
+        for r in (r for r in rows if r.budget == budget):
+            needed = "never (equal means)" if not math.isfinite(r.needed) else f"{r.needed:,}"
+            lines.append(f"     {r.first} ({r.first_mean:.4f}) vs {r.second} ({r.second_mean:.4f}): {needed}"
+                         f"{' (resolved with the ' + str(r.seeds) + ' seeds run)' if r.seeds >= r.needed else ''}")
+    return lines

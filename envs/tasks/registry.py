@@ -54,7 +54,8 @@ class Task:
 _TASKS: dict[str, Task] = {}
 
 LAZY_TASKS: dict[str, str] = {"imagefolder": "ma2ml.envs.tasks.imagefolder:imagefolder_task",
-                              "digits-bench": "ma2ml.envs.benchmark.space:bench_task_definition"}
+                              "digits-bench": "ma2ml.envs.benchmark.space:bench_task_definition",
+                              "digits-hard-combined": "ma2ml.envs.benchmark.hard.table:hard_task_definition"}
 """Tasks made on first use, as ``"module:function"`` returning the :class:`Task` (keeps ``import
 ma2ml.envs`` light): with the built-in tasks below, the one place where tasks are registered."""
 

@@ -3,6 +3,7 @@
     ma2ml bench build --out runs/bench/digits_bench.npz --workers 2   # resumable
     ma2ml bench compact --raw runs/bench/digits_bench.jsonl --out envs/data/digits_bench.npz --force
     ma2ml bench info [--table PATH]
+    ma2ml bench info --bench hard [--table PATH] [--comparison PER_RUN_JSON]   # the hard tier
 
 ``build`` and ``compact`` check their arguments before anything is trained or written: an
 existing ``--out`` needs ``--force``; ``--out`` must be a writable ``.npz`` path other than
@@ -52,12 +53,49 @@ def _cmd_compact(args: argparse.Namespace) -> None:
     print(f"table written to {compact(raw, out)}")
 
 
+HARD_COMPARISON = Path("benchmarks") / "results" / "compare_digitshard" / "per_run.json"
+"""The hard tier's committed default comparison (relative to a checkout), the source of property 5."""
+
+POWER_BUDGETS = (50, 100, 300)
+"""The budgets of the hard tier's power table (issue 15's property 5)."""
+
+
 def _cmd_info(args: argparse.Namespace) -> None:
+    if args.bench == "hard":
+        _hard_info(args)
+        return
     from ma2ml.envs.benchmark.stats import format_stats, table_stats
     from ma2ml.envs.benchmark.table import TABLE_PATH, load_table
 
     path = Path(args.table) if args.table else TABLE_PATH
     print(format_stats(table_stats(load_table(path)), path))
+
+
+def _hard_info(args: argparse.Namespace) -> None:
+    """Properties 1-4 from the hard table, 5 from the committed comparison's ``per_run.json``."""
+    import json
+
+    from ma2ml.envs.benchmark.hard.table import HARD_BENCH, format_hard_stats, hard_stats
+    from ma2ml.envs.benchmark.table import load_table
+    from ma2ml.report import format_budget_power, power_at_budgets
+
+    path = Path(args.table) if args.table else HARD_BENCH.path
+    print(format_hard_stats(hard_stats(path), path, load_table(path, HARD_BENCH).meta))
+    comparison = Path(args.comparison) if args.comparison else HARD_COMPARISON
+    print("5. power (seeds per learner for 80% power, from the default comparison)")
+    if not comparison.is_file():
+        print(f"   no comparison at {comparison}: run `bash benchmarks/compare_hard.sh` from a checkout "
+              "(or pass --comparison PATH/per_run.json)")
+        return
+    try:
+        per_run = json.loads(comparison.read_text())
+        rows = power_at_budgets(per_run, POWER_BUDGETS)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise cli.CliError(f"{comparison} is not a per_run.json of a comparison with budget points "
+                           f"{list(POWER_BUDGETS)} ({type(exc).__name__}: {exc})") from None
+    print(f"   {comparison}: {len({r['learner'] for r in per_run['runs']})} learners x "
+          f"{len({r['seed'] for r in per_run['runs']})} seeds")
+    print("\n".join(format_budget_power(rows, per_run["score"])))
 
 
 def _dispatch(args: argparse.Namespace) -> None:
@@ -79,6 +117,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--raw", required=True, help="the JSON-lines results file of a build")
     c.add_argument("--out", required=True, help="the compact table to write (.npz)")
     c.add_argument("--force", action="store_true", help="overwrite an existing --out")
-    i = bsub.add_parser("info", help="print the table's statistics")
+    i = bsub.add_parser("info", help="print a table's statistics (--bench hard: issue 15's properties 1-5)")
+    i.add_argument("--bench", choices=("digits", "hard"), default="digits",
+                   help="which benchmark: the digits table (ma2ml/AutoML-DigitsBench-v0) or the hard tier "
+                        "(ma2ml/AutoML-DigitsHard-v0)")
     i.add_argument("--table", help="a table file (default: the packaged one)")
+    i.add_argument("--comparison", help="with --bench hard: the per_run.json of the comparison whose power "
+                                        f"table to print (default: {HARD_COMPARISON})")
     cli.COMMANDS["bench"] = _dispatch

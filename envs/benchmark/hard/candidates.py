@@ -64,13 +64,15 @@ class Candidate:
     def n_pipelines(self) -> int:
         return self.layout().pipelines
 
-    def task(self) -> Task:
+    def task(self, flops_constraint: float | None = None) -> Task:
         """The candidate's task (``digits`` data, the hard skeleton, the cell network builder; the
-        FLOPs constraint C is the median FLOPs of the space)."""
+        FLOPs constraint C is the median FLOPs of the space unless given)."""
+        if flops_constraint is None:
+            flops_constraint = float(np.median(space_table(self)["flops"]))
         return Task(name=f"digits-hard-{self.name}", description=self.description, load=get_task("digits").load,
                     spaces={a: (lambda a=a: self.spaces()[a]) for a in ("aug", "nas", "hpo")},
                     default_architecture=DEFAULT_GENOTYPE, budget=HARD_BUDGET,
-                    flops_constraint=float(np.median(space_table(self)["flops"])), build_network=build_cell_net)
+                    flops_constraint=flops_constraint, build_network=build_cell_net)
 
     def fingerprint(self) -> dict[str, Any]:
         """What a raw results file was built for: every agent's fields and choices, and the budget."""
@@ -153,10 +155,18 @@ def space_table(candidate: Candidate) -> dict[str, np.ndarray]:
     nas_rows, nas_of = np.unique(rows[:, layout.slices["nas"]], axis=0, return_inverse=True)
     nas_flops = [network_cost(build_cell_net, arch, 1, arch.resolution, 10, HARD_BUDGET)[0]
                  for arch in (spaces["nas"].decode(t) for t in nas_rows)]
+    return {"rows": rows, "flops": np.asarray(nas_flops, dtype=np.float64)[nas_of.ravel()],
+            "epochs": space_epochs(candidate)}
+
+
+@lru_cache(maxsize=8)
+def space_epochs(candidate: Candidate) -> np.ndarray:
+    """Every pipeline's training epochs (HPO's choice), ``(N,)`` floats. Cached: do not modify."""
+    spaces, layout = candidate.spaces(), candidate.layout()
+    rows = layout.all_rows()
     hpo_rows, hpo_of = np.unique(rows[:, layout.slices["hpo"]], axis=0, return_inverse=True)
     hpo_epochs = [spaces["hpo"].decode(t).epochs for t in hpo_rows]
-    return {"rows": rows, "flops": np.asarray(nas_flops, dtype=np.float64)[nas_of.ravel()],
-            "epochs": np.asarray(hpo_epochs, dtype=np.float64)[hpo_of.ravel()]}
+    return np.asarray(hpo_epochs, dtype=np.float64)[hpo_of.ravel()]
 
 
 HARD_CANDIDATE = "combined"

@@ -1,0 +1,32 @@
+"""Compact the hard tier's build shards into the package table ``envs/data/digits_hard.npz`` and
+print how far the build got (the seeds per pipeline). Rerun whenever more shards are committed.
+
+    python3 benchmarks/hard_table.py [--build benchmarks/results/hard_build] [--out envs/data/digits_hard.npz]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ma2ml.envs.benchmark.hard.table import HARD_TABLE_PATH, compact_build
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build", type=Path, default=ROOT / "results" / "hard_build", help="the build's shard folder")
+    parser.add_argument("--out", type=Path, default=HARD_TABLE_PATH, help="the table to write (.npz)")
+    args = parser.parse_args(argv)
+    path = compact_build(args.build, args.out)
+    import numpy as np
+
+    with np.load(path) as data:
+        meta = json.loads(str(data["meta"]))
+    print(f"table written to {path}: {meta['entries']:,} trainings; pipelines by stored seeds "
+          f"{meta['seeds_histogram']}; base build complete: {meta['complete']}")
+
+
+if __name__ == "__main__":
+    main()

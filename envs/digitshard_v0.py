@@ -1,0 +1,48 @@
+"""``ma2ml/AutoML-DigitsHard-v0`` and ``ma2ml/JointAutoML-DigitsHard-v0``: the AutoML env
+answering from the hard tier's table (:mod:`ma2ml.envs.benchmark.hard.table`), where the agents
+must coordinate: NAS sets the cost of an epoch, HPO the number of epochs, and the reward charges
+their product against a training budget.
+
+Arguments: those of :mod:`ma2ml.envs.digitsbench_v0` (``table``, ``table_seed``: ``"random"`` or a
+replicate 0..5, ``epoch``: the fidelity 1..16) and of :mod:`ma2ml.envs.automl_v0`, whose reward
+defaults here are the tier's: C = 118,944 FLOPs (w = -0.07), training budget B = 691,776
+FLOPs x epochs with v = -3 (:data:`~ma2ml.envs.benchmark.hard.table.HARD_REWARD_ARGS`).
+Pass ``budget_exponent=0.0`` for the poster's reward on the same table.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
+
+from ma2ml.envs.automl_v0 import AutoMLParallelEnv
+from ma2ml.envs.benchmark.hard.table import HARD_BENCH, HARD_REWARD_ARGS
+from ma2ml.envs.benchmark.table import TableEvaluator
+from ma2ml.envs.joint import JointAutoMLEnv
+
+
+def _evaluator(table: str | Path | None, table_seed: int | str, epoch: int | None) -> TableEvaluator:
+    return TableEvaluator(table, replicate=table_seed, epoch=epoch, bench=HARD_BENCH)
+
+
+# -- registered envs ------------------------------------------------------------------------------
+def parallel_env(table: str | Path | None = None, table_seed: int | str = "random", epoch: int | None = None,
+                 **kwargs: Any) -> AutoMLParallelEnv:
+    """``ma2ml/AutoML-DigitsHard-v0``: the AutoML env answering from the hard table (kwargs as automl_v0's)."""
+    return AutoMLParallelEnv(evaluator=_evaluator(table, table_seed, epoch), **{**HARD_REWARD_ARGS, **kwargs})
+
+
+def raw_env(**kwargs: Any):
+    return parallel_to_aec(parallel_env(**kwargs))
+
+
+def env(**kwargs: Any):
+    """The AEC form with PettingZoo's order-enforcing wrapper."""
+    return OrderEnforcingWrapper(raw_env(**kwargs))
+
+
+def joint_env(table: str | Path | None = None, table_seed: int | str = "random", epoch: int | None = None,
+              **kwargs: Any) -> JointAutoMLEnv:
+    """``ma2ml/JointAutoML-DigitsHard-v0``: the single-agent joint view of the hard table env."""
+    return JointAutoMLEnv(evaluator=_evaluator(table, table_seed, epoch), **{**HARD_REWARD_ARGS, **kwargs})
