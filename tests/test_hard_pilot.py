@@ -205,6 +205,10 @@ def test_second_seed_goes_to_the_best_first_seeds_and_the_top_waits_for_them(tmp
     assert hard_build.top_pipelines(candidate, tmp_path, by_acc, fraction=0.05).tolist() == [60, 61, 62, 63]
     with pytest.raises(ValueError, match="stage"):
         hard_build.run_build(candidate, tmp_path, stage="middle")
+    # the first reward's cover goes first: under "lowest accuracy" the best by first seed is pipeline 0
+    worst_first = [lambda a: -a["val_acc"], lambda a: a["val_acc"]]
+    assert hard_build.run_build(candidate, tmp_path, top=worst_first, stage="base", limit=1) == 1
+    assert (0, 1) in hard_build.ResultsFile(hard_build.shard_path(tmp_path, candidate, 0), candidate.fingerprint()).done
 
 
 def test_results_file_drops_a_torn_line(tmp_path):

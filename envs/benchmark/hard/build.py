@@ -207,11 +207,17 @@ def top_work(candidate: Candidate, out: str | Path, pipelines: np.ndarray, seeds
 
 def run_build(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS, limit: int | None = None,
               top: Sequence[RewardOfLines] = (), worker: tuple[int, int] = (0, 1), stage: str = "all") -> int:
-    """Train the missing base jobs (at most ``limit``; ``worker``: see :func:`base_work`; once
-    replicate 0 is complete, replicate 1 in the order of :func:`first_seed_rank` under ``top``),
-    then, when ``top`` rewards are given and the base is far enough (see :func:`top_pipelines`),
-    the extra seeds of their tops. ``stage``: ``"all"``, ``"base"`` or ``"top"`` (only that part).
-    Returns how many were trained."""
+    """Train the missing base jobs (at most ``limit``; ``worker``: see :func:`base_work`), then, when
+    ``top`` rewards are given and the base is far enough (see :func:`top_pipelines`), the extra
+    seeds of their tops. ``stage``: ``"all"``, ``"base"`` or ``"top"`` (only that part). Returns
+    how many were trained.
+
+    The first of ``top`` is the benchmark's own reward and goes first: once replicate 0 is
+    complete, replicate 1 goes to the pipelines in the top :data:`SECOND_SEED_COVER` by their first
+    seed under it (best first), then to the rest in the order of :func:`first_seed_rank` under all
+    of ``top``; the top stage refines the first reward's top, then (once every reward's cover has
+    its second seed) the union of all their tops, and stops with a message while that cover is
+    incomplete."""
     i, n = worker
     if not 0 <= i < n:
         raise ValueError(f"worker must be (i, n) with 0 <= i < n, got {worker}")
@@ -220,7 +226,11 @@ def run_build(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS, l
     trainer = CandidateTrainer(candidate)
     trained = 0
     if stage != "top":
-        base = list(base_work(candidate, out, seeds, worker, rank=first_seed_rank(candidate, out, top)))
+        rank = first_seed_rank(candidate, out, top)
+        if rank is not None:
+            primary = first_seed_rank(candidate, out, top[:1])
+            rank = np.where(primary < SECOND_SEED_COVER, primary - 1.0, rank)  # the first reward's cover first
+        base = list(base_work(candidate, out, seeds, worker, rank=rank))
         todo = [(trainer, f, job) for f, job in base if job not in f.done]
         print(f"build {candidate.name}: {len(base)} base trainings, {len(todo)} to do", flush=True)
         try:
@@ -228,14 +238,22 @@ def run_build(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS, l
         finally:
             for f in {id(f): f for f, _ in base}.values():
                 f.close()
-    if not top or stage == "base" or (limit is not None and trained >= limit):
+    if not top or stage == "base":
         return trained
-    extra = list(top_work(candidate, out, top_pipelines(candidate, out, top, seeds=seeds), seeds, worker=worker))
-    todo = [(trainer, f, job) for f, job in extra]
-    print(f"build {candidate.name}: {len(todo)} top trainings to do", flush=True)
-    try:
-        trained += run_jobs(todo if limit is None else todo[:limit - trained])
-    finally:
-        if extra:
-            extra[0][0].close()
+    for rewards in ([top[0]], list(top)) if len(top) > 1 else ([top[0]],):
+        if limit is not None and trained >= limit:
+            break
+        try:
+            pipelines = top_pipelines(candidate, out, rewards, seeds=seeds)
+        except ValueError as exc:
+            print(f"build {candidate.name}: top stage stops here: {exc}", flush=True)
+            break
+        extra = list(top_work(candidate, out, pipelines, seeds, worker=worker))
+        print(f"build {candidate.name}: {len(extra)} top trainings to do for the top of "
+              f"{'the first reward' if len(rewards) == 1 else 'every reward'}", flush=True)
+        try:
+            trained += run_jobs([(trainer, f, job) for f, job in (extra if limit is None else extra[:limit - trained])])
+        finally:
+            if extra:
+                extra[0][0].close()
     return trained
