@@ -13,7 +13,7 @@ together they pick a pipeline, the environment trains it and all agents share th
 | Agents count       | 1..n, fixed at construction                                   |
 | Action shape       | the module's decision tokens                                  |
 | Observation shape  | (6,)                                                          |
-| Registered ids     | `ma2ml/AutoML-Digits-v0`, `-CIFAR10-v0`, `-CIFAR100-v0`, `-DigitsBench-v0` (table), `-ImageNet-v0` |
+| Registered ids     | `ma2ml/AutoML-Digits-v0`, `-CIFAR10-v0`, `-CIFAR100-v0`, `-DigitsBench-v0` (table), `-DigitsHard-v0` (hard table), `-ImageNet-v0` |
 
 ## Agents and actions
 

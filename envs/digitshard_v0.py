@@ -4,7 +4,7 @@ must coordinate: NAS sets the cost of an epoch, HPO the number of epochs, and th
 their product against a training budget.
 
 Arguments: those of :mod:`ma2ml.envs.digitsbench_v0` (``table``, ``table_seed``: ``"random"`` or a
-replicate 0..5, ``epoch``: the fidelity 1..16) and of :mod:`ma2ml.envs.automl_v0`, whose reward
+replicate 0..9, ``epoch``: the fidelity 1..16) and of :mod:`ma2ml.envs.automl_v0`, whose reward
 defaults here are the tier's: C = 118,944 FLOPs (w = -0.07), training budget B = 691,776
 FLOPs x epochs with v = -3 (:data:`~ma2ml.envs.benchmark.hard.table.HARD_REWARD_ARGS`).
 Pass ``budget_exponent=0.0`` for the poster's reward on the same table.

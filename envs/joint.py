@@ -5,7 +5,7 @@ concatenation of the agents' token vectors, in ``possible_agents`` order; observ
 reward and ``info`` are the parallel env's (see :mod:`ma2ml.envs.automl_v0`). Every slice is
 checked by its agent's space (``ModuleSpace.check``): a bad token is the parallel env's one
 ``ValueError``, naming the agent, the token and its valid range. Registered
-as ``ma2ml/JointAutoML-Digits-v0`` (and -CIFAR10-, -CIFAR100-, -DigitsBench-, -ImageNet-) after
+as ``ma2ml/JointAutoML-Digits-v0`` (and -CIFAR10-, -CIFAR100-, -DigitsBench-, -DigitsHard-, -ImageNet-) after
 ``import ma2ml.envs``.
 """
 from __future__ import annotations

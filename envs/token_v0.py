@@ -15,7 +15,7 @@ evaluated by the wrapped env after the last token; the shared reward comes then.
 | Action shape       | `Discrete(A)`, A = the largest number of choices of any token  |
 | Observation shape  | `Dict(observation=Box((D,)), action_mask=Box(0, 1, (A,), int8))` |
 | Episode length     | L = the most tokens any agent has (4 on DigitsBench)          |
-| Registered ids     | `ma2ml/TokenAutoML-<family>-v0` for every family: `-Digits-`, `-CIFAR10-`, `-CIFAR100-`, `-DigitsBench-` (table), `-ImageNet-` |
+| Registered ids     | `ma2ml/TokenAutoML-<family>-v0` for every family: `-Digits-`, `-CIFAR10-`, `-CIFAR100-`, `-DigitsBench-` (table), `-DigitsHard-` (hard table), `-ImageNet-` |
 
 ## Why simultaneous steps (and not turns)
 

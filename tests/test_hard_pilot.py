@@ -184,6 +184,15 @@ def test_the_top_is_the_union_of_each_rewards_top(tmp_path):
     file.close()
     assert len(list(hard_build.top_work(candidate, tmp_path, both))) == len(work) - 1
     assert len(hard_build.read_build(candidate, tmp_path)) == 2 * 64 + 1
+    # the top 1% of the top, by the six-seed mean, waits for the top's six seeds
+    by_acc_reward = [lambda a: a["val_acc"]]
+    with pytest.raises(ValueError, match="top of 'tiny' is incomplete"):
+        hard_build.top1_pipelines(candidate, tmp_path, by_acc_reward, fraction=0.02)
+    for file, (index, rep) in hard_build.top_work(candidate, tmp_path, hard_build.top_pipelines(
+            candidate, tmp_path, by_acc_reward)):
+        file.append({"index": index, "replicate": rep, "val_acc": index / 64, "flops": 100, "status": "ok"})
+        file.close()
+    assert hard_build.top1_pipelines(candidate, tmp_path, by_acc_reward, fraction=0.02).tolist() == [62, 63]
 
 
 def test_second_seed_goes_to_the_best_first_seeds_and_the_top_waits_for_them(tmp_path):

@@ -131,8 +131,8 @@ def test_the_truth_averages_every_stored_seed_with_the_pipelines_own_cost(table)
 
 
 def test_bad_replicates_and_fidelities_are_refused():
-    with pytest.raises(ValueError, match=r"'random' or 0\.\.5"):
-        TableEvaluator(replicate=6, bench=HARD_BENCH)
+    with pytest.raises(ValueError, match=r"'random' or 0\.\.9"):
+        TableEvaluator(replicate=10, bench=HARD_BENCH)
     with pytest.raises(ValueError, match=r"epoch must be 1\.\.16"):
         TableEvaluator(epoch=17, bench=HARD_BENCH)
 
