@@ -49,3 +49,18 @@ def test_bench_eval_cost_quick():
 def test_gpu_check_without_gpu_says_so_and_exits_0():
     lines = _run("bash", str(BENCHMARKS / "gpu_check.sh"), timeout=120)
     assert lines[-1].startswith("gpu_check: no CUDA GPU found")
+
+
+def test_bench_table_speed_covers_both_tables():
+    lines = _run(sys.executable, str(BENCHMARKS / "bench_table_speed.py"), "--seconds", "0.05", "--batch", "1000")
+    assert [line for line in lines if line.startswith("ma2ml/")] == ["ma2ml/AutoML-DigitsBench-v0",
+                                                                     "ma2ml/AutoML-DigitsHard-v0"]
+    assert re.fullmatch(r"headline: AutoML-DigitsBench-v0 [\d,]+ episodes/s via PettingZoo, [\d,]+ lookups/s batched; "
+                        r"AutoML-DigitsHard-v0 [\d,]+ episodes/s via PettingZoo, [\d,]+ lookups/s batched "
+                        r"\(targets 5,000 and 100,000\): (targets met|TARGETS MISSED)", lines[-1])
+
+
+def test_hard_levers_prints_a_row_per_reward():
+    lines = _run(sys.executable, str(BENCHMARKS / "hard_levers.py"), "--starts", "20")
+    rows = [line for line in lines if line.startswith("| poster") or line.startswith("| B x")]
+    assert len(rows) == 10 and "| B x1, v -3 |" in "\n".join(rows)
