@@ -15,3 +15,9 @@ LEARNERS=${LEARNERS:-ma2ml,ma2ml-onpolicy,ma2ml-lite,reinforce,ppo,a2c,random,ev
 ma2ml compare --env ma2ml/AutoML-DigitsHard-v0 --learners "$LEARNERS" \
   --seeds "${SEEDS:-30}" --first-seed 3000 --budget 300 --budgets 25,50,100,200 --batch-size 10 --top-k 10 \
   --jobs "${JOBS:-2}" --out "$OUT"
+
+# The same with deterministic rewards: every evaluation answered by replicate 0 (as in the digits
+# table's default comparison), still scored on the seed-averaged truth.
+ma2ml compare --env ma2ml/AutoML-DigitsHard-v0 --env-arg table_seed=0 --learners "$LEARNERS" \
+  --seeds "${SEEDS:-30}" --first-seed 3000 --budget 300 --budgets 25,50,100,200 --batch-size 10 --top-k 10 \
+  --jobs "${JOBS:-2}" --out "${OUT}_replicate0"

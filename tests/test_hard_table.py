@@ -174,6 +174,7 @@ def test_hard_stats_on_the_packaged_table():
     assert s["equilibria"] >= 1 and s["top01_count"] == 11 and s["top1_count"] == 104
     assert s["random_search_median"] > 0 and s["noise_to_spread"] > 0
     assert s["trained_share"] == 1.0
+    assert 0.0 <= s["replicate0_best_true_regret"] < s["top1_spread"]
 
 
 def test_power_at_budgets_from_a_per_run_json():
