@@ -214,3 +214,29 @@ def test_bench_info_hard_prints_properties_1_to_5(tmp_path, capsys):
     (tmp_path / "bad.json").write_text(json.dumps({**per_run, "budgets": [1, 2, 3]}))
     assert main(["bench", "info", "--bench", "hard", "--comparison", str(tmp_path / "bad.json")]) == 2
     assert "not a per_run.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs, match", [({"training_budget": 0}, r"training_budget must be a finite number in \[1, "),
+                                           ({"training_budget": float("nan")}, "training_budget"),
+                                           ({"budget_exponent": 1.0}, r"budget_exponent must be a finite number in \[-10, 0\]")])
+def test_bad_reward_arguments_are_one_clear_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pettingzoo.make("parallel", PID, **kwargs)
+
+
+def test_the_training_budget_charges_the_epochs_actually_trained():
+    """A record trained for e epochs pays FLOPs x e against B (the scalar path's cost is the curve's length)."""
+    env = pettingzoo.make("parallel", PID, table_seed=0)
+    ev = env.evaluator
+    own = HARD_BENCH.own_epochs()
+    table = ev.table
+    budget = HARD_REWARD_ARGS["training_budget"]
+    over = np.flatnonzero((table.flops * own > 2 * budget) & (table.status[:, 0] == 0))[0]
+    record = ev.evaluate(ev.layout.tokens_at(int(over)), 0)
+    cost = float(table.flops[over]) * own[over]
+    inference = (table.flops[over] / HARD_FLOPS_CONSTRAINT) ** -0.07 if table.flops[over] > HARD_FLOPS_CONSTRAINT else 1.0
+    expected = record.val_acc * inference * (cost / budget) ** -3.0
+    assert env.reward(record) == pytest.approx(expected)
+    cheap = pettingzoo.make("parallel", PID, table_seed=0, epoch=1)  # one epoch is within the budget
+    low = cheap.evaluator.evaluate(ev.layout.tokens_at(int(over)), 0)
+    assert len(low.curve) == 1 and cheap.reward(low) > env.reward(record)
