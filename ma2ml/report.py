@@ -256,6 +256,9 @@ class Comparison:
             return "One learner: no best learner to resolve."
         if self.best is not None:
             return f"Best learner: **{self.best}** ★ ({best} mean {m.name}; its 95% CI overlaps no other learner's)."
+        if min(s.runs for s in self.learners) < 2:
+            return (f"Best learner not resolved: the {best} mean {m.name} is {top.learner}'s "
+                    f"({top.score_mean.text()}), but a learner with one seed has no interval; no star.")
         others = [s.learner for s in self.learners if s is not top and top.score_mean.overlaps(s.score_mean)]
         return (f"Best learner not resolved: the {best} mean {m.name} ({top.learner}, {top.score_mean.text()}) "
                 f"has a 95% CI that overlaps those of {', '.join(others)}; no star.")
@@ -303,7 +306,9 @@ def compare_runs(runs: Sequence[Run], optimum: float | None = None, top1: float 
     by_name = {s.learner: s for s in summaries}
     power = [power_row(by_name[a], by_name[b]) for a, b in zip(ranking, ranking[1:])]
     top = by_name[ranking[0]]
-    clear = len(summaries) > 1 and not any(top.score_mean.overlaps(s.score_mean) for s in summaries if s is not top)
+    # a star needs intervals: with one run a learner's bootstrap "interval" is a point
+    clear = (len(summaries) > 1 and min(s.runs for s in summaries) >= 2
+             and not any(top.score_mean.overlaps(s.score_mean) for s in summaries if s is not top))
     tabulated = [m for m in metrics if m.key != "return"] or metrics
     return Comparison(points, metrics, tabulated, score, summaries, ranking, improvement, power,
                       top.learner if clear else None, optimum, top1, true_optimum)

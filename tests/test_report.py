@@ -68,6 +68,9 @@ def test_summary_values():
     assert "not reached" in table and "0/2" in table and "n = 2" in table and "n = 4" in table
     # a's finals (0.9, 0.8) bootstrap to [0.8, 0.9], b's (0.3, 0.7) to [0.3, 0.7]: clear of each other
     assert "| **a** ★ |" in table and "Best learner: **a** ★" in table and c.best == "a"
+    # one seed per learner: a bootstrap "interval" is a point, so no star however far apart
+    one = compare_runs([r for r in _runs() if r.seed == 0], optimum=1.0, budgets=(2,))
+    assert one.best is None and "one seed has no interval; no star" in one.verdict()
 
 
 def test_marl_eval_layout():
