@@ -16,7 +16,10 @@ PACKAGE_DIR = {
     "ma2ml.baselines": "baselines",
     **{f"ma2ml.envs.{layer}": f"envs/{layer}"
        for layer in ("core", "models", "spaces", "tasks", "training", "runtime", "benchmark")},
+    "ma2ml.envs.benchmark.hard": "envs/benchmark/hard",
 }
+"""Every package and its folder (tests/test_layers.py checks that every folder with an
+``__init__.py`` is listed, so a new subpackage cannot be left out of a wheel)."""
 
 setup(
     name="ma2ml",

@@ -74,3 +74,27 @@ def test_the_readme_imports_only_public_names():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     deep = re.findall(r"^\s*from (ma2ml\.(?:envs|agents|baselines)\.\w+) import", readme, flags=re.M)
     assert deep == [], f"README imports from inner modules: {deep}"
+
+
+def test_every_package_folder_is_in_the_wheel():
+    """setup.py lists packages explicitly (the folders map into ``ma2ml.*``): a subpackage missing
+    there works in an editable install and is absent from a wheel. Every folder with an
+    ``__init__.py`` must be listed, under the name its folder maps to."""
+    import ast
+
+    tree = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
+    assign = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "PACKAGE_DIR")
+    listed: dict[str, str] = {}
+    for key, value in zip(assign.value.keys, assign.value.values):
+        if key is None:  # the ** comprehension of the env layers
+            comp = value.generators[0]
+            for layer in ast.literal_eval(comp.iter):
+                listed[f"ma2ml.envs.{layer}"] = f"envs/{layer}"
+        else:
+            listed[ast.literal_eval(key)] = ast.literal_eval(value)
+    roots = {"ma2ml": "ma2ml", "envs": "ma2ml.envs", "agents": "ma2ml.agents", "baselines": "ma2ml.baselines"}
+    for folder, package in roots.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            name = ".".join([package, *rel.parts])
+            assert listed.get(name) == init.parent.relative_to(ROOT).as_posix(), f"{name} is missing from setup.py"
