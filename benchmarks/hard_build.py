@@ -73,18 +73,20 @@ def main(argv: list[str] | None = None) -> None:
                                                  read_build, run_build)
 
     if args.status:
+        import numpy as np
+
         lines = read_build(candidate, args.out)
         base = sum(r["replicate"] < BUILD_SEEDS for r in lines)
         top = len(lines) - base
         n = candidate.n_pipelines
         recent = sorted(r["finished_at"] for r in lines if "imported_from" not in r)[-500:]
-        rate = (recent[-1] - recent[0]) / (len(recent) - 1) if len(recent) > 1 else float("nan")
+        # the median gap between finishes (pauses between sessions do not count)
+        rate = float(np.median(np.diff(recent))) if len(recent) > 1 else float("nan")
         left = n * BUILD_SEEDS - base
         print(f"{candidate.name}: base {base:,} of {n * BUILD_SEEDS:,} trainings "
               f"({100 * base / (n * BUILD_SEEDS):.1f}%); top (extra seeds) {top:,}; "
               f"{rate:.2f} s wall per training lately, base ETA {left * rate / 3600:.1f} h")
         rewards = line_rewards(candidate)
-        import numpy as np
 
         two = np.bincount([r["index"] for r in lines if r["replicate"] == 1], minlength=n) > 0
         for name, chosen in (("the tier's reward", rewards[:1]), ("any build reward", rewards)):
