@@ -28,11 +28,11 @@ OUT = ROOT / "results" / "hard_build"
 def line_rewards(candidate):
     """The rewards that order the second seed and choose the top (:data:`HARD_REWARD` first, then the
     rest of :data:`TOP_REWARDS`), of result lines: their accuracy and FLOPs, and their pipeline's epochs."""
-    from ma2ml.envs.benchmark.hard.candidates import HARD_REWARD, TOP_REWARDS, space_table
+    from ma2ml.envs.benchmark.hard.candidates import HARD_REWARD, TOP_REWARDS, space_epochs
     from ma2ml.envs.benchmark.hard.reward import candidate_reward
     from ma2ml.envs.core.reward import batch_rewards
 
-    epochs = space_table(candidate)["epochs"]
+    epochs = space_epochs(candidate)
     rewards = []
     for beta, v in [HARD_REWARD, *(r for r in TOP_REWARDS if r != HARD_REWARD)]:  # the tier's own reward first
         fn = candidate_reward(candidate, beta, v)
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
 
         two = np.bincount([r["index"] for r in lines if r["replicate"] == 1], minlength=n) > 0
         for name, chosen in (("the tier's reward", rewards[:1]), ("any build reward", rewards)):
-            rank = first_seed_rank(candidate, args.out, chosen)
+            rank = first_seed_rank(candidate, args.out, chosen, lines)
             if rank is not None:
                 cover = rank < SECOND_SEED_COVER
                 print(f"second seed: {int((cover & two).sum()):,} of the {int(cover.sum()):,} pipelines with a "
@@ -98,18 +98,16 @@ def main(argv: list[str] | None = None) -> None:
                       "(its top stage starts when all have it)")
         return
 
-    from ma2ml.envs.benchmark.hard.build import BUILD_SEEDS as ALL_SEEDS
-
-    seeds = ALL_SEEDS if args.seeds is None else args.seeds
-    if not 1 <= seeds <= ALL_SEEDS:
-        parser.error(f"--seeds must be 1..{ALL_SEEDS}, got {seeds}")
+    seeds = BUILD_SEEDS if args.seeds is None else args.seeds
+    if not 1 <= seeds <= BUILD_SEEDS:
+        parser.error(f"--seeds must be 1..{BUILD_SEEDS}, got {seeds}")
     import torch
 
     torch.set_num_threads(1)
     if args.sources:
         print(f"imported {import_results(candidate, args.out, args.sources):,} results from "
               f"{[str(s) for s in args.sources]}", flush=True)
-    stage = "base" if args.no_top or seeds < ALL_SEEDS else args.stage
+    stage = "base" if args.no_top or seeds < BUILD_SEEDS else args.stage
     trained = run_build(candidate, args.out, seeds=seeds, limit=args.limit, top=line_rewards(candidate),
                         worker=worker, stage=stage)
     print(f"build {candidate.name}: trained {trained:,} this run", flush=True)

@@ -11,15 +11,16 @@ from typing import Any
 from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
 from ma2ml.envs.automl_v0 import AutoMLParallelEnv
-from ma2ml.envs.benchmark.table import TableEvaluator
+from ma2ml.envs.benchmark.table import DIGITS_BENCH, BenchSpec, TableEvaluator
 from ma2ml.envs.joint import JointAutoMLEnv
 
 
 # -- registered envs ------------------------------------------------------------------------------
 def parallel_env(table: str | Path | None = None, table_seed: int | str = "random", epoch: int | None = None,
-                 **kwargs: Any) -> AutoMLParallelEnv:
-    """``ma2ml/AutoML-DigitsBench-v0``: the AutoML env answering from the table (kwargs as automl_v0's)."""
-    return AutoMLParallelEnv(evaluator=TableEvaluator(table, replicate=table_seed, epoch=epoch), **kwargs)
+                 bench: BenchSpec = DIGITS_BENCH, **kwargs: Any) -> AutoMLParallelEnv:
+    """``ma2ml/AutoML-DigitsBench-v0``: the AutoML env answering from the table of ``bench`` (kwargs as
+    automl_v0's)."""
+    return AutoMLParallelEnv(evaluator=TableEvaluator(table, replicate=table_seed, epoch=epoch, bench=bench), **kwargs)
 
 
 def raw_env(**kwargs: Any):
@@ -32,6 +33,6 @@ def env(**kwargs: Any):
 
 
 def joint_env(table: str | Path | None = None, table_seed: int | str = "random", epoch: int | None = None,
-              **kwargs: Any) -> JointAutoMLEnv:
+              bench: BenchSpec = DIGITS_BENCH, **kwargs: Any) -> JointAutoMLEnv:
     """``ma2ml/JointAutoML-DigitsBench-v0``: the single-agent joint view of the table env."""
-    return JointAutoMLEnv(evaluator=TableEvaluator(table, replicate=table_seed, epoch=epoch), **kwargs)
+    return JointAutoMLEnv(evaluator=TableEvaluator(table, replicate=table_seed, epoch=epoch, bench=bench), **kwargs)

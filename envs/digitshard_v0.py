@@ -11,26 +11,20 @@ Pass ``budget_exponent=0.0`` for the poster's reward on the same table.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
+from ma2ml.envs import digitsbench_v0
 from ma2ml.envs.automl_v0 import AutoMLParallelEnv
 from ma2ml.envs.benchmark.hard.table import HARD_BENCH, HARD_REWARD_ARGS
-from ma2ml.envs.benchmark.table import TableEvaluator
 from ma2ml.envs.joint import JointAutoMLEnv
 
 
-def _evaluator(table: str | Path | None, table_seed: int | str, epoch: int | None) -> TableEvaluator:
-    return TableEvaluator(table, replicate=table_seed, epoch=epoch, bench=HARD_BENCH)
-
-
-# -- registered envs ------------------------------------------------------------------------------
-def parallel_env(table: str | Path | None = None, table_seed: int | str = "random", epoch: int | None = None,
-                 **kwargs: Any) -> AutoMLParallelEnv:
-    """``ma2ml/AutoML-DigitsHard-v0``: the AutoML env answering from the hard table (kwargs as automl_v0's)."""
-    return AutoMLParallelEnv(evaluator=_evaluator(table, table_seed, epoch), **{**HARD_REWARD_ARGS, **kwargs})
+# -- registered envs: the table env of digitsbench_v0 on the hard table, with the tier's reward ---
+def parallel_env(**kwargs: Any) -> AutoMLParallelEnv:
+    """``ma2ml/AutoML-DigitsHard-v0`` (kwargs as digitsbench_v0's and automl_v0's)."""
+    return digitsbench_v0.parallel_env(bench=HARD_BENCH, **{**HARD_REWARD_ARGS, **kwargs})
 
 
 def raw_env(**kwargs: Any):
@@ -42,7 +36,6 @@ def env(**kwargs: Any):
     return OrderEnforcingWrapper(raw_env(**kwargs))
 
 
-def joint_env(table: str | Path | None = None, table_seed: int | str = "random", epoch: int | None = None,
-              **kwargs: Any) -> JointAutoMLEnv:
+def joint_env(**kwargs: Any) -> JointAutoMLEnv:
     """``ma2ml/JointAutoML-DigitsHard-v0``: the single-agent joint view of the hard table env."""
-    return JointAutoMLEnv(evaluator=_evaluator(table, table_seed, epoch), **{**HARD_REWARD_ARGS, **kwargs})
+    return digitsbench_v0.joint_env(bench=HARD_BENCH, **{**HARD_REWARD_ARGS, **kwargs})

@@ -192,10 +192,15 @@ def power_row(better: LearnerSummary, worse: LearnerSummary) -> PowerRow:
     else:
         diff = float(np.mean(better.scores) - np.mean(worse.scores))
         sd = float(np.hypot(np.std(better.scores, ddof=1), np.std(worse.scores, ddof=1)))
-    needed = seeds_needed(diff, sd) if not math.isnan(sd) else math.inf
-    if math.isfinite(needed):
-        needed = max(math.ceil(needed), 2)  # a paired test needs two seeds
-    return PowerRow(better.learner, worse.learner, abs(diff), sd, paired, needed, min(better.runs, worse.runs))
+    return PowerRow(better.learner, worse.learner, abs(diff), sd, paired, _seeds_to_run(diff, sd),
+                    min(better.runs, worse.runs))
+
+
+def _seeds_to_run(difference: float, sd: float) -> float:
+    """:func:`~ma2ml.stats.seeds_needed`, rounded up to whole seeds and at least 2 (a paired test
+    needs two); ``inf`` when ``sd`` is unknown (NaN) or the difference is 0."""
+    needed = seeds_needed(difference, sd) if not math.isnan(sd) else math.inf
+    return max(math.ceil(needed), 2) if math.isfinite(needed) else needed
 
 
 # -- the comparison -----------------------------------------------------------------------------------
@@ -520,10 +525,8 @@ def power_at_budgets(per_run: Mapping[str, Any], budgets: Sequence[int],
             common = sorted(set(scores[a]) & set(scores[b]))
             d = np.array([scores[a][s][at] - scores[b][s][at] for s in common])
             sd = float(d.std(ddof=1)) if len(d) > 1 else math.nan
-            needed = seeds_needed(float(d.mean()), sd) if len(d) > 1 else math.inf
-            if math.isfinite(needed):
-                needed = max(math.ceil(needed), 2)
-            rows.append(BudgetPower(budget, a, b, mean[a], mean[b], sd, needed, len(common)))
+            rows.append(BudgetPower(budget, a, b, mean[a], mean[b], sd, _seeds_to_run(float(d.mean()), sd),
+                                    len(common)))
     return rows
 
 

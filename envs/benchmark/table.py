@@ -429,13 +429,18 @@ class TableEvaluator(Evaluator):
         A failed training counts as reward 0, as it does when answered. A partial table is a
         ``ValueError``."""
         t = self.table
-        stored = t.status >= 0
         if (t.replicates == 0).any():
             raise ValueError(f"the table is partial: {int((t.replicates == 0).sum())} of {t.n_pipelines} "
                              f"pipelines have no entry; {self.bench.build_hint}")
+        return np.nansum(self.seed_rewards(reward_fn), axis=1) / t.replicates
+
+    def seed_rewards(self, reward_fn: Any) -> np.ndarray:
+        """Every stored training's reward under ``reward_fn``, ``(N, R)`` (NaN where not stored; a
+        failed training 0), each charged its pipeline's own epochs: what :meth:`truth` averages."""
+        t = self.table
         rewards = batch_rewards(reward_fn, np.nan_to_num(t.val_acc), t.flops[:, None], t.status == 0,
                                 self._own_epochs[:, None])
-        return np.where(stored, rewards, 0.0).sum(axis=1) / t.replicates
+        return np.where(t.status >= 0, rewards, np.nan)
 
     def _pipeline(self, index: int) -> dict[str, Any]:
         if index not in self._pipelines:

@@ -76,26 +76,24 @@ def _hard_info(args: argparse.Namespace) -> None:
     import json
 
     from ma2ml.envs.benchmark.hard.table import HARD_BENCH, format_hard_stats, hard_stats
-    from ma2ml.envs.benchmark.table import load_table
     from ma2ml.report import format_budget_power, power_at_budgets
 
     path = Path(args.table) if args.table else HARD_BENCH.path
-    print(format_hard_stats(hard_stats(path), path, load_table(path, HARD_BENCH).meta))
     comparison = Path(args.comparison) if args.comparison else HARD_COMPARISON
+    power = [f"   no comparison at {comparison}: run `bash benchmarks/compare_hard.sh` from a checkout "
+             "(or pass --comparison PATH/per_run.json)"]
+    if comparison.is_file():  # checked before anything is printed
+        try:
+            per_run = json.loads(comparison.read_text())
+            power = [f"   {comparison}: {len({r['learner'] for r in per_run['runs']})} learners x "
+                     f"{len({r['seed'] for r in per_run['runs']})} seeds",
+                     *format_budget_power(power_at_budgets(per_run, POWER_BUDGETS), per_run["score"])]
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise cli.CliError(f"{comparison} is not a per_run.json of a comparison with budget points "
+                               f"{list(POWER_BUDGETS)} ({type(exc).__name__}: {exc})") from None
+    print(format_hard_stats(hard_stats(path), path))
     print("5. power (seeds per learner for 80% power, from the default comparison)")
-    if not comparison.is_file():
-        print(f"   no comparison at {comparison}: run `bash benchmarks/compare_hard.sh` from a checkout "
-              "(or pass --comparison PATH/per_run.json)")
-        return
-    try:
-        per_run = json.loads(comparison.read_text())
-        rows = power_at_budgets(per_run, POWER_BUDGETS)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise cli.CliError(f"{comparison} is not a per_run.json of a comparison with budget points "
-                           f"{list(POWER_BUDGETS)} ({type(exc).__name__}: {exc})") from None
-    print(f"   {comparison}: {len({r['learner'] for r in per_run['runs']})} learners x "
-          f"{len({r['seed'] for r in per_run['runs']})} seeds")
-    print("\n".join(format_budget_power(rows, per_run["score"])))
+    print("\n".join(power))
 
 
 def _dispatch(args: argparse.Namespace) -> None:

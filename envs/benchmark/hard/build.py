@@ -115,10 +115,12 @@ def base_work(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS,
     yield from work
 
 
-def first_seed_rank(candidate: Candidate, out: str | Path, rewards: Sequence[RewardOfLines]) -> np.ndarray | None:
+def first_seed_rank(candidate: Candidate, out: str | Path, rewards: Sequence[RewardOfLines],
+                    lines: Sequence[dict[str, Any]] | None = None) -> np.ndarray | None:
     """Each pipeline's best rank quantile (0 = best) by its replicate-0 reward under any of
-    ``rewards``; ``None`` while replicate 0 is incomplete."""
-    lines = [r for r in read_build(candidate, out) if r["replicate"] == 0]
+    ``rewards``; ``None`` while replicate 0 is incomplete. ``lines``: the build's lines when
+    already read (:func:`read_build`)."""
+    lines = [r for r in (read_build(candidate, out) if lines is None else lines) if r["replicate"] == 0]
     n = candidate.n_pipelines
     if len(lines) < n or not rewards:
         return None
@@ -178,9 +180,10 @@ def top_pipelines(candidate: Candidate, out: str | Path, rewards: Sequence[Rewar
     every pipeline whose first-seed rank (:func:`first_seed_rank`) lies in the top ``cover`` has
     all its base seeds.
     """
-    lines = [r for r in read_build(candidate, out) if r["replicate"] < seeds]
+    everything = read_build(candidate, out)
+    lines = [r for r in everything if r["replicate"] < seeds]
     n = candidate.n_pipelines
-    rank = first_seed_rank(candidate, out, rewards)
+    rank = first_seed_rank(candidate, out, rewards, everything)
     if rank is None:
         raise ValueError(f"the base build of {candidate.name!r} is incomplete: replicate 0 of "
                          f"{sum(r['replicate'] == 0 for r in lines)} of {n} pipelines")
@@ -190,11 +193,18 @@ def top_pipelines(candidate: Candidate, out: str | Path, rewards: Sequence[Rewar
     if missing:
         raise ValueError(f"the base build of {candidate.name!r} is incomplete: {missing} pipelines with a "
                          f"first-seed rank in the top {cover:.0%} lack some of their {seeds} base seeds")
-    full = count >= seeds
+    return _union_top(arrays, rewards, count >= seeds, seeds, fraction)
+
+
+def _union_top(arrays: dict[str, np.ndarray], rewards: Sequence[RewardOfLines], eligible: np.ndarray, seeds: int,
+               fraction: float) -> np.ndarray:
+    """The union over ``rewards`` of the top ``fraction`` (of the whole space) of the ``eligible``
+    pipelines by their mean reward over ``seeds`` replicates (``arrays``: their result lines)."""
+    n = len(eligible)
     k = max(int(np.ceil(fraction * n)), 1)
     top: set[int] = set()
     for reward in rewards:
-        mean = np.where(full, np.bincount(arrays["index"], weights=reward(arrays), minlength=n) / seeds, -np.inf)
+        mean = np.where(eligible, np.bincount(arrays["index"], weights=reward(arrays), minlength=n) / seeds, -np.inf)
         top |= set(np.argsort(-mean, kind="stable")[:k].tolist())
     return np.array(sorted(top), dtype=np.int64)
 
@@ -228,14 +238,9 @@ def top1_pipelines(candidate: Candidate, out: str | Path, rewards: Sequence[Rewa
     if missing:
         raise ValueError(f"the top of {candidate.name!r} is incomplete: {missing} of its {len(chosen)} pipelines "
                          f"lack some of their {seeds} seeds")
-    k = max(int(np.ceil(fraction * n)), 1)
     inside = np.zeros(n, dtype=bool)
     inside[chosen] = True
-    top: set[int] = set()
-    for reward in rewards:
-        mean = np.where(inside, np.bincount(arrays["index"], weights=reward(arrays), minlength=n) / seeds, -np.inf)
-        top |= set(np.argsort(-mean, kind="stable")[:k].tolist())
-    return np.array(sorted(top), dtype=np.int64)
+    return _union_top(arrays, rewards, inside, seeds, fraction)
 
 
 def run_build(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS, limit: int | None = None,
@@ -259,9 +264,10 @@ def run_build(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS, l
     trainer = CandidateTrainer(candidate)
     trained = 0
     if stage != "top":
-        rank = first_seed_rank(candidate, out, top)
+        lines = read_build(candidate, out)
+        rank = first_seed_rank(candidate, out, top, lines)
         if rank is not None:
-            primary = first_seed_rank(candidate, out, top[:1])
+            primary = first_seed_rank(candidate, out, top[:1], lines)
             rank = np.where(primary < SECOND_SEED_COVER, primary - 1.0, rank)  # the first reward's cover first
         base = list(base_work(candidate, out, seeds, worker, rank=rank))
         todo = [(trainer, f, job) for f, job in base if job not in f.done]

@@ -125,8 +125,9 @@ def compact_build(build: str | Path = HARD_BUILD_DIR, out: str | Path = HARD_TAB
     # replicates must be stored from 0 up (the evaluator draws among the first `replicates`)
     stored = status >= 0
     count = stored.sum(axis=1)
-    if (stored != (np.arange(reps)[None, :] < count[:, None])).any():
-        bad = int(np.flatnonzero((stored != (np.arange(reps)[None, :] < count[:, None])).any(axis=1))[0])
+    gaps = (stored != (np.arange(reps)[None, :] < count[:, None])).any(axis=1)
+    if gaps.any():
+        bad = int(np.flatnonzero(gaps)[0])
         raise ValueError(f"pipeline {bad} has replicates {np.flatnonzero(stored[bad]).tolist()}: not from 0 up")
     extra = np.flatnonzero(count > BUILD_SEEDS)
     meta = {**CANDIDATE.fingerprint(), "statuses": list(STATUSES), "entries": int(stored.sum()),
@@ -174,7 +175,7 @@ def hard_stats(path: str | Path | None = None, reward_fn: FlopsReward | None = N
     game = game_stats(truth, shape, starts=starts, seed=seed)
     # per-seed rewards, for the noise at the top
     ok = table.status == 0
-    rewards = np.where(table.status >= 0, _seed_rewards(table, reward_fn), np.nan)
+    rewards = evaluator.seed_rewards(reward_fn)
     seeds = table.replicates
     top1 = np.argsort(-truth, kind="stable")[:top_count(len(truth), 0.01)]
     multi = top1[seeds[top1] >= 2]
@@ -187,13 +188,16 @@ def hard_stats(path: str | Path | None = None, reward_fn: FlopsReward | None = N
     main_best = np.flatnonzero(main == main.max())  # replicate 0's best (ties: all of them)
     return {
         **game,
+        "br_starts": starts,
+        "complete": table.meta.get("complete"),
         "agent_choices": dict(zip(layout.agents, shape)),
         "entries": int((table.status >= 0).sum()),
         "failed": int(((table.status >= 0) & ~ok).sum()),
         "seeds_histogram": {int(s): int((seeds == s).sum()) for s in np.unique(seeds)},
         "trained_share": float((seeds >= 1).mean()),
         "train_hours": float(np.nansum(table.train_seconds) / 3600),
-        "top1_seeds_min": int(seeds[top1].min()), "top1_seeds_mean": float(seeds[top1].mean()),
+        "top1_seeds_min": int(seeds[top1].min()), "top1_seeds_max": int(seeds[top1].max()),
+        "top1_seeds_mean": float(seeds[top1].mean()),
         "seed_sd_top1": seed_sd, "truth_noise_top": noise,
         "replicate0_best_true_regret": float(np.mean(truth[best] - truth[main_best])),
         "replicate0_best_count": int(len(main_best)),
@@ -206,16 +210,7 @@ def hard_stats(path: str | Path | None = None, reward_fn: FlopsReward | None = N
     }
 
 
-def _seed_rewards(table: Any, reward_fn: FlopsReward) -> np.ndarray:
-    """Every stored training's reward, ``(N, R)`` (the pipeline's own epochs charged)."""
-    from ma2ml.envs.core.reward import batch_rewards
-
-    epochs = HARD_BENCH.own_epochs()[:, None]
-    return batch_rewards(reward_fn, np.nan_to_num(table.val_acc), table.flops[:, None].astype(np.float64),
-                         table.status == 0, epochs)
-
-
-def format_hard_stats(s: dict[str, Any], path: str | Path, meta: dict[str, Any]) -> str:
+def format_hard_stats(s: dict[str, Any], path: str | Path) -> str:
     """Properties 1-4 as ``ma2ml bench info --bench hard`` prints them, each against its threshold."""
     def verdict(ok: bool) -> str:
         return "meets the threshold" if ok else "MISSES the threshold"
@@ -231,7 +226,7 @@ def format_hard_stats(s: dict[str, Any], path: str | Path, meta: dict[str, Any])
         f"({s['optimum_seeds']} seeds): {s['optimum_pipeline']}",
         "",
         "1. coordination",
-        f"   alternating best responses from 1,000 uniform random starts reach the top 0.1% "
+        f"   alternating best responses from {s['br_starts']:,} uniform random starts reach the top 0.1% "
         f"({s['top01_count']} pipelines) in {100 * s['br_top01']:.1f}% of starts "
         f"(threshold <= {100 * THRESHOLDS['br_top01']:.0f}%: {verdict(s['br_top01'] <= THRESHOLDS['br_top01'])}); "
         f"the top 1% in {100 * s['br_top1']:.1f}%, the optimum in {100 * s['br_optimum']:.1f}%; "
@@ -248,7 +243,7 @@ def format_hard_stats(s: dict[str, Any], path: str | Path, meta: dict[str, Any])
         f"{verdict(s['random_search_median'] >= THRESHOLDS['random_search_median'])})",
         "3. resolution",
         f"   ground truth: every stored seed of a pipeline averaged; seeds per pipeline: {hist}; "
-        f"the top 1% has {s['top1_seeds_min']}..{max(s['seeds_histogram'])} seeds (mean {s['top1_seeds_mean']:.1f})",
+        f"the top 1% has {s['top1_seeds_min']}..{s['top1_seeds_max']} seeds (mean {s['top1_seeds_mean']:.1f})",
         f"   per-seed reward std at the top {s['seed_sd_top1']:.4f}; the truth's noise std at the top "
         f"{s['truth_noise_top']:.4f} vs the top-1% spread {s['top1_spread']:.4f}: ratio {s['noise_to_spread']:.2f} "
         f"(threshold <= {THRESHOLDS['noise_to_spread']}: {verdict(s['noise_to_spread'] <= THRESHOLDS['noise_to_spread'])})",
@@ -258,6 +253,6 @@ def format_hard_stats(s: dict[str, Any], path: str | Path, meta: dict[str, Any])
         "4. provenance",
         f"   exhaustive: {100 * s['trained_share']:.1f}% of the pipelines really trained by this project's evaluator "
         f"({s['entries']:,} trainings, {s['failed']} failed, {s['train_hours']:.1f} h of one CPU thread; "
-        f"base build complete: {meta.get('complete')}); no surrogate",
+        f"base build complete: {s['complete']}); no surrogate",
     ]
     return "\n".join(lines)
