@@ -39,6 +39,8 @@ Learners of your own, three ways (each then works in ``ma2ml search`` and ``comp
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import importlib
 import warnings
 from dataclasses import dataclass, fields
@@ -77,7 +79,7 @@ def register_learner(name: str, entry_point: Any, config_entry_point: Any = None
     ``config_entry_point`` None takes the learner class's ``config_class``.
     """
     if name in _REGISTRY and not overwrite:
-        raise ValueError(f"learner {name!r} is already registered; pass overwrite=True to replace it")
+        raise UserError(f"learner {name!r} is already registered; pass overwrite=True to replace it")
     _REGISTRY[name] = LearnerSpec(name, entry_point, config_entry_point, description)
 
 
@@ -115,7 +117,7 @@ def learner_spec(name: str) -> LearnerSpec:
     if ":" in name:
         learner_class = _learner_class(name, name)
         return LearnerSpec(name, learner_class, None, (learner_class.__doc__ or "").strip().split("\n")[0])
-    raise ValueError(f"unknown learner {name!r}; registered learners are {learner_names()} (or name a Learner "
+    raise UserError(f"unknown learner {name!r}; registered learners are {learner_names()} (or name a Learner "
                      "subclass as 'module:Class')")
 
 
@@ -140,19 +142,19 @@ def _learner_class(name: str, entry_point: Any) -> type[Learner]:
     if isinstance(entry_point, str):
         module, _, attr = entry_point.partition(":")
         if not module or not attr:
-            raise ValueError(f"learner {name!r}: {entry_point!r} is not of the form 'module:Class'")
+            raise UserError(f"learner {name!r}: {entry_point!r} is not of the form 'module:Class'")
         try:
             found = importlib.import_module(module)
         except Exception as exc:  # the user's module: whatever stops it importing is one error
-            raise ValueError(f"learner {name!r}: cannot import module {module!r} ({type(exc).__name__}: {exc}); "
+            raise UserError(f"learner {name!r}: cannot import module {module!r} ({type(exc).__name__}: {exc}); "
                              "install it or put its folder on PYTHONPATH") from exc
         for part in attr.split("."):
             if not hasattr(found, part):
-                raise ValueError(f"learner {name!r}: module {module!r} has no attribute {attr!r}")
+                raise UserError(f"learner {name!r}: module {module!r} has no attribute {attr!r}")
             found = getattr(found, part)
     if not (isinstance(found, type) and issubclass(found, Learner)):
         what = f"{entry_point} is {found!r}" if isinstance(entry_point, str) else repr(found)
-        raise ValueError(f"learner {name!r}: {what}, not a subclass of ma2ml.agents.Learner")
+        raise UserError(f"learner {name!r}: {what}, not a subclass of ma2ml.agents.Learner")
     return found
 
 
@@ -168,7 +170,7 @@ def _configure(name: str, config_class: type[LearnerConfig], overrides: dict[str
     valid = [f.name for f in fields(config_class)]
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
-        raise ValueError(f"learner {name!r} has no setting {unknown}; its settings are {valid}")
+        raise UserError(f"learner {name!r} has no setting {unknown}; its settings are {valid}")
     return config_class(**overrides)
 
 

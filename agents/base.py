@@ -36,6 +36,8 @@ run them with one torch thread (:mod:`ma2ml.envs.core.threads`: the thread polic
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -62,7 +64,7 @@ class LearnerConfig:
 
     def _require(self, name: str, ok: bool, valid: str) -> None:
         if not ok:
-            raise ValueError(f"{type(self).__name__}.{name} = {getattr(self, name)!r} is invalid; "
+            raise UserError(f"{type(self).__name__}.{name} = {getattr(self, name)!r} is invalid; "
                              f"valid values are {valid}")
 
 
@@ -106,7 +108,7 @@ class Learner(ABC):
     def __init__(self, env: AutoMLEnv, config: LearnerConfig | None = None, seed: int = 0) -> None:
         config = self.config_class() if config is None else config
         if not isinstance(config, self.config_class):
-            raise ValueError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
+            raise UserError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
         self.seed = int(seed)
         self.layout = JointLayout.of(env)
@@ -131,7 +133,7 @@ class Learner(ABC):
     def ask(self, n: int) -> list[dict[str, np.ndarray]]:
         """``n`` joint actions to evaluate next."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"ask(n) needs a positive integer n, got {n!r}")
+            raise UserError(f"ask(n) needs a positive integer n, got {n!r}")
         with torch_threads(LEARNER_THREADS):  # small tensors: torch's thread pool only spin-waits
             actions = self._ask(int(n))
             rows = self.joint(actions)
@@ -146,13 +148,13 @@ class Learner(ABC):
              records: Sequence[EvalRecord] | None = None) -> None:
         """Hand back the rewards (and records) of evaluated joint actions, in order."""
         if len(actions) != len(rewards) or (records is not None and len(records) != len(actions)):
-            raise ValueError(f"tell() got {len(actions)} actions, {len(rewards)} rewards and "
+            raise UserError(f"tell() got {len(actions)} actions, {len(rewards)} rewards and "
                              f"{'no' if records is None else len(records)} records; the counts must match")
         if not actions:
-            raise ValueError("tell() needs at least one evaluated action")
+            raise UserError("tell() needs at least one evaluated action")
         rewards = [float(r) for r in rewards]
         if not np.all(np.isfinite(rewards)):
-            raise ValueError(f"tell() got non-finite rewards {rewards}")
+            raise UserError(f"tell() got non-finite rewards {rewards}")
         joint = self.joint(actions)
         with torch_threads(LEARNER_THREADS):
             self._tell(joint, np.asarray(rewards, dtype=np.float64), records)
@@ -170,10 +172,10 @@ class Learner(ABC):
 
         for name, value in (("budget", budget), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
         if no_repeat is not None:
             if not isinstance(no_repeat, (bool, np.bool_)):
-                raise ValueError(f"no_repeat must be True or False, got {no_repeat!r}")
+                raise UserError(f"no_repeat must be True or False, got {no_repeat!r}")
             self.no_repeat = bool(no_repeat)
         self.check_env(env)
         vec = VectorAutoML(env)
@@ -292,9 +294,9 @@ class Learner(ABC):
     def check_checkpoint(self, state: dict[str, Any]) -> None:
         """``ValueError`` unless ``state`` was written by this kind of learner with this config."""
         if state.get("learner") != type(self).__name__:
-            raise ValueError(f"this checkpoint is of {state.get('learner')!r}, not {type(self).__name__!r}")
+            raise UserError(f"this checkpoint is of {state.get('learner')!r}, not {type(self).__name__!r}")
         if state["config"] != asdict(self.config):
-            raise ValueError(f"checkpoint config {state['config']} differs from this learner's {asdict(self.config)}")
+            raise UserError(f"checkpoint config {state['config']} differs from this learner's {asdict(self.config)}")
 
     # -- helpers for subclasses ------------------------------------------------------------------
     def check_env(self, env: AutoMLEnv) -> None:
@@ -303,12 +305,12 @@ class Learner(ABC):
         if not isinstance(env, AutoMLEnv):
             missing = [m for m in ("possible_agents", "action_space", "state", "evaluate_batch", "reward")
                        if not hasattr(env, m)]
-            raise ValueError(f"learners need an ma2ml env (the AutoMLEnv protocol); {type(env).__name__} lacks "
+            raise UserError(f"learners need an ma2ml env (the AutoMLEnv protocol); {type(env).__name__} lacks "
                              f"{missing}: make one with pettingzoo.make('parallel', 'ma2ml/...')")
         agents = list(env.possible_agents)
         nvec = {a: np.asarray(env.action_space(a).nvec).tolist() for a in agents}
         if agents != self.agents or nvec != {a: v.tolist() for a, v in self.nvec.items()}:
-            raise ValueError(f"this learner was built for agents {self.agents} with token sizes "
+            raise UserError(f"this learner was built for agents {self.agents} with token sizes "
                              f"{ {a: v.tolist() for a, v in self.nvec.items()} }, the env has {agents} with {nvec}")
 
     def joint(self, actions: Sequence[Actions]) -> np.ndarray:
@@ -316,7 +318,7 @@ class Learner(ABC):
         rows = self.layout.join_rows(actions)
         if np.any(rows < 0) or np.any(rows >= self.joint_nvec):
             bad = rows[np.any((rows < 0) | (rows >= self.joint_nvec), axis=1)][0]
-            raise ValueError(f"joint action {bad.tolist()} does not fit the token sizes {self.joint_nvec.tolist()}")
+            raise UserError(f"joint action {bad.tolist()} does not fit the token sizes {self.joint_nvec.tolist()}")
         return rows
 
     def split(self, joint: np.ndarray) -> list[dict[str, np.ndarray]]:

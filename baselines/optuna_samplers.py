@@ -38,6 +38,8 @@ its level afterwards, so Optuna's verbosity stays what the user set for their ow
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import logging
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
@@ -61,7 +63,7 @@ def import_optuna(learner: str) -> ModuleType:
     try:
         import optuna
     except ImportError as exc:
-        raise ValueError(f"learner {learner} needs Optuna, an optional extra ({exc}): {INSTALL_HINT}") from None
+        raise UserError(f"learner {learner} needs Optuna, an optional extra ({exc}): {INSTALL_HINT}") from None
     return optuna
 
 
@@ -207,7 +209,7 @@ class OptunaLearner(Learner):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.check_checkpoint(state)
         if self._log:
-            raise ValueError(f"load a {type(self).__name__} checkpoint into a fresh learner (this one has already "
+            raise UserError(f"load a {type(self).__name__} checkpoint into a fresh learner (this one has already "
                              "asked or been told)")
         with quiet_optuna():
             for kind, *values in state["log"]:

@@ -33,6 +33,8 @@ the same policy, optimizer and rollout-buffer state (checked action by action).
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import queue
 import random
 import threading
@@ -228,7 +230,7 @@ class SB3Learner(Learner):
         if n > left and self.no_repeat and left:
             n = left  # the step's other actions repeat evaluated pipelines (answered from memory)
         elif n > left:
-            raise ValueError(f"ask({n}): only {left} of SB3's current step of {self.num_envs} actions are left; "
+            raise UserError(f"ask({n}): only {left} of SB3's current step of {self.num_envs} actions are left; "
                              f"tell the outstanding ones first (num_envs is fixed by the first ask)")
         actions = self._step[self._handed:self._handed + n]
         self._handed += n
@@ -239,7 +241,7 @@ class SB3Learner(Learner):
 
     def _tell(self, joint: np.ndarray, rewards: np.ndarray, records: Sequence[EvalRecord] | None) -> None:
         if len(joint) > len(self._outstanding) or not np.array_equal(joint, np.stack(self._outstanding[:len(joint)])):
-            raise ValueError(f"SB3 {self.algorithm} can only be told the actions it was asked for, in order")
+            raise UserError(f"SB3 {self.algorithm} can only be told the actions it was asked for, in order")
         del self._outstanding[:len(joint)]
         self._rewards.extend(rewards.tolist())
         self._log.append(("tell", rewards.tolist()))
@@ -262,7 +264,7 @@ class SB3Learner(Learner):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.check_checkpoint(state)
         if self._log:
-            raise ValueError(f"load a {self.algorithm} checkpoint into a fresh learner (this one has already acted)")
+            raise UserError(f"load a {self.algorithm} checkpoint into a fresh learner (this one has already acted)")
         self.no_repeat = bool(state.get("no_repeat", False))  # older checkpoints ran with repeats
         pending: list[dict[str, np.ndarray]] = []
         for kind, values in state["log"]:

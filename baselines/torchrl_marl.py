@@ -40,6 +40,8 @@ learnt from: a resumed run continues identically (tested). TorchRL is an optiona
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,8 +57,8 @@ TORCHRL_HINT = 'MAPPO and IPPO need TorchRL (torchrl>=0.11): pip install -e ".[m
 """What to do when TorchRL is missing."""
 
 
-class TorchRLMissing(ImportError, ValueError):
-    """TorchRL is not installed (a ``ValueError`` too, so the CLI reports it in one line)."""
+class TorchRLMissing(UserError):
+    """TorchRL is not installed: the message says what to install."""
 
 
 def require_torchrl() -> None:

@@ -12,6 +12,8 @@ again, the next episode's. It lives in ``baselines`` beside the SB3 learners so 
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +36,7 @@ class AutoMLVecEnv(VecEnv):
 
     def __init__(self, env: AutoMLEnv, num_envs: int, evaluate: Evaluate | None = None) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+            raise UserError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.env = env
         self.agents = list(env.possible_agents)
         self.evaluate = evaluate if evaluate is not None else VectorAutoML(env).evaluate
@@ -59,7 +61,7 @@ class AutoMLVecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:
-            raise ValueError("step_wait() called without step_async()")
+            raise UserError("step_wait() called without step_async()")
         rewards, infos = self.evaluate(self.split(self._actions))
         self._actions = None
         obs = self.observations()

@@ -105,6 +105,8 @@ record, timing included, is `env.last_record`.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import copy
 import math
 from collections.abc import Mapping, Sequence
@@ -146,7 +148,7 @@ def _in_range(name: str, value: Any, bounds: tuple[float, float], unit: str = ""
     except OverflowError:  # an int beyond float's range
         number = math.inf
     if not (math.isfinite(number) and low <= number <= high):
-        raise ValueError(f"{name} must be a finite number in [{low:g}, {high:g}]{unit}, got {value!r}")
+        raise UserError(f"{name} must be a finite number in [{low:g}, {high:g}]{unit}, got {value!r}")
     return number
 
 
@@ -158,15 +160,15 @@ def resolve_spaces(task: Task, agents: Sequence[str] | None,
         agents = list(available)
     agents = list(agents)
     if not agents:
-        raise ValueError(f"agents must name at least one module; available modules are {list(available)}")
+        raise UserError(f"agents must name at least one module; available modules are {list(available)}")
     if len(set(agents)) != len(agents):
-        raise ValueError(f"agents must be distinct, got {agents}")
+        raise UserError(f"agents must be distinct, got {agents}")
     unknown = [a for a in agents if a not in available]
     if unknown:
-        raise ValueError(f"unknown agents {unknown} for task {task.name!r}; available modules are {list(available)}")
+        raise UserError(f"unknown agents {unknown} for task {task.name!r}; available modules are {list(available)}")
     bad = [a for a in agents if not isinstance(available[a], ModuleSpace)]
     if bad:
-        raise ValueError(f"spaces for {bad} must be ModuleSpace instances")
+        raise UserError(f"spaces for {bad} must be ModuleSpace instances")
     return {a: available[a] for a in agents}
 
 
@@ -201,11 +203,11 @@ class AutoMLParallelEnv(ParallelEnv):
         render_mode: str | None = None,
     ) -> None:
         if render_mode is not None:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; this env does not render")
+            raise UserError(f"render_mode {render_mode!r} is not supported; this env does not render")
         resolve_device(device)  # a bad device is one ValueError now, not a failed evaluation at every step
         if isinstance(evaluator, Evaluator):
             if agents is not None and list(agents) != list(evaluator.spaces):
-                raise ValueError(f"agents {list(agents)} differ from the evaluator's {list(evaluator.spaces)}")
+                raise UserError(f"agents {list(agents)} differ from the evaluator's {list(evaluator.spaces)}")
             self.task, self.spaces, self.evaluator = evaluator.task, dict(evaluator.spaces), evaluator
         elif evaluator == "train":
             self.task = get_task(task)
@@ -215,7 +217,7 @@ class AutoMLParallelEnv(ParallelEnv):
             self.evaluator = TrainEvaluator(self.task, self.spaces, data_dir=data_dir, device=device,
                                             epochs=epochs, time_limit=time_limit, cpu_threads=cpu_threads)
         else:
-            raise ValueError(f"unknown evaluator {evaluator!r}; valid values are {list(EVALUATORS)} or an Evaluator")
+            raise UserError(f"unknown evaluator {evaluator!r}; valid values are {list(EVALUATORS)} or an Evaluator")
         self.reward_fn = FlopsReward(
             _in_range("flops_constraint", self.task.flops_constraint if flops_constraint is None
                            else flops_constraint, FLOPS_CONSTRAINT_RANGE, " multiply-adds"),
@@ -244,7 +246,7 @@ class AutoMLParallelEnv(ParallelEnv):
     def _attach(self, executor: str | Executor | None, workers: int | None, device: str | None,
                 time_limit: float | None, copy_evaluator: bool) -> None:
         if workers is not None and executor != "process":
-            raise ValueError(f"workers={workers} needs executor='process'")
+            raise UserError(f"workers={workers} needs executor='process'")
         if isinstance(executor, str):
             remote = executor != "inprocess"
             executor = make_executor(executor, workers=workers, device=device if executor == "process" else None,
@@ -258,7 +260,7 @@ class AutoMLParallelEnv(ParallelEnv):
     def _open_run(self, store: str | EvalStore | None, cache: bool, run_id: str | None) -> RunLog | None:
         if store is None:
             if cache or run_id is not None:
-                raise ValueError("cache=True and run_id need a store= (an EvalStore or a file path)")
+                raise UserError("cache=True and run_id need a store= (an EvalStore or a file path)")
             return None
         if not isinstance(store, EvalStore):
             store = EvalStore(store)
@@ -278,7 +280,7 @@ class AutoMLParallelEnv(ParallelEnv):
 
     def _check_agent(self, agent: str) -> None:
         if agent not in self._action_spaces:
-            raise ValueError(f"unknown agent {agent!r}; this env's agents are {self.possible_agents}")
+            raise UserError(f"unknown agent {agent!r}; this env's agents are {self.possible_agents}")
 
     # -- the game -------------------------------------------------------------------------------
     def descriptor(self) -> np.ndarray:
@@ -307,7 +309,7 @@ class AutoMLParallelEnv(ParallelEnv):
 
     def step(self, actions: Actions):
         if not self.agents:
-            raise ValueError("step() called on a finished episode; call reset() first")
+            raise UserError("step() called on a finished episode; call reset() first")
         record = self.evaluate(actions)
         reward = self.reward(record)
         info = record.info(reward, timings=self.info_timings)

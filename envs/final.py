@@ -27,6 +27,8 @@ input normalisation. :func:`load_checkpoint` rebuilds the same network and loads
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -67,10 +69,10 @@ def file_env_args(env_args: Any, source: str) -> dict[str, Any]:
     configuration, never a path, object or store that the env would open.
     """
     if not isinstance(env_args, Mapping):
-        raise ValueError(f"{source}: settings.env_args must be an object of env arguments, got {env_args!r}")
+        raise UserError(f"{source}: settings.env_args must be an object of env arguments, got {env_args!r}")
     unknown = sorted(k for k in env_args if k not in FILE_ENV_ARGS and k not in RUNTIME_ENV_ARGS)
     if unknown:
-        raise ValueError(f"{source}: settings.env_args names {unknown}, which a pipeline file may not set; "
+        raise UserError(f"{source}: settings.env_args names {unknown}, which a pipeline file may not set; "
                          f"it may carry {list(FILE_ENV_ARGS)} (paths, stores and executors come from the "
                          "command line)")
     out = {}
@@ -81,7 +83,7 @@ def file_env_args(env_args: Any, source: str) -> dict[str, Any]:
         plain = value is None or isinstance(value, (bool, int, float, str)) or (
             isinstance(value, list) and all(isinstance(v, str) for v in value))
         if not plain:
-            raise ValueError(f"{source}: settings.env_args[{key!r}] must be a number, string or list of names, "
+            raise UserError(f"{source}: settings.env_args[{key!r}] must be a number, string or list of names, "
                              f"got {value!r}")
         out[key] = value
     return out
@@ -177,36 +179,36 @@ def read_pipeline(path: str | Path) -> PipelineFile:
     """Read a pipeline file; one ``ValueError`` naming the problem if it is malformed."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path} is a folder; give a pipeline file, e.g. a search's {path / 'best.json'}")
+        raise UserError(f"{path} is a folder; give a pipeline file, e.g. a search's {path / 'best.json'}")
     try:
         text = path.read_text(encoding="utf-8")  # FileNotFoundError names the path
     except UnicodeDecodeError:
-        raise ValueError(f"{path} is not a text (JSON) file") from None
+        raise UserError(f"{path} is not a text (JSON) file") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc})") from None
+        raise UserError(f"{path} is not valid JSON ({exc})") from None
     expected = 'a JSON object {"tokens": {agent: [tokens, ...], ...}} ("actions" works too)'
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold {expected}, got a JSON {type(data).__name__}")
+        raise UserError(f"{path} must hold {expected}, got a JSON {type(data).__name__}")
     key = next((k for k in ACTION_KEYS if k in data), None)
     if key is None:
-        raise ValueError(f"{path} has no {' or '.join(repr(k) for k in ACTION_KEYS)} field; expected {expected}")
+        raise UserError(f"{path} has no {' or '.join(repr(k) for k in ACTION_KEYS)} field; expected {expected}")
     raw = data[key]
     if not isinstance(raw, dict) or not raw:
-        raise ValueError(f"{path}: {key!r} must map each agent to its token list; expected {expected}")
+        raise UserError(f"{path}: {key!r} must map each agent to its token list; expected {expected}")
     actions: dict[str, list[int]] = {}
     for agent, tokens in raw.items():
         if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
-            raise ValueError(f"{path}: {key}[{agent!r}] must be a list of integer tokens, got {tokens!r}")
+            raise UserError(f"{path}: {key}[{agent!r}] must be a list of integer tokens, got {tokens!r}")
         actions[agent] = tokens
     pipeline = data.get("pipeline")
     if pipeline is not None and not isinstance(pipeline, dict):
-        raise ValueError(f"{path}: 'pipeline' must be an object agent -> decoded choice, got {pipeline!r}")
+        raise UserError(f"{path}: 'pipeline' must be an object agent -> decoded choice, got {pipeline!r}")
     settings = data.get("settings", {})
     env_id, env_args = (settings.get("env"), settings.get("env_args", {})) if isinstance(settings, dict) else (None, {})
     if env_id is not None and not isinstance(env_id, str):
-        raise ValueError(f"{path}: settings.env must be an env id string, got {env_id!r}")
+        raise UserError(f"{path}: settings.env must be an env id string, got {env_id!r}")
     return PipelineFile(actions, pipeline, env_id, file_env_args(env_args, str(path)))
 
 
@@ -226,7 +228,7 @@ def decode_pipeline(spaces: Mapping[str, ModuleSpace], actions: Mapping[str, lis
     decoded = json.loads(json.dumps({a: spaces[a].to_json(c) for a, c in configs.items()}))
     if pipeline is not None and json.loads(json.dumps(pipeline)) != decoded:
         differ = sorted(a for a in set(decoded) | set(pipeline) if decoded.get(a) != pipeline.get(a))
-        raise ValueError(f"the file's 'pipeline' differs from what its tokens decode to in {env_id} "
+        raise UserError(f"the file's 'pipeline' differs from what its tokens decode to in {env_id} "
                          f"(agents {differ}); was it written for another env?")
     return configs, decoded
 
@@ -251,7 +253,7 @@ class FinalTraining:
         env_args: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+            raise UserError(f"epochs must be an integer >= 1, got {epochs!r}")
         env_args = dict(env_args or {})
         args_data_dir = env_args.pop("data_dir", None)
         data_dir = args_data_dir if data_dir is None else data_dir
@@ -336,9 +338,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu",
     except FileNotFoundError:
         raise
     except Exception as exc:
-        raise ValueError(f"{path} is not a readable ma2ml checkpoint ({type(exc).__name__}: {exc})") from None
+        raise UserError(f"{path} is not a readable ma2ml checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an ma2ml final checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+        raise UserError(f"{path} is not an ma2ml final checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     record = FinalRecord(**payload["record"])
     env = make_env(record.env_id, file_env_args(record.env_args, str(path)), data_dir)
     env.close()

@@ -5,6 +5,8 @@ multiply-adds. Arguments: those of :mod:`ma2ml.envs.automl_v0` plus the
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
@@ -26,7 +28,7 @@ def env_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     rest = {k: v for k, v in kwargs.items() if k not in ENV_OPTIONS}
     if "task" in rest:
         if options:
-            raise ValueError(f"pass task= or the imagefolder options {sorted(options)}, not both")
+            raise UserError(f"pass task= or the imagefolder options {sorted(options)}, not both")
         return rest
     return {**rest, "task": imagefolder_task(ImageFolderConfig(**options))}
 

@@ -10,6 +10,8 @@ as ``ma2ml/JointAutoML-Digits-v0`` (and -CIFAR10-, -CIFAR100-, -DigitsBench-, -D
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 from typing import Any
 
 import gymnasium as gym
@@ -36,7 +38,7 @@ class JointAutoMLEnv(gym.Env):
         """Joint action vector -> agent -> tokens, each checked by its agent's space (int64)."""
         arr = action if isinstance(action, np.ndarray) else np.asarray(action, dtype=object)
         if arr.shape != self.action_space.shape:
-            raise ValueError(f"expected a joint action of shape {self.action_space.shape}, got {arr.shape}")
+            raise UserError(f"expected a joint action of shape {self.action_space.shape}, got {arr.shape}")
         return {a: self.parallel.spaces[a].check(arr[self.layout.slices[a]], a) for a in self.agents}
 
     def join(self, actions: dict[str, Any]) -> np.ndarray:

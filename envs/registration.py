@@ -18,6 +18,8 @@ ImageNet           ``ma2ml.envs.imagenet_v0``       ``imagefolder`` (C = 600M)
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import gymnasium
 import pettingzoo
 
@@ -52,11 +54,11 @@ def make_parallel(env_id: str, **kwargs: object) -> pettingzoo.ParallelEnv:
     """``pettingzoo.make("parallel", env_id, **kwargs)`` for ma2ml's ids, with one clear
     ``ValueError`` for an unknown id or arguments the env does not take."""
     if env_id not in env_ids():
-        raise ValueError(f"unknown env {env_id!r}; registered envs are {env_ids()}")
+        raise UserError(f"unknown env {env_id!r}; registered envs are {env_ids()}")
     try:
         return pettingzoo.make("parallel", env_id, **kwargs)
     except TypeError as exc:
-        raise ValueError(f"{env_id} does not take these arguments ({exc})") from None
+        raise UserError(f"{env_id} does not take these arguments ({exc})") from None
 
 
 def env_ids() -> list[str]:

@@ -78,6 +78,8 @@ timings, see :mod:`ma2ml.envs.automl_v0`), so identically seeded runs have equal
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,7 +127,7 @@ class TokenLayout:
 
     def __post_init__(self) -> None:
         if self.observe not in OBSERVE:
-            raise ValueError(f"observe must be one of {list(OBSERVE)}, got {self.observe!r}")
+            raise UserError(f"observe must be one of {list(OBSERVE)}, got {self.observe!r}")
         n, lengths = len(self.joint.agents), [len(s) for s in self.joint.sizes]
         steps, actions = max(lengths), int(self.joint.nvec.max())
         column = np.full((steps, n), -1, dtype=np.int64)
@@ -221,12 +223,12 @@ class TokenAutoMLEnv(ParallelEnv):
     def __init__(self, env: Any, observe: str = "own", illegal_action: str = "raise",
                  render_mode: str | None = None) -> None:
         if render_mode is not None:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; this env does not render")
+            raise UserError(f"render_mode {render_mode!r} is not supported; this env does not render")
         if illegal_action not in ILLEGAL_ACTIONS:
-            raise ValueError(f"illegal_action must be one of {list(ILLEGAL_ACTIONS)}, got {illegal_action!r}")
+            raise UserError(f"illegal_action must be one of {list(ILLEGAL_ACTIONS)}, got {illegal_action!r}")
         bad = [a for a in env.possible_agents if not isinstance(env.action_space(a), gym_spaces.MultiDiscrete)]
         if bad:
-            raise ValueError(f"token_env wraps envs whose agents emit MultiDiscrete token vectors; {bad} do not")
+            raise UserError(f"token_env wraps envs whose agents emit MultiDiscrete token vectors; {bad} do not")
         self.env = env
         """The wrapped pipeline env (it evaluates the pipeline after the last token)."""
         self.layout = TokenLayout.of(env, observe)
@@ -258,7 +260,7 @@ class TokenAutoMLEnv(ParallelEnv):
 
     def _check_agent(self, agent: str) -> None:
         if agent not in self._action_spaces:
-            raise ValueError(f"unknown agent {agent!r}; this env's agents are {self.possible_agents}")
+            raise UserError(f"unknown agent {agent!r}; this env's agents are {self.possible_agents}")
 
     # -- the game -------------------------------------------------------------------------------
     @property
@@ -295,13 +297,13 @@ class TokenAutoMLEnv(ParallelEnv):
         ``ValueError`` for a wrong agent set or an action outside ``Discrete(A)``."""
         if not isinstance(actions, dict) or set(actions) != set(self.agents):
             given = sorted(actions) if isinstance(actions, dict) else type(actions).__name__
-            raise ValueError(f"step() needs one action for each agent; got {given}, this env's agents are "
+            raise UserError(f"step() needs one action for each agent; got {given}, this env's agents are "
                              f"{self.possible_agents}")
         values = np.zeros(len(self.possible_agents), dtype=np.int64)
         for i, agent in enumerate(self.possible_agents):
             value = _integer(actions[agent])
             if value is None or not 0 <= value < self.layout.actions:
-                raise ValueError(f"agent {agent!r}: action {actions[agent]!r} is not in "
+                raise UserError(f"agent {agent!r}: action {actions[agent]!r} is not in "
                                  f"Discrete({self.layout.actions}); actions are integers 0..{self.layout.actions - 1}")
             column, size = int(self.layout.column[self._t, i]), int(self.layout.size[self._t, i])
             if column >= 0 and value >= size:
@@ -312,12 +314,12 @@ class TokenAutoMLEnv(ParallelEnv):
 
     def step(self, actions: dict[str, Any]):
         if not self.agents:
-            raise ValueError("step() called on a finished episode; call reset() first")
+            raise UserError("step() called on a finished episode; call reset() first")
         values = self._read(actions)
         agents = list(self.agents)
         if isinstance(values, str):
             if self.illegal_action == "raise":
-                raise ValueError(values)
+                raise UserError(values)
             self.agents = []
             info = {"status": "illegal", "error": values, "reward": 0.0}
             return (self._observations(), {a: 0.0 for a in agents}, {a: True for a in agents},

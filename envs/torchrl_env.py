@@ -40,6 +40,8 @@ episodes in it and fill in the reward of the evaluated pipeline themselves.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,11 +78,11 @@ class RewardTable:
         vectorised ``rewards(rows, reward_fn, seeds)``), with its reward function."""
         evaluator = env.evaluator
         if not callable(getattr(evaluator, "rewards", None)):
-            raise ValueError(f"the batched TorchRL env needs a table env (an evaluator with a vectorised "
+            raise UserError(f"the batched TorchRL env needs a table env (an evaluator with a vectorised "
                              f"rewards(), e.g. ma2ml/AutoML-DigitsBench-v0); {type(evaluator).__name__} has none")
         layout = JointLayout.of(env)
         if layout.pipelines > MAX_PIPELINES:
-            raise ValueError(f"{layout.pipelines:,} pipelines are too many to precompute (at most {MAX_PIPELINES:,})")
+            raise UserError(f"{layout.pipelines:,} pipelines are too many to precompute (at most {MAX_PIPELINES:,})")
         rows = layout.all_rows()
         randomized = getattr(evaluator, "replicate", None) == "random"
         replicates = (np.array(evaluator.table.replicates, dtype=np.int64) if randomized
@@ -116,7 +118,7 @@ class _TableEnvBase(EnvBase):
     def __init__(self, num_envs: int, rewards: RewardTable | None, device: str | torch.device = "cpu",
                  seed: int | None = None) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+            raise UserError(f"num_envs must be a positive integer, got {num_envs!r}")
         super().__init__(device=device, batch_size=torch.Size([int(num_envs)]))
         self.num_envs = int(num_envs)
         self.rewards = None if rewards is None else rewards.to(self.device)
@@ -218,14 +220,14 @@ class TokenTableEnv(_TableEnvBase):
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = tensordict.get(("agents", "action"))
         if (self._t >= self.layout.steps).any():
-            raise ValueError("step() on a finished episode; reset it first (or roll out with auto-reset)")
+            raise UserError("step() on a finished episode; reset it first (or roll out with auto-reset)")
         column, size = self._column[self._t], self._size[self._t]
         active = column < self.layout.joint.size
         bad = active & ((action < 0) | (action >= size))
         if bad.any():
             row, agent = (int(v[0]) for v in torch.nonzero(bad, as_tuple=True))
             name = self.layout.token_name(int(column[row, agent]))
-            raise ValueError(f"env {row}: agent {self.layout.agents[agent]!r}: {name} = {int(action[row, agent])} is "
+            raise UserError(f"env {row}: agent {self.layout.agents[agent]!r}: {name} = {int(action[row, agent])} is "
                              f"out of range; valid values are 0..{int(size[row, agent]) - 1} (see the action mask)")
         self._tokens.scatter_(1, column, torch.where(active, action, 0))
         self._t += 1
@@ -282,7 +284,7 @@ class JointTableEnv(_TableEnvBase):
         if bad.any():
             row, col = (int(v[0]) for v in torch.nonzero(bad, as_tuple=True))
             agent, k = self.layout.owner(col)
-            raise ValueError(f"env {row}: agent {agent!r}: token {k} = {int(tokens[row, col])} is out of range; "
+            raise UserError(f"env {row}: agent {agent!r}: token {k} = {int(tokens[row, col])} is out of range; "
                              f"valid values are 0..{int(self._nvec[col]) - 1}")
         return self._out(self._true, self._reward(tokens))
 
@@ -294,13 +296,13 @@ def table_env(num_envs: int, view: str = "token", env: str | Any = "ma2ml/AutoML
     ``table_seed=0``, or a pipeline env you built); ``view``: ``"token"`` or ``"joint"``;
     ``observe``: the token view's ``"own"``/``"all"`` (:mod:`ma2ml.envs.token_v0`)."""
     if view not in VIEWS:
-        raise ValueError(f"view must be one of {list(VIEWS)}, got {view!r}")
+        raise UserError(f"view must be one of {list(VIEWS)}, got {view!r}")
     if isinstance(env, str):
         from ma2ml.envs.registration import make_parallel
 
         env = make_parallel(env, **kwargs)
     elif kwargs:
-        raise ValueError(f"arguments {sorted(kwargs)} are for an env id; this env is already built")
+        raise UserError(f"arguments {sorted(kwargs)} are for an env id; this env is already built")
     rewards = RewardTable.of(env)
     if view == "joint":
         return JointTableEnv(JointLayout.of(env), env.state(), num_envs, rewards, device=device, seed=seed)

@@ -6,12 +6,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 
-class CliError(Exception):
-    """A user error: printed as one line, exit code 2."""
+from ma2ml.envs.core.errors import UserError
+
+CliError = UserError
+"""The command line's name for :class:`~ma2ml.envs.core.errors.UserError` (printed as one line, exit code 2)."""
+
+REPORT_LINE = "this is a bug in ma2ml, not in your input: please report it with the command line and the traceback above"
+"""Printed after the traceback of an error that is not a :class:`UserError`."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -89,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_process_threads()  # the thread policy (ma2ml.envs.core.threads): 1 torch thread outside trainings
     try:
         COMMANDS[args.command](args)
-    except (CliError, ValueError, FileNotFoundError) as exc:
+    except UserError as exc:
         print(f"ma2ml {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the output went to a pipe that closed early (`ma2ml list | head`): not an error
@@ -100,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ma2ml {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"ma2ml {args.command}: interrupted", file=sys.stderr)
+        print(f"ma2ml {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception:  # a bug (ours or a library's): the traceback is what a report needs
+        traceback.print_exc()
+        print(f"ma2ml {args.command}: {REPORT_LINE}", file=sys.stderr)
+        return 1
     return 0

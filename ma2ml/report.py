@@ -36,6 +36,8 @@ The protocol, in one place:
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -87,7 +89,7 @@ class Run:
         train_seconds = (np.array([seconds[r["index"]] for r in rows], dtype=float)
                          if rows and all(r["index"] in seconds for r in rows) else None)
         if truth is not None and tokens is None:
-            raise ValueError(f"{learner} seed {seed}: results rows without tokens cannot be scored on the truth")
+            raise UserError(f"{learner} seed {seed}: results rows without tokens cannot be scored on the truth")
         return cls(learner, seed, np.array([r["reward"] for r in rows], dtype=float),
                    np.array([r["batch"] for r in rows], dtype=int), wall_seconds, tokens, train_seconds,
                    None if truth is None else np.asarray(truth(tokens), dtype=float))
@@ -295,7 +297,7 @@ def compare_runs(runs: Sequence[Run], optimum: float | None = None, top1: float 
     """The comparison of ``runs`` (learners in first-seen order); ``true_optimum`` (the best
     ground-truth reward) needs every run's ``true_rewards``."""
     if true_optimum is not None and any(r.true_rewards is None for r in runs):
-        raise ValueError("a true optimum needs every run's true_rewards")
+        raise UserError("a true optimum needs every run's true_rewards")
     points = budget_points(max(len(r.rewards) for r in runs), budgets)
     metrics = run_metrics(optimum, true_optimum)
     score = next(m for m in metrics if m.key == ("true_regret" if true_optimum is not None else "return"))
@@ -508,7 +510,7 @@ def power_at_budgets(per_run: Mapping[str, Any], budgets: Sequence[int],
     key, points = per_run["score"], list(per_run["budgets"])
     missing = [b for b in budgets if b not in points]
     if missing:
-        raise ValueError(f"budgets {missing} are not among the comparison's budget points {points}")
+        raise UserError(f"budgets {missing} are not among the comparison's budget points {points}")
     lower = key != "return"
     scores: dict[str, dict[int, list[float]]] = {}
     for run in per_run["runs"]:

@@ -25,6 +25,8 @@ the new file, never a torn one; the logs are appended to and rebuilt from the st
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import bisect
 import fcntl
 import json
@@ -49,7 +51,7 @@ RUN_ID = "search"
 """The store's run id of a search."""
 
 
-class RunFolderError(ValueError):
+class RunFolderError(UserError):
     """A run folder that cannot be used as asked (one line: the folder, the problem, the fix)."""
 
 

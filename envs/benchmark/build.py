@@ -4,6 +4,8 @@ platform of every build result is recorded (:func:`build_platform`).
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import json
 import multiprocessing
 import os
@@ -131,13 +133,13 @@ def _check_writable(path: str | Path, what: str) -> Path:
     the nearest existing folder (the folders to create are not created).
     """
     if not str(path):
-        raise ValueError(f"the {what} path is empty")
+        raise UserError(f"the {what} path is empty")
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{what} {path} is a folder; give a file name")
+        raise UserError(f"{what} {path} is a folder; give a file name")
     folder = nearest_folder(path.absolute().parent)
     if not folder.is_dir():
-        raise ValueError(f"cannot write {what} {path}: {folder} is not a folder")
+        raise UserError(f"cannot write {what} {path}: {folder} is not a folder")
     exists = path.exists()
     try:
         if exists:
@@ -148,7 +150,7 @@ def _check_writable(path: str | Path, what: str) -> Path:
     except OSError as exc:
         reason = exc.strerror
     if reason is not None:
-        raise ValueError(f"cannot write {what} {path}: {path if exists else folder} is not writable ({reason})")
+        raise UserError(f"cannot write {what} {path}: {path if exists else folder} is not writable ({reason})")
     return path
 
 
@@ -159,9 +161,9 @@ def check_table_path(out: str | Path, raw: str | Path | None = None) -> Path:
     """
     path = _check_writable(out, "table")
     if path.suffix != ".npz":
-        raise ValueError(f"table {path} must end in .npz")
+        raise UserError(f"table {path} must end in .npz")
     if raw is not None and Path(raw).absolute().resolve() == path.absolute().resolve():
-        raise ValueError(f"the raw results file and the table are the same file {path}; use two names")
+        raise UserError(f"the raw results file and the table are the same file {path}; use two names")
     return path
 
 
@@ -176,7 +178,7 @@ def raw_fingerprint(path: Path) -> dict[str, Any] | None:
     except ValueError:
         header = None
     if not isinstance(header, dict) or set(header) != {"fingerprint"}:
-        raise ValueError(f"{path} is not a raw build file (its first line is not a fingerprint); use another --raw")
+        raise UserError(f"{path} is not a raw build file (its first line is not a fingerprint); use another --raw")
     return header["fingerprint"]
 
 
@@ -192,7 +194,7 @@ def read_raw(raw: str | Path) -> Iterator[dict[str, Any]]:
             try:
                 result = json.loads(line)
             except ValueError as exc:
-                raise ValueError(f"{path} line {n + 1} is not a JSON result ({exc})") from None
+                raise UserError(f"{path} line {n + 1} is not a JSON result ({exc})") from None
             yield result
 
 
@@ -200,7 +202,7 @@ def open_raw(path: Path, fingerprint: dict[str, Any]) -> TextIO:
     """Open the raw file for appending, writing or checking its fingerprint line; drop a torn last line."""
     if path.exists() and path.stat().st_size:
         if raw_fingerprint(path) != json.loads(json.dumps(fingerprint)):
-            raise ValueError(f"{path} was built for another space or budget; use a new --raw file")
+            raise UserError(f"{path} was built for another space or budget; use a new --raw file")
         data = path.read_bytes()
         with path.open("r+b") as fh:
             fh.truncate(data.rfind(b"\n") + 1)
@@ -223,9 +225,9 @@ def run_build(raw: str | Path, workers: int = 2, limit: int | None = None, progr
     from tqdm import tqdm
 
     if not (isinstance(workers, (int, np.integer)) and workers >= 1):
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        raise UserError(f"workers must be an integer >= 1, got {workers!r}")
     if limit is not None and not (isinstance(limit, (int, np.integer)) and limit >= 1):
-        raise ValueError(f"limit must be an integer >= 1 (or None for every job), got {limit!r}")
+        raise UserError(f"limit must be an integer >= 1 (or None for every job), got {limit!r}")
     path = _check_writable(raw, "raw build file")
     spaces = bench_spaces()
     n = int(np.prod(joint_nvec(spaces)))
@@ -254,12 +256,12 @@ def compact(raw: str | Path, out: str | Path = TABLE_PATH) -> Path:
     path = check_table_path(out, raw)
     raw = Path(raw)
     if raw.is_dir():
-        raise ValueError(f"raw build file {raw} is a folder; give the .jsonl file of a build")
+        raise UserError(f"raw build file {raw} is a folder; give the .jsonl file of a build")
     if not raw.exists():
         raise FileNotFoundError(f"no raw build file at {raw}; run `ma2ml bench build` first")
     spaces = bench_spaces()
     if raw_fingerprint(raw) not in (None, json.loads(json.dumps(space_fingerprint(spaces, BENCH_BUDGET)))):
-        raise ValueError(f"{raw} was built for another space or budget than {TASK_NAME!r}")
+        raise UserError(f"{raw} was built for another space or budget than {TASK_NAME!r}")
     n, reps, epochs = int(np.prod(joint_nvec(spaces))), 1 + EXTRA_SEEDS, BENCH_BUDGET.epochs
     curve = np.full((n, reps, epochs), np.nan)
     val = np.full((n, reps), np.nan)
@@ -280,7 +282,7 @@ def compact(raw: str | Path, out: str | Path = TABLE_PATH) -> Path:
             platforms.append(r.get("platform"))
         count += 1
     if not count:
-        raise ValueError(f"{raw} holds no results; run `ma2ml bench build` first")
+        raise UserError(f"{raw} holds no results; run `ma2ml bench build` first")
     meta = {**space_fingerprint(spaces, BENCH_BUDGET), "statuses": list(STATUSES), "entries": count,
             "flops_constraint": BENCH_FLOPS_CONSTRAINT, "build_platform": platforms[0] if len(platforms) == 1 else None}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,8 @@
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +67,7 @@ def table_stats(table: Table, reward_fn: Any | None = None) -> dict[str, Any]:
     n = table.n_pipelines
     done = table.status[:, 0] >= 0
     if not done.all():
-        raise ValueError(f"the table is partial: {int((~done).sum())} of {n} pipelines have no entry")
+        raise UserError(f"the table is partial: {int((~done).sum())} of {n} pipelines have no entry")
     ok = table.status == 0
     rewards = batch_rewards(reward_fn, np.nan_to_num(table.val_acc), table.flops[:, None], ok)
     r0 = rewards[:, 0]

@@ -8,6 +8,8 @@ space is small, :meth:`SyntheticEvaluator.optimum` enumerates it for exact regre
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -82,7 +84,7 @@ class SyntheticEvaluator(Evaluator):
         """(best noise-free accuracy, its joint action), by enumeration (joint space <= 1e6)."""
         total = int(np.prod(self._sizes))
         if total > 10**6:
-            raise ValueError(f"the joint space has {total} actions; optimum() enumerates at most 1e6")
+            raise UserError(f"the joint space has {total} actions; optimum() enumerates at most 1e6")
         best, arg = -np.inf, None
         for flat in itertools.product(*(range(n) for n in self._sizes)):
             v = self.score(flat)

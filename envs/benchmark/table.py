@@ -5,6 +5,8 @@ load), what each benchmark's table is built for (:class:`BenchSpec`: the ``digit
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import json
 import zipfile
 import zlib
@@ -137,8 +139,8 @@ _UNREADABLE = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
 @lru_cache(maxsize=4)
 def _load_table(path: str, bench: BenchSpec) -> Table:
     """Load and check a table file: any problem is one ``ValueError`` naming the file and the problem."""
-    def bad(problem: str) -> ValueError:
-        return ValueError(f"benchmark table {path}: {problem}")
+    def bad(problem: str) -> UserError:
+        return UserError(f"benchmark table {path}: {problem}")
 
     file = Path(path)
     if not file.exists():
@@ -185,7 +187,7 @@ def _load_table(path: str, bench: BenchSpec) -> Table:
     return Table(meta=meta, **arrays)
 
 
-def _check_meta(meta_array: np.ndarray, entries: int, bad: Callable[[str], ValueError],
+def _check_meta(meta_array: np.ndarray, entries: int, bad: Callable[[str], UserError],
                 bench: BenchSpec = DIGITS_BENCH) -> dict[str, Any]:
     """The parsed metadata of a table holding ``entries`` trainings, checked against the space."""
     if meta_array.shape != () or meta_array.dtype.kind != "U":
@@ -272,9 +274,9 @@ class TableEvaluator(Evaluator):
         epochs = bench.epochs
         last = bench.replicates - 1
         if replicate != "random" and not (isinstance(replicate, (int, np.integer)) and 0 <= replicate <= last):
-            raise ValueError(f"table_seed (the replicate) must be 'random' or 0..{last}, got {replicate!r}")
+            raise UserError(f"table_seed (the replicate) must be 'random' or 0..{last}, got {replicate!r}")
         if epoch is not None and not (isinstance(epoch, (int, np.integer)) and 1 <= epoch <= epochs):
-            raise ValueError(f"epoch must be 1..{epochs} (or None for all {epochs}), got {epoch!r}")
+            raise UserError(f"epoch must be 1..{epochs} (or None for all {epochs}), got {epoch!r}")
         self.table_path = table
         self.replicate = replicate if replicate == "random" else int(replicate)
         """Which stored run answers: ``"random"`` (drawn per evaluation) or a fixed replicate."""
@@ -322,17 +324,17 @@ class TableEvaluator(Evaluator):
         reps = t.replicates[index]
         if self.replicate == "random":
             if seeds is None:
-                raise ValueError("seed='random' needs one seed per joint action (e.g. env.next_seeds(n))")
+                raise UserError("seed='random' needs one seed per joint action (e.g. env.next_seeds(n))")
             seeds = np.asarray(seeds, dtype=np.int64)
             if seeds.shape != index.shape:
-                raise ValueError(f"expected {len(index)} seeds, got shape {seeds.shape}")
+                raise UserError(f"expected {len(index)} seeds, got shape {seeds.shape}")
             replicate = seeds % np.maximum(reps, 1)
         else:
             replicate = np.where(reps > self.replicate, self.replicate, 0)
         status = t.status[index, replicate].astype(np.int64)
         if (status < 0).any():
             missing = int(index[np.argmax(status < 0)])
-            raise ValueError(f"pipeline {missing} has no entry in this (partial) table; {self.bench.build_hint}")
+            raise UserError(f"pipeline {missing} has no entry in this (partial) table; {self.bench.build_hint}")
         own = self._own_epochs[index]
         epochs = np.minimum(self.epoch, own)
         full = epochs == own
@@ -355,7 +357,7 @@ class TableEvaluator(Evaluator):
     # -- the Evaluator API ------------------------------------------------------------------------
     def evaluate_batch(self, batch: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> list[EvalRecord]:
         if len(batch) != len(seeds):
-            raise ValueError(f"got {len(batch)} joint actions and {len(seeds)} seeds")
+            raise UserError(f"got {len(batch)} joint actions and {len(seeds)} seeds")
         res = self.lookup(self.joint(batch), np.asarray(seeds, dtype=np.int64))
         return [replace(self._record_at(int(i), int(r))) for i, r in zip(res.index, res.replicate)]
 
@@ -387,7 +389,7 @@ class TableEvaluator(Evaluator):
         t, own = self.table, int(self._own_epochs[index])
         stored = int(t.status[index, replicate])
         if stored < 0:
-            raise ValueError(f"pipeline {index} has no entry in this (partial) table; {self.bench.build_hint}")
+            raise UserError(f"pipeline {index} has no entry in this (partial) table; {self.bench.build_hint}")
         epoch = min(self.epoch, own)
         full = epoch == own
         at_epoch = float(t.curve[index, replicate, epoch - 1])
@@ -430,7 +432,7 @@ class TableEvaluator(Evaluator):
         ``ValueError``."""
         t = self.table
         if (t.replicates == 0).any():
-            raise ValueError(f"the table is partial: {int((t.replicates == 0).sum())} of {t.n_pipelines} "
+            raise UserError(f"the table is partial: {int((t.replicates == 0).sum())} of {t.n_pipelines} "
                              f"pipelines have no entry; {self.bench.build_hint}")
         return np.nansum(self.seed_rewards(reward_fn), axis=1) / t.replicates
 

@@ -4,6 +4,8 @@ an exception. :func:`resolve_device` is the one check of a ``device`` argument.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -77,12 +79,12 @@ class Evaluator(ABC):
         if self.executor is not None:
             return self.executor.run(self, batch, seeds, checked=checked)
         if len(batch) != len(seeds):
-            raise ValueError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
+            raise UserError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
         for i, actions in enumerate(batch if not checked else ()):
             try:
                 checked_tokens(self.spaces, actions)
             except ValueError as exc:
-                raise ValueError(f"batch item {i}: {exc}") from None
+                raise UserError(f"batch item {i}: {exc}") from None
         return ((i, self.evaluate(actions, int(seed))) for i, (actions, seed) in enumerate(zip(batch, seeds)))
 
     def use_device(self, device: torch.device) -> None:
@@ -120,10 +122,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     except RuntimeError:  # torch's "Expected one of cpu, cuda, ... device type at start of device string"
         resolved = None
     if resolved is None or resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}; {valid}")
+        raise UserError(f"unknown device {device!r}; {valid}")
     if resolved.type == "cuda" and not gpus:
-        raise ValueError(f"device {device!r} needs a GPU, but no GPU is visible; "
+        raise UserError(f"device {device!r} needs a GPU, but no GPU is visible; "
                          f"valid values are None, 'auto' and 'cpu'")
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= gpus:
-        raise ValueError(f"device {device!r} is not a visible GPU; {valid}")
+        raise UserError(f"device {device!r} is not a visible GPU; {valid}")
     return resolved

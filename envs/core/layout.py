@@ -17,6 +17,8 @@ module space's job (:meth:`ma2ml.envs.spaces.ModuleSpace.check`), done once per 
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +43,7 @@ class JointLayout:
 
     def __post_init__(self) -> None:
         if len(self.agents) != len(self.sizes) or len(set(self.agents)) != len(self.agents):
-            raise ValueError(f"a joint layout needs distinct agents, one size list each; got {self.agents} "
+            raise UserError(f"a joint layout needs distinct agents, one size list each; got {self.agents} "
                              f"with {len(self.sizes)} size lists")
         nvec = np.array([n for s in self.sizes for n in s], dtype=np.int64)
         nvec.setflags(write=False)
@@ -82,10 +84,10 @@ class JointLayout:
         """``{agent: tokens}`` -> one int64 row; a wrong agent set or token count is a ``ValueError``."""
         if not isinstance(actions, Mapping) or set(actions) != set(self.agents):
             names = sorted(actions) if isinstance(actions, Mapping) else type(actions).__name__
-            raise ValueError(f"a joint action names agents {names}; the agents are {list(self.agents)}")
+            raise UserError(f"a joint action names agents {names}; the agents are {list(self.agents)}")
         row = np.concatenate([np.asarray(actions[a], dtype=np.int64).reshape(-1) for a in self.agents])
         if row.shape != self.nvec.shape:
-            raise ValueError(f"a joint action has {row.size} tokens; the layout has {self.size} "
+            raise UserError(f"a joint action has {row.size} tokens; the layout has {self.size} "
                              f"({dict(zip(self.agents, map(len, self.sizes)))} per agent)")
         return row
 
@@ -99,7 +101,7 @@ class JointLayout:
         """One joint row -> ``{agent: tokens}`` (copies)."""
         row = np.asarray(row).reshape(-1)
         if row.shape != self.nvec.shape:
-            raise ValueError(f"a joint row needs {self.size} tokens, got shape {row.shape}")
+            raise UserError(f"a joint row needs {self.size} tokens, got shape {row.shape}")
         return {a: row[self.slices[a]].copy() for a in self.agents}
 
     def split_rows(self, rows: Any) -> list[dict[str, np.ndarray]]:
@@ -121,9 +123,9 @@ class JointLayout:
         for a wrong shape, non-integer tokens or a token out of range (naming agent and token)."""
         rows = np.asarray(rows)
         if rows.ndim != 2 or rows.shape[1] != self.size:
-            raise ValueError(f"expected joint token rows of shape (B, {self.size}), got {rows.shape}")
+            raise UserError(f"expected joint token rows of shape (B, {self.size}), got {rows.shape}")
         if rows.size and not np.issubdtype(rows.dtype, np.integer):
-            raise ValueError(f"joint tokens must be integers, got dtype {rows.dtype}")
+            raise UserError(f"joint tokens must be integers, got dtype {rows.dtype}")
         bad = (rows < 0) | (rows >= self.nvec)
         if bad.any():
             row, col = (int(v[0]) for v in np.nonzero(bad))
@@ -131,14 +133,14 @@ class JointLayout:
             name, choices = self.tokens[col] if self.tokens is not None else (None, None)
             what = f"token {token} ({name})" if name else f"token {token}"
             also = f" ({list(choices)})" if choices else ""
-            raise ValueError(f"agent {agent!r}: {what} = {int(rows[row, col])} is out of range; "
+            raise UserError(f"agent {agent!r}: {what} = {int(rows[row, col])} is out of range; "
                              f"valid values are 0..{self.nvec[col] - 1}{also}")
         return np.ravel_multi_index(tuple(rows.T.astype(np.int64)), tuple(int(n) for n in self.nvec))
 
     def tokens_at(self, index: int) -> dict[str, np.ndarray]:
         """Inverse of :meth:`index` for one pipeline number."""
         if not 0 <= int(index) < self.pipelines:
-            raise ValueError(f"pipeline index {index} is out of range; valid values are 0..{self.pipelines - 1}")
+            raise UserError(f"pipeline index {index} is out of range; valid values are 0..{self.pipelines - 1}")
         flat = np.array(np.unravel_index(int(index), tuple(int(n) for n in self.nvec)), dtype=np.int64)
         return self.split(flat)
 

@@ -5,6 +5,8 @@ one check of an agent -> tokens dict against the module spaces) and :func:`seeds
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -96,9 +98,9 @@ def checked_tokens(spaces: Mapping[str, ModuleSpace], actions: Actions) -> dict[
 def decode_actions(spaces: Mapping[str, ModuleSpace], actions: Actions) -> dict[str, Any]:
     """Validate and decode a joint action; one ``ValueError`` naming the problem."""
     if not isinstance(actions, Mapping):
-        raise ValueError(f"actions must be a dict agent -> tokens, got {type(actions).__name__}")
+        raise UserError(f"actions must be a dict agent -> tokens, got {type(actions).__name__}")
     if set(actions) != set(spaces):
-        raise ValueError(f"actions name agents {sorted(actions)}; this env's agents are {list(spaces)}")
+        raise UserError(f"actions name agents {sorted(actions)}; this env's agents are {list(spaces)}")
     return {agent: space.decode(actions[agent], agent) for agent, space in spaces.items()}
 
 

@@ -17,6 +17,8 @@ A failed evaluation (any status but ``ok``) gets reward 0.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +40,13 @@ class FlopsReward:
 
     def __post_init__(self) -> None:
         if not self.constraint > 0:
-            raise ValueError(f"flops_constraint must be > 0 (multiply-adds), got {self.constraint}")
+            raise UserError(f"flops_constraint must be > 0 (multiply-adds), got {self.constraint}")
         if self.exponent > 0:
-            raise ValueError(f"reward_exponent must be <= 0 (a penalty), got {self.exponent}")
+            raise UserError(f"reward_exponent must be <= 0 (a penalty), got {self.exponent}")
         if self.budget is not None and not self.budget > 0:
-            raise ValueError(f"training_budget must be > 0 (multiply-adds x epochs), got {self.budget}")
+            raise UserError(f"training_budget must be > 0 (multiply-adds x epochs), got {self.budget}")
         if self.budget_exponent > 0:
-            raise ValueError(f"budget_exponent must be <= 0 (a penalty), got {self.budget_exponent}")
+            raise UserError(f"budget_exponent must be <= 0 (a penalty), got {self.budget_exponent}")
 
     def __call__(self, accuracy: float, flops: float, status: str = "ok", epochs: float = 1) -> float:
         """The reward of one evaluation; ``epochs``: how many it trained (only the budget uses it)."""

@@ -21,6 +21,8 @@ the caller's setting back afterwards.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import contextlib
 from collections.abc import Iterator
 
@@ -49,5 +51,5 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 def set_process_threads(threads: int = DEFAULT_CPU_THREADS) -> None:
     """Set this process's torch thread count (the CLI's policy, see the module docstring)."""
     if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+        raise UserError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)

@@ -20,6 +20,8 @@ moved to the images' device, so a seed gives the same draws on CPU and CUDA.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import math
 
 import torch
@@ -53,14 +55,14 @@ def magnitude_value(op: str, level: int | Tensor, height: int, width: int) -> fl
     (float64, or long for Posterize and Cutout) of the same shape and device.
     """
     if op not in AUG_OPS:
-        raise ValueError(f"unknown augmentation op {op!r}; valid ops are {list(AUG_OPS)}")
+        raise UserError(f"unknown augmentation op {op!r}; valid ops are {list(AUG_OPS)}")
     if isinstance(level, Tensor):
         lvl: int | Tensor = level.long()
         if lvl.numel() and (int(lvl.min()) < 0 or int(lvl.max()) > _MAX_LEVEL):
-            raise ValueError(f"magnitude levels must be in 0..{_MAX_LEVEL}")
+            raise UserError(f"magnitude levels must be in 0..{_MAX_LEVEL}")
     else:
         if not 0 <= int(level) <= _MAX_LEVEL:
-            raise ValueError(f"magnitude level must be in 0..{_MAX_LEVEL}, got {level}")
+            raise UserError(f"magnitude level must be in 0..{_MAX_LEVEL}, got {level}")
         lvl = int(level)
     frac = lvl.double() / _MAX_LEVEL if isinstance(lvl, Tensor) else lvl / _MAX_LEVEL
     if op in ("ShearX", "ShearY"):
@@ -101,16 +103,16 @@ def apply_op(
     """
     _check_images(images)
     if op not in AUG_OPS:
-        raise ValueError(f"unknown augmentation op {op!r}; valid ops are {list(AUG_OPS)}")
+        raise UserError(f"unknown augmentation op {op!r}; valid ops are {list(AUG_OPS)}")
     mag = torch.as_tensor(magnitude).detach().to("cpu", torch.float64)
     if mag.dim() == 0:
         mag = mag.expand(images.shape[0])
     if mag.shape != (images.shape[0],):
-        raise ValueError(f"magnitude must be a scalar or of shape ({images.shape[0]},), got {tuple(mag.shape)}")
+        raise UserError(f"magnitude must be a scalar or of shape ({images.shape[0]},), got {tuple(mag.shape)}")
     centres = None
     if op == "Cutout":
         if generator is None:
-            raise ValueError("Cutout draws random centres: pass a CPU torch.Generator")
+            raise UserError("Cutout draws random centres: pass a CPU torch.Generator")
         centres = _draw_centres(images.shape, generator)
     return _apply(images, op, mag, partner, centres)
 
@@ -128,14 +130,14 @@ def apply_policy(images: Tensor, policy: Tensor, generator: torch.Generator) -> 
     _check_images(images)
     policy = torch.as_tensor(policy).detach().to("cpu", torch.long)
     if policy.dim() != 3 or policy.shape[1:] != (2, 3) or policy.shape[0] == 0:
-        raise ValueError(f"policy must have shape (K, 2, 3) with K >= 1, got {tuple(policy.shape)}")
+        raise UserError(f"policy must have shape (K, 2, 3) with K >= 1, got {tuple(policy.shape)}")
     ops, probs, levels = policy.unbind(-1)
     if ops.min() < 0 or ops.max() >= len(AUG_OPS):
-        raise ValueError(f"op indices must be in 0..{len(AUG_OPS) - 1}")
+        raise UserError(f"op indices must be in 0..{len(AUG_OPS) - 1}")
     if probs.min() < 0 or probs.max() >= NUM_PROBS:
-        raise ValueError(f"probability levels must be in 0..{NUM_PROBS - 1}")
+        raise UserError(f"probability levels must be in 0..{NUM_PROBS - 1}")
     if levels.min() < 0 or levels.max() > _MAX_LEVEL:
-        raise ValueError(f"magnitude levels must be in 0..{_MAX_LEVEL}")
+        raise UserError(f"magnitude levels must be in 0..{_MAX_LEVEL}")
 
     n, _, height, width = images.shape
     chosen = torch.randint(policy.shape[0], (n,), generator=generator)
@@ -175,9 +177,9 @@ def random_crop_flip(images: Tensor, padding: int, generator: torch.Generator, f
     """Zero-pad by ``padding``, crop back to (H, W) at a random offset per sample, then flip
     horizontally with probability 0.5 per sample (if ``flip``)."""
     if images.dim() != 4:
-        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+        raise UserError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
     if padding < 0:
-        raise ValueError(f"padding must be >= 0, got {padding}")
+        raise UserError(f"padding must be >= 0, got {padding}")
     n, _, height, width = images.shape
     offsets = torch.randint(2 * padding + 1, (2, n), generator=generator)
     flips = torch.rand(n, generator=generator) < 0.5
@@ -196,9 +198,9 @@ def cutout(images: Tensor, size: int, generator: torch.Generator) -> Tensor:
     """DeVries & Taylor cutout: zero one ``size`` x ``size`` square per sample, centred at a
     uniformly random pixel and clipped at the borders."""
     if images.dim() != 4:
-        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+        raise UserError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
     if size < 0:
-        raise ValueError(f"cutout size must be >= 0, got {size}")
+        raise UserError(f"cutout size must be >= 0, got {size}")
     sides = torch.full((images.shape[0],), size, dtype=torch.long)
     return _erase_squares(images, sides, _draw_centres(images.shape, generator))
 
@@ -207,7 +209,7 @@ def _check_images(images: Tensor) -> None:
     if images.dtype != torch.uint8:
         raise TypeError(f"images must be uint8, got {images.dtype}")
     if images.dim() != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"images must be (N, C, H, W) with C in (1, 3), got shape {tuple(images.shape)}")
+        raise UserError(f"images must be (N, C, H, W) with C in (1, 3), got shape {tuple(images.shape)}")
 
 
 def _signed(op: str, mag: Tensor, sign: Tensor) -> Tensor:
@@ -260,15 +262,15 @@ def _apply(
         return _equalize(images)
     if op == "Cutout":
         if centres is None:
-            raise ValueError("Cutout needs square centres")
+            raise UserError("Cutout needs square centres")
         return _erase_squares(images, mag.round().long().clamp(min=0), centres)
     if op == "SamplePairing":
         if partner is None or partner.shape != images.shape:
-            raise ValueError(f"SamplePairing needs a partner batch of shape {tuple(images.shape)}")
+            raise UserError(f"SamplePairing needs a partner batch of shape {tuple(images.shape)}")
         w = _per_sample(mag, images.device)
         return (images * (1.0 - w) + partner * w).round_().clamp_(0, 255).to(torch.uint8)
     if mag.min() < 0:
-        raise ValueError(f"{op} needs non-negative enhancement factors, got {mag.min().item()}")
+        raise UserError(f"{op} needs non-negative enhancement factors, got {mag.min().item()}")
     if op == "Brightness":
         return images.mul(_per_sample(mag, images.device)).clamp_(0, 255).to(torch.uint8)
     if op == "Color":

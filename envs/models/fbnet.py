@@ -32,6 +32,8 @@ those of the network that is trained, so a multiplier below 1 also lowers them.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -124,7 +126,7 @@ class FBNetBudget(Budget):
 
     def __post_init__(self) -> None:
         if not self.width_mult > 0:
-            raise ValueError(f"width_mult must be > 0, got {self.width_mult}")
+            raise UserError(f"width_mult must be > 0, got {self.width_mult}")
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -218,7 +220,7 @@ def build_fbnet(architecture: FBNetArch, in_channels: int, num_classes: int, bud
                 drop_path: float = 0.0) -> FBNetwork:
     """``Task.build_network`` for FBNet tasks: the architecture at the budget's width multiplier."""
     if not isinstance(architecture, FBNetArch):
-        raise ValueError(f"FBNet tasks build FBNetArch architectures, got {type(architecture).__name__}")
+        raise UserError(f"FBNet tasks build FBNetArch architectures, got {type(architecture).__name__}")
     width = budget.width_mult if isinstance(budget, FBNetBudget) else 1.0
     return FBNetwork(architecture, in_channels, num_classes, width, drop_path)
 

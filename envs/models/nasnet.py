@@ -14,6 +14,8 @@ path follows DARTS too and can be scheduled by assigning ``network.drop_path`` b
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -82,7 +84,7 @@ class Genotype:
             for j, block in enumerate(data[name]):
                 unknown = [op for op in block["ops"] if op not in NAS_OPS]
                 if unknown:
-                    raise ValueError(f"{name} cell block {j}: unknown op(s) {unknown}; valid ops are {NAS_OPS}")
+                    raise UserError(f"{name} cell block {j}: unknown op(s) {unknown}; valid ops are {NAS_OPS}")
                 blocks.append(Block(tuple(block["inputs"]), tuple(NAS_OPS.index(op) for op in block["ops"])))
             cells[name] = tuple(blocks)
         genotype = cls(**cells)
@@ -108,18 +110,18 @@ def output_blocks(blocks: Sequence[Block]) -> tuple[int, ...]:
 
 def _validate_cell(name: str, blocks: Sequence[Block]) -> None:
     if not blocks:
-        raise ValueError(f"{name} cell has no blocks; a cell needs at least one block")
+        raise UserError(f"{name} cell has no blocks; a cell needs at least one block")
     for j, block in enumerate(blocks):
         if len(block.inputs) != 2 or len(block.ops) != 2:
-            raise ValueError(f"{name} cell block {j}: needs exactly 2 inputs and 2 ops, "
+            raise UserError(f"{name} cell block {j}: needs exactly 2 inputs and 2 ops, "
                              f"got inputs={block.inputs}, ops={block.ops}")
         for node in block.inputs:
             if not 0 <= node < NUM_CELL_INPUTS + j:
-                raise ValueError(f"{name} cell block {j}: input node {node} is out of range; valid nodes are "
+                raise UserError(f"{name} cell block {j}: input node {node} is out of range; valid nodes are "
                                  f"0..{NUM_CELL_INPUTS + j - 1} (0 = cell k-2, 1 = cell k-1, 2+i = block i < {j})")
         for op in block.ops:
             if not 0 <= op < len(NAS_OPS):
-                raise ValueError(f"{name} cell block {j}: op index {op} is out of range; valid op indices are "
+                raise UserError(f"{name} cell block {j}: op index {op} is out of range; valid op indices are "
                                  f"0..{len(NAS_OPS) - 1} {NAS_OPS}")
 
 
@@ -249,10 +251,10 @@ class NASNetwork(nn.Module):
                                  ("channels", channels, 2), ("cells_per_stage", cells_per_stage, 1),
                                  ("stages", stages, 1), ("stem_multiplier", stem_multiplier, 1)):
             if value < low:
-                raise ValueError(f"{name} must be >= {low}, got {value}")
+                raise UserError(f"{name} must be >= {low}, got {value}")
         for name, prob in (("drop_path", drop_path), ("dropout", dropout)):
             if not 0.0 <= prob < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {prob}")
+                raise UserError(f"{name} must be in [0, 1), got {prob}")
         self.genotype = genotype
         self.drop_path = drop_path
 

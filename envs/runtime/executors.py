@@ -56,6 +56,8 @@ wall-clock ``train_seconds`` differ.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import signal
 import time
 import traceback
@@ -94,14 +96,14 @@ def prepare_jobs(evaluator: Evaluator, batch: Sequence[Actions], seeds: Sequence
     :func:`~ma2ml.envs.core.records.checked_tokens` already, and the tokens are taken as they are.
     """
     if len(batch) != len(seeds):
-        raise ValueError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
+        raise UserError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
     jobs = []
     for i, (actions, seed) in enumerate(zip(batch, seeds)):
         try:
             tokens = ({a: [int(t) for t in actions[a]] for a in evaluator.spaces} if checked
                       else checked_tokens(evaluator.spaces, actions))
         except ValueError as exc:
-            raise ValueError(f"batch item {i}: {exc}") from None
+            raise UserError(f"batch item {i}: {exc}") from None
         jobs.append(Job(i, tokens, int(seed)))
     return jobs
 
@@ -154,7 +156,7 @@ class InProcessExecutor(Executor):
 
     def __init__(self, threads: int | None = None) -> None:
         if threads is not None and threads < 1:
-            raise ValueError(f"threads must be >= 1 or None, got {threads}")
+            raise UserError(f"threads must be >= 1 or None, got {threads}")
         self.threads = threads
         """torch threads while evaluating (``None``: leave torch's setting alone)."""
 
@@ -201,9 +203,9 @@ class WatchedExecutor(Executor):
 
     def __init__(self, retries: int = 1, time_limit: float | None = None) -> None:
         if retries < 0:
-            raise ValueError(f"retries must be >= 0, got {retries}")
+            raise UserError(f"retries must be >= 0, got {retries}")
         if time_limit is not None and not (time_limit > 0 and time_limit != float("inf")):
-            raise ValueError(f"time_limit must be a finite number of seconds > 0 or None, got {time_limit}")
+            raise UserError(f"time_limit must be a finite number of seconds > 0 or None, got {time_limit}")
         self.retries = retries
         """Extra attempts of a job whose worker died, before it is recorded as ``failed``."""
         self.time_limit = time_limit
@@ -312,19 +314,19 @@ def make_executor(
         given = {"workers": workers, "ray_address": ray_address, "gpus_per_task": gpus_per_task,
                  "time_limit": time_limit}
         if workers_per_gpu != 1 or any(v is not None for v in given.values()):
-            raise ValueError("the in-process executor takes no workers, Ray or time-limit settings; "
+            raise UserError("the in-process executor takes no workers, Ray or time-limit settings; "
                              "use executor 'process' or 'ray'")
         return InProcessExecutor()
     if name == "process":
         if ray_address is not None or gpus_per_task is not None:
-            raise ValueError("ray_address and gpus_per_task are settings of executor 'ray'")
+            raise UserError("ray_address and gpus_per_task are settings of executor 'ray'")
         return ProcessPoolExecutor(workers=workers, workers_per_gpu=workers_per_gpu,
                                    device="auto" if device in (None, "auto") else str(device).split(":")[0],
                                    retries=retries, time_limit=time_limit)
     if name == "ray":
         if workers is not None or workers_per_gpu != 1:
-            raise ValueError("workers and workers_per_gpu are settings of executor 'process'; "
+            raise UserError("workers and workers_per_gpu are settings of executor 'process'; "
                              "Ray takes gpus_per_task")
         return RayExecutor(address=ray_address, gpus_per_task=gpus_per_task, retries=retries,
                            time_limit=time_limit)
-    raise ValueError(f"unknown executor {name!r}; valid values are {list(EXECUTORS)}")
+    raise UserError(f"unknown executor {name!r}; valid values are {list(EXECUTORS)}")

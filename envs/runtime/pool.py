@@ -3,6 +3,8 @@ every worker process ma2ml starts calls first.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import contextlib
 import ctypes
 import hashlib
@@ -172,26 +174,26 @@ class ProcessPoolExecutor(WatchedExecutor):
     ) -> None:
         super().__init__(retries=retries, time_limit=time_limit)
         if device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+            raise UserError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         if workers is not None and workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+            raise UserError(f"workers must be >= 1, got {workers}")
         if workers_per_gpu < 1:
-            raise ValueError(f"workers_per_gpu must be >= 1, got {workers_per_gpu}")
+            raise UserError(f"workers_per_gpu must be >= 1, got {workers_per_gpu}")
         if threads is not None and threads < 1:
-            raise ValueError(f"threads must be >= 1 or None, got {threads}")
+            raise UserError(f"threads must be >= 1 or None, got {threads}")
         methods = mp.get_all_start_methods()
         if start_method is None:
             start_method = "forkserver" if "forkserver" in methods else "spawn"
         if start_method not in methods or start_method == "fork":
             valid = [m for m in methods if m != "fork"]
-            raise ValueError(f"start_method {start_method!r} is not available here (fork is unsafe with torch); "
+            raise UserError(f"start_method {start_method!r} is not available here (fork is unsafe with torch); "
                              f"valid values are {valid}")
         gpus = torch.cuda.device_count() if device != "cpu" else 0
         if device == "cuda" and gpus == 0:
-            raise ValueError("device='cuda' but no GPU is visible; use device='cpu' or 'auto'")
+            raise UserError("device='cuda' but no GPU is visible; use device='cpu' or 'auto'")
         if gpus:
             if workers is not None:
-                raise ValueError("workers= counts CPU workers; on GPUs set workers_per_gpu (or device='cpu')")
+                raise UserError("workers= counts CPU workers; on GPUs set workers_per_gpu (or device='cpu')")
             devices = [f"cuda:{g}" for _ in range(workers_per_gpu) for g in range(gpus)]
         else:
             devices = ["cpu"] * (workers if workers is not None else available_cpus())
@@ -299,7 +301,7 @@ class ProcessPoolExecutor(WatchedExecutor):
                 code, started = w.process.exitcode, w.ready
                 self._kill(w)
                 if not started and code >= 0:
-                    raise ValueError(f"a worker process exited while starting (exit code {code}); a script that "
+                    raise UserError(f"a worker process exited while starting (exit code {code}); a script that "
                                      "uses the process pool must keep its top level under "
                                      "`if __name__ == '__main__':` (workers are spawned and import it)")
                 events.append(_Crashed(slot, f"worker process on {w.device} died ({_exit_text(code)})", retry=True))
@@ -319,7 +321,7 @@ class ProcessPoolExecutor(WatchedExecutor):
                     w.ready = True
                 if msg[0] == "error":
                     self._kill(w)
-                    raise ValueError(f"a worker process cannot rebuild the evaluator: {msg[1]}; define the task "
+                    raise UserError(f"a worker process cannot rebuild the evaluator: {msg[1]}; define the task "
                                      "and module spaces in an importable module or under "
                                      "`if __name__ == '__main__':` guarded scripts")
                 if msg[0] == "done":

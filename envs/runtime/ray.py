@@ -2,6 +2,8 @@
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import contextlib
 import hashlib
 from collections.abc import Hashable, Mapping
@@ -37,7 +39,7 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ValueError("executor 'ray' needs Ray: pip install 'ma2ml[ray]'") from None
+        raise UserError("executor 'ray' needs Ray: pip install 'ma2ml[ray]'") from None
     return ray
 
 
@@ -67,11 +69,11 @@ class RayExecutor(WatchedExecutor):
     ) -> None:
         super().__init__(retries=retries, time_limit=time_limit)
         if gpus_per_task is not None and gpus_per_task < 0:
-            raise ValueError(f"gpus_per_task must be >= 0 (fractions allowed), got {gpus_per_task}")
+            raise UserError(f"gpus_per_task must be >= 0 (fractions allowed), got {gpus_per_task}")
         if cpus_per_task <= 0:
-            raise ValueError(f"cpus_per_task must be > 0, got {cpus_per_task}")
+            raise UserError(f"cpus_per_task must be > 0, got {cpus_per_task}")
         if max_in_flight is not None and max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+            raise UserError(f"max_in_flight must be >= 1, got {max_in_flight}")
         _import_ray()
         self.address = address
         self.gpus_per_task = gpus_per_task
@@ -95,7 +97,7 @@ class RayExecutor(WatchedExecutor):
             if self.gpus_per_task:
                 slots = min(slots, int(resources.get("GPU", 0) // self.gpus_per_task))
             if slots < 1:
-                raise ValueError(f"the Ray cluster ({dict(resources)}) has no room for one task of "
+                raise UserError(f"the Ray cluster ({dict(resources)}) has no room for one task of "
                                  f"{self.cpus_per_task:g} CPUs and {self.gpus_per_task:g} GPUs")
             self.max_in_flight = slots
         self._remote = ray.remote(_ray_evaluate).options(

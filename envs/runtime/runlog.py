@@ -5,6 +5,8 @@ See :mod:`ma2ml.envs.runtime.store` for the schema and the guarantees.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -50,7 +52,7 @@ class RunLog:
     def seek(self, position: int) -> None:
         """Continue the run at evaluation ``position`` (e.g. the count a restored learner was told)."""
         if position < 0:
-            raise ValueError(f"position must be >= 0, got {position}")
+            raise UserError(f"position must be >= 0, got {position}")
         self.position = position
 
     def records(self) -> list[StoredEvaluation]:
@@ -65,13 +67,13 @@ class RunLog:
         Bad input raises ``ValueError`` before anything is evaluated or written.
         """
         if len(batch) != len(seeds):
-            raise ValueError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
+            raise UserError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
         keys, tokens = [], []  # the one validation of each joint action on its way to the evaluator
         for i, actions in enumerate(batch):
             try:
                 tokens.append(checked_tokens(self.evaluator.spaces, actions))
             except ValueError as exc:
-                raise ValueError(f"batch item {i}: {exc}") from None
+                raise UserError(f"batch item {i}: {exc}") from None
             keys.append(canonical_json(tokens[-1]))
         start, submitted = self.position, time.time()
         out: list[EvalRecord | None] = [None] * len(batch)

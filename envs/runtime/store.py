@@ -43,6 +43,8 @@ it was.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import hashlib
 import json
 import sqlite3
@@ -98,7 +100,7 @@ _SCHEMA = (
 )
 
 
-class StoreError(ValueError):
+class StoreError(UserError):
     """An unusable store file (one line: the file, the problem, the fix)."""
 
 

@@ -17,6 +17,8 @@ enters training), and pass an instance to the environment through ``spaces={name
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -50,7 +52,7 @@ class TokenField:
 
     def __post_init__(self) -> None:
         if not self.choices:
-            raise ValueError(f"field {self.name!r} has no choices")
+            raise UserError(f"field {self.name!r} has no choices")
 
     @property
     def searched(self) -> bool:
@@ -131,7 +133,7 @@ class ModuleSpace(ABC):
         self.fields: tuple[TokenField, ...] = tuple(fields_)
         self.token_fields: tuple[TokenField, ...] = tuple(f for f in self.fields if f.searched)
         if not self.token_fields:
-            raise ValueError(f"{type(self).__name__} searches nothing: every field has one choice")
+            raise UserError(f"{type(self).__name__} searches nothing: every field has one choice")
         self._nvec = np.array([len(f.choices) for f in self.token_fields], dtype=np.int64)
 
     # -- layout -----------------------------------------------------------------------------
@@ -169,7 +171,7 @@ class ModuleSpace(ABC):
         else:
             arr = np.asarray(tokens, dtype=object)  # keeps each token as given (bools, big ints, ...)
         if arr.shape != self._nvec.shape:
-            raise ValueError(
+            raise UserError(
                 f"{who}: expected {len(self._nvec)} tokens {list(self.token_names)}, got shape {arr.shape}"
             )
         if arr.dtype != object:
@@ -181,7 +183,7 @@ class ModuleSpace(ABC):
         values = [_token_value(v) for v in given]
         for i, v in enumerate(values):
             if v is None:
-                raise ValueError(
+                raise UserError(
                     f"{who}: token {i} ({self.token_names[i]}) = {given[i]!r} is not a token; tokens are "
                     f"integers (or integral floats), valid values are 0..{self._nvec[i] - 1}"
                 )
@@ -189,8 +191,8 @@ class ModuleSpace(ABC):
                 raise self._out_of_range(who, i, given[i])
         return np.array(values, dtype=np.int64)
 
-    def _out_of_range(self, who: str, i: int, value: Any) -> ValueError:
-        return ValueError(
+    def _out_of_range(self, who: str, i: int, value: Any) -> UserError:
+        return UserError(
             f"{who}: token {i} ({self.token_names[i]}) = {value} is out of range; "
             f"valid values are 0..{self._nvec[i] - 1}"
         )
@@ -209,13 +211,13 @@ class ModuleSpace(ABC):
             try:
                 out.append(f.choices.index(values[f.name]))
             except ValueError:
-                raise ValueError(
+                raise UserError(
                     f"{type(self).__name__}: {f.name} = {values[f.name]!r} is not in the space; "
                     f"valid values are {list(f.choices)}"
                 ) from None
         for f in self.fields:
             if not f.searched and values[f.name] != f.choices[0]:
-                raise ValueError(f"{type(self).__name__}: {f.name} is fixed to {f.choices[0]!r}")
+                raise UserError(f"{type(self).__name__}: {f.name} is fixed to {f.choices[0]!r}")
         return np.array(out, dtype=np.int64)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:

@@ -3,6 +3,8 @@
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -36,17 +38,17 @@ class FBNetSpace(ModuleSpace):
         resolutions: Sequence[int] = RESOLUTIONS,
     ) -> None:
         if not stages:
-            raise ValueError("FBNetSpace needs at least one stage")
+            raise UserError("FBNetSpace needs at least one stage")
         for name, values in (("kernels", kernels), ("expansions", expansions), ("resolutions", resolutions)):
             if not values or any(int(v) != v or v < 1 for v in values):
-                raise ValueError(f"{name} must be positive integers, got {list(values)}")
+                raise UserError(f"{name} must be positive integers, got {list(values)}")
         if any(k % 2 == 0 for k in kernels):
-            raise ValueError(f"kernels must be odd, got {list(kernels)}")
+            raise UserError(f"kernels must be odd, got {list(kernels)}")
         for i, st in enumerate(stages, 1):
             if st.activation not in ACTIVATIONS:
-                raise ValueError(f"stage {i}: activation {st.activation!r}; valid values are {list(ACTIVATIONS)}")
+                raise UserError(f"stage {i}: activation {st.activation!r}; valid values are {list(ACTIVATIONS)}")
             if st.stride not in (1, 2) or not st.depths or min(st.depths) < 1 or not st.widths or min(st.widths) < 1:
-                raise ValueError(f"stage {i}: stride must be 1 or 2 and depths/widths positive, got {st}")
+                raise UserError(f"stage {i}: stride must be 1 or 2 and depths/widths positive, got {st}")
         self.stages = tuple(stages)
         fs: list[TokenField] = []
         for i, st in enumerate(self.stages, 1):
@@ -73,7 +75,7 @@ class FBNetSpace(ModuleSpace):
 
     def values(self, config: FBNetArch) -> dict[str, Any]:
         if len(config.stages) != len(self.stages):
-            raise ValueError(f"FBNetSpace: expected {len(self.stages)} stages, got {len(config.stages)}")
+            raise UserError(f"FBNetSpace: expected {len(self.stages)} stages, got {len(config.stages)}")
         out: dict[str, Any] = {}
         for i, stage in enumerate(config.stages, 1):
             out.update({f"s{i}.{k}": v for k, v in asdict(stage).items()})

@@ -4,6 +4,8 @@ modules). What a module space is, and how to write one: :mod:`ma2ml.envs.spaces.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from typing import Any
@@ -30,16 +32,16 @@ class AugSpace(ModuleSpace):
     ) -> None:
         unknown = [o for o in ops if o not in AUG_OPS]
         if unknown:
-            raise ValueError(f"unknown augmentation ops {unknown}; valid ops are {list(AUG_OPS)}")
+            raise UserError(f"unknown augmentation ops {unknown}; valid ops are {list(AUG_OPS)}")
         if num_sub_policies < 1:
-            raise ValueError(f"num_sub_policies must be >= 1, got {num_sub_policies}")
+            raise UserError(f"num_sub_policies must be >= 1, got {num_sub_policies}")
         probs = tuple(probs) if probs is not None else tuple(i / (NUM_PROBS - 1) for i in range(NUM_PROBS))
         mags = tuple(magnitudes) if magnitudes is not None else tuple(range(NUM_MAGNITUDES))
         grid = {round(i / (NUM_PROBS - 1), 6) for i in range(NUM_PROBS)}
         if any(round(p, 6) not in grid for p in probs):
-            raise ValueError(f"probabilities must be multiples of 0.1 in [0, 1], got {list(probs)}")
+            raise UserError(f"probabilities must be multiples of 0.1 in [0, 1], got {list(probs)}")
         if any(not 0 <= m < NUM_MAGNITUDES for m in mags):
-            raise ValueError(f"magnitude levels must be in 0..{NUM_MAGNITUDES - 1}, got {list(mags)}")
+            raise UserError(f"magnitude levels must be in 0..{NUM_MAGNITUDES - 1}, got {list(mags)}")
         self.num_sub_policies = num_sub_policies
         fs = []
         for k in range(num_sub_policies):
@@ -102,13 +104,13 @@ class NasSpace(ModuleSpace):
     ) -> None:
         unknown = [o for o in ops if o not in NAS_OPS]
         if unknown:
-            raise ValueError(f"unknown NAS ops {unknown}; valid ops are {list(NAS_OPS)}")
+            raise UserError(f"unknown NAS ops {unknown}; valid ops are {list(NAS_OPS)}")
         if set(cells) - {"normal", "reduce"} or "normal" not in cells:
-            raise ValueError(f"cells must be ('normal',) or ('normal', 'reduce'), got {tuple(cells)}")
+            raise UserError(f"cells must be ('normal',) or ('normal', 'reduce'), got {tuple(cells)}")
         if num_blocks < 1:
-            raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
+            raise UserError(f"num_blocks must be >= 1, got {num_blocks}")
         if fixed_inputs is not None and len(fixed_inputs) != num_blocks:
-            raise ValueError(f"fixed_inputs needs {num_blocks} pairs, got {len(fixed_inputs)}")
+            raise UserError(f"fixed_inputs needs {num_blocks} pairs, got {len(fixed_inputs)}")
         self.num_blocks = num_blocks
         self.cells = tuple(cells)
         fs = []
@@ -140,7 +142,7 @@ class NasSpace(ModuleSpace):
         for cell in self.cells:
             blocks = getattr(config, cell)
             if len(blocks) != self.num_blocks:
-                raise ValueError(f"NasSpace: {cell} cell needs {self.num_blocks} blocks, got {len(blocks)}")
+                raise UserError(f"NasSpace: {cell} cell needs {self.num_blocks} blocks, got {len(blocks)}")
             for b, blk in enumerate(blocks):
                 for j in range(2):
                     out[f"{cell}.b{b}.in{j}"] = blk.inputs[j]
@@ -184,7 +186,7 @@ class HpoSpace(ModuleSpace):
         names = [f.name for f in fields(HParams)]
         unknown = sorted(set(levels) - set(names))
         if unknown:
-            raise ValueError(f"unknown hyper-parameters {unknown}; valid names are {names}")
+            raise UserError(f"unknown hyper-parameters {unknown}; valid names are {names}")
         self.base = base or HParams()
         super().__init__(
             [TokenField(n, tuple(levels[n]) if n in levels else (getattr(self.base, n),)) for n in names]
@@ -213,7 +215,7 @@ class TokenSpace(ModuleSpace):
     def __init__(self, nvec: Sequence[int], kind: str = "module", names: Sequence[str] | None = None) -> None:
         names = list(names) if names is not None else [f"t{i}" for i in range(len(nvec))]
         if len(names) != len(nvec) or any(int(n) < 2 for n in nvec):
-            raise ValueError(f"TokenSpace needs one name per token and every size >= 2, got {list(nvec)}, {names}")
+            raise UserError(f"TokenSpace needs one name per token and every size >= 2, got {list(nvec)}, {names}")
         self.kind = kind
         super().__init__([TokenField(n, tuple(range(int(k)))) for n, k in zip(names, nvec)])
 

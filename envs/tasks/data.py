@@ -18,6 +18,8 @@ leaves nothing behind.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import pickle
 import shutil
 import urllib.error
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 
 
-class DatasetNotFoundError(ValueError):
+class DatasetNotFoundError(UserError):
     """A dataset folder is missing or incomplete; the message says what to put where."""
 
 
@@ -139,7 +141,7 @@ def load_cifar(name: str, data_dir: str | Path | None, val_fraction: float = 0.1
     module docstring), is a :class:`DatasetNotFoundError` naming it.
     """
     if name not in CIFAR_LAYOUT:
-        raise ValueError(f"unknown CIFAR dataset {name!r}; valid names are {list(CIFAR_LAYOUT)}")
+        raise UserError(f"unknown CIFAR dataset {name!r}; valid names are {list(CIFAR_LAYOUT)}")
     folder, train_files, test_files, label_key, classes = CIFAR_LAYOUT[name]
     if data_dir is None:
         raise DatasetNotFoundError(
@@ -172,7 +174,7 @@ def download_cifar(name: str, data_dir: str | Path) -> Path:
     it made, the archive and the extracted folder. A folder that existed before is never removed.
     """
     if name not in CIFAR_LAYOUT:
-        raise ValueError(f"unknown CIFAR dataset {name!r}; valid names are {list(CIFAR_LAYOUT)}")
+        raise UserError(f"unknown CIFAR dataset {name!r}; valid names are {list(CIFAR_LAYOUT)}")
     from torchvision import datasets
 
     cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
@@ -190,7 +192,7 @@ def download_cifar(name: str, data_dir: str | Path) -> Path:
                 path.unlink(missing_ok=True)
         if not isinstance(exc, Exception):  # Ctrl-C: cleaned up, still an interrupt
             raise
-        raise ValueError(f"could not download {name} into {root}: {_download_problem(exc, cls.url)}; "
+        raise UserError(f"could not download {name} into {root}: {_download_problem(exc, cls.url)}; "
                          f"nothing was left behind (retry, or put torchvision's {cls.base_folder}/ "
                          f"there by hand)") from None
     return root / CIFAR_LAYOUT[name][0]
@@ -205,7 +207,7 @@ def _outermost_missing(path: Path, why: str) -> Path | None:
             return missing
         if p.exists():
             where = f"data_dir {path}" if p == path else f"data_dir {path}: {p}"
-            raise ValueError(f"{where} is a file, not a folder; {why} (it is created when missing)")
+            raise UserError(f"{where} is a file, not a folder; {why} (it is created when missing)")
         missing = p
     return missing
 

@@ -44,6 +44,8 @@ per image at S = 320 (ImageNet-200 at 300 images per class: 18 GB).
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import hashlib
 import json
 import os
@@ -111,21 +113,21 @@ class ImageFolderConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.classes, int) and self.classes < 1:
-            raise ValueError(f"classes must be >= 1, got {self.classes}")
+            raise UserError(f"classes must be >= 1, got {self.classes}")
         for name in ("classes", "resolutions"):  # lists (from a command line) become hashable tuples
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.max_per_class is not None and self.max_per_class < 2:
-            raise ValueError(f"max_per_class must be >= 2 (one image is held out for validation), "
+            raise UserError(f"max_per_class must be >= 2 (one image is held out for validation), "
                              f"got {self.max_per_class}")
         if not self.resolutions or min(self.resolutions) < 8:
-            raise ValueError(f"resolutions must be sides of at least 8 px, got {self.resolutions}")
+            raise UserError(f"resolutions must be sides of at least 8 px, got {self.resolutions}")
         if self.image_size is not None and self.image_size < 8:
-            raise ValueError(f"image_size must be >= 8 px, got {self.image_size}")
+            raise UserError(f"image_size must be >= 8 px, got {self.image_size}")
         if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+            raise UserError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+            raise UserError(f"epochs must be >= 1, got {self.epochs}")
 
     @property
     def cache_size(self) -> int:
@@ -161,11 +163,11 @@ def _select_classes(train_dir: Path, classes: int | tuple[str, ...] | None) -> l
         return list(available)
     if isinstance(classes, int):
         if classes > len(available):
-            raise ValueError(f"imagefolder: classes={classes}, but {train_dir} has {len(available)} class folders")
+            raise UserError(f"imagefolder: classes={classes}, but {train_dir} has {len(available)} class folders")
         return list(available[:classes])
     unknown = sorted(set(classes) - set(available))
     if unknown:
-        raise ValueError(f"imagefolder: classes {unknown[:5]} are not folders of {train_dir}; "
+        raise UserError(f"imagefolder: classes {unknown[:5]} are not folders of {train_dir}; "
                          f"valid names are {available[:5]}{' ...' if len(available) > 5 else ''}")
     return sorted(classes)
 
@@ -196,7 +198,7 @@ def decode_image(path: str | Path, size: int) -> np.ndarray:
             img.draft("RGB", (size, size))
             square = ImageOps.fit(img.convert("RGB"), (size, size), method=Image.Resampling.BILINEAR)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"imagefolder: cannot decode {path} ({exc})") from None
+        raise UserError(f"imagefolder: cannot decode {path} ({exc})") from None
     return np.asarray(square, dtype=np.uint8).transpose(2, 0, 1)
 
 

@@ -3,6 +3,8 @@ search spaces of its modules. Register your own with :func:`register_task`.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import importlib
 import math
 from collections.abc import Callable, Mapping
@@ -63,7 +65,7 @@ ma2ml.envs`` light): with the built-in tasks below, the one place where tasks ar
 def register_task(task: Task, *, overwrite: bool = False) -> Task:
     """Add a task to the registry (``overwrite=True`` to replace one)."""
     if task.name in _TASKS and not overwrite:
-        raise ValueError(f"task {task.name!r} is already registered")
+        raise UserError(f"task {task.name!r} is already registered")
     _TASKS[task.name] = task
     return task
 
@@ -77,7 +79,7 @@ def get_task(name: str | Task) -> Task:
         if name not in _TASKS:
             register_task(task)
     if name not in _TASKS:
-        raise ValueError(f"unknown task {name!r}; registered tasks are {sorted(_TASKS)}")
+        raise UserError(f"unknown task {name!r}; registered tasks are {sorted(_TASKS)}")
     return _TASKS[name]
 
 

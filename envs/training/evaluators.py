@@ -8,6 +8,8 @@ the time limit and any other error end in a record with a ``status`` and reward 
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -64,12 +66,12 @@ class TrainEvaluator(Evaluator):
     ) -> None:
         super().__init__(task, spaces)
         if cpu_threads is not None and cpu_threads < 1:
-            raise ValueError(f"cpu_threads must be >= 1 (or None for torch's setting), got {cpu_threads}")
+            raise UserError(f"cpu_threads must be >= 1 (or None for torch's setting), got {cpu_threads}")
         if epochs is not None and epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs}")
+            raise UserError(f"epochs must be >= 1, got {epochs}")
         if time_limit is not None and not (isinstance(time_limit, (int, float)) and not isinstance(time_limit, bool)
                                            and math.isfinite(time_limit) and time_limit > 0):
-            raise ValueError(f"time_limit must be a finite number of seconds > 0 (or None), got {time_limit!r}")
+            raise UserError(f"time_limit must be a finite number of seconds > 0 (or None), got {time_limit!r}")
         self.data_dir = data_dir
         self.device = resolve_device(device)
         self.budget = task.budget if epochs is None else replace(task.budget, epochs=epochs)

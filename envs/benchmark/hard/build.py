@@ -32,6 +32,8 @@ is dropped; a shard built for another space is refused.
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -145,7 +147,7 @@ def import_results(candidate: Candidate, out: str | Path, sources: list[str | Pa
     found: dict[Job, dict[str, Any]] = {}
     for src in sources:
         if raw_fingerprint(Path(src)) != fingerprint:
-            raise ValueError(f"{src} was trained for another space than {candidate.name!r}; it cannot seed the build")
+            raise UserError(f"{src} was trained for another space than {candidate.name!r}; it cannot seed the build")
         for line in read_raw(src):
             found.setdefault((int(line["index"]), int(line["replicate"])), {**line, "imported_from": str(src)})
     copied = 0
@@ -185,13 +187,13 @@ def top_pipelines(candidate: Candidate, out: str | Path, rewards: Sequence[Rewar
     n = candidate.n_pipelines
     rank = first_seed_rank(candidate, out, rewards, everything)
     if rank is None:
-        raise ValueError(f"the base build of {candidate.name!r} is incomplete: replicate 0 of "
+        raise UserError(f"the base build of {candidate.name!r} is incomplete: replicate 0 of "
                          f"{sum(r['replicate'] == 0 for r in lines)} of {n} pipelines")
     arrays = line_arrays(lines)
     count = np.bincount(arrays["index"], minlength=n)
     missing = int(((rank < cover) & (count < seeds)).sum())
     if missing:
-        raise ValueError(f"the base build of {candidate.name!r} is incomplete: {missing} pipelines with a "
+        raise UserError(f"the base build of {candidate.name!r} is incomplete: {missing} pipelines with a "
                          f"first-seed rank in the top {cover:.0%} lack some of their {seeds} base seeds")
     return _union_top(arrays, rewards, count >= seeds, seeds, fraction)
 
@@ -236,7 +238,7 @@ def top1_pipelines(candidate: Candidate, out: str | Path, rewards: Sequence[Rewa
     count = np.bincount(arrays["index"], minlength=n)
     missing = int((count[chosen] < seeds).sum())
     if missing:
-        raise ValueError(f"the top of {candidate.name!r} is incomplete: {missing} of its {len(chosen)} pipelines "
+        raise UserError(f"the top of {candidate.name!r} is incomplete: {missing} of its {len(chosen)} pipelines "
                          f"lack some of their {seeds} seeds")
     inside = np.zeros(n, dtype=bool)
     inside[chosen] = True
@@ -258,9 +260,9 @@ def run_build(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS, l
     incomplete."""
     i, n = worker
     if not 0 <= i < n:
-        raise ValueError(f"worker must be (i, n) with 0 <= i < n, got {worker}")
+        raise UserError(f"worker must be (i, n) with 0 <= i < n, got {worker}")
     if stage not in ("all", "base", "top"):
-        raise ValueError(f"stage must be one of 'all', 'base', 'top', got {stage!r}")
+        raise UserError(f"stage must be one of 'all', 'base', 'top', got {stage!r}")
     trainer = CandidateTrainer(candidate)
     trained = 0
     if stage != "top":

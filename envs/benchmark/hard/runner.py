@@ -7,6 +7,8 @@ line records the :func:`~ma2ml.envs.benchmark.build.build_platform` it was train
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,7 +36,7 @@ def pilot_jobs(candidate: Candidate, n: int, repeat: int, seed: int = 15) -> lis
     with a second seed, each repeat right after its main run (so a partial run has both kinds)."""
     total = candidate.n_pipelines
     if not 1 <= n <= total or not 0 <= repeat <= n:
-        raise ValueError(f"need 1 <= n <= {total} and 0 <= repeat <= n, got n={n}, repeat={repeat}")
+        raise UserError(f"need 1 <= n <= {total} and 0 <= repeat <= n, got n={n}, repeat={repeat}")
     rng = np.random.default_rng([seed, *candidate.name.encode()])
     sample = rng.choice(total, size=n, replace=False)
     step = n / max(repeat, 1)

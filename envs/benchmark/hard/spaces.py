@@ -11,6 +11,8 @@ trains every other pipeline. The network is the project's NASNet skeleton
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -55,7 +57,7 @@ class CellNetSpace(ModuleSpace):
         for name, values in (("channels", channels), ("cells_per_stage", cells_per_stage),
                              ("resolutions", resolutions)):
             if not values or any(int(v) != v or v < 1 for v in values):
-                raise ValueError(f"{name} must be positive integers, got {list(values)}")
+                raise UserError(f"{name} must be positive integers, got {list(values)}")
         self.cell = NasSpace(num_blocks=num_blocks, ops=ops, cells=("normal",), fixed_inputs=fixed_inputs)
         super().__init__([*self.cell.fields, TokenField("channels", tuple(int(c) for c in channels)),
                           TokenField("cells_per_stage", tuple(int(c) for c in cells_per_stage)),
@@ -99,9 +101,9 @@ class TrainSpace(ModuleSpace):
         names = [f.name for f in fields(HParams)] + ["epochs"]
         unknown = sorted(set(levels) - set(names))
         if unknown:
-            raise ValueError(f"unknown hyper-parameters {unknown}; valid names are {names}")
+            raise UserError(f"unknown hyper-parameters {unknown}; valid names are {names}")
         if any(int(e) != e or e < 1 for e in levels.get("epochs", (epochs,))):
-            raise ValueError(f"epochs must be positive integers, got {list(levels['epochs'])}")
+            raise UserError(f"epochs must be positive integers, got {list(levels['epochs'])}")
         self.base = base or HParams()
         defaults = {**asdict(self.base), "epochs": epochs}
         super().__init__([TokenField(n, tuple(levels[n]) if n in levels else (defaults[n],)) for n in names])
@@ -133,7 +135,7 @@ class AugStrengthSpace(ModuleSpace):
 
         for pair in pairs:
             if len(pair.split("+")) != 2:
-                raise ValueError(f"an op pair is written 'OpA+OpB', got {pair!r}")
+                raise UserError(f"an op pair is written 'OpA+OpB', got {pair!r}")
             AugSpace(1, ops=pair.split("+"), probs=probs, magnitudes=magnitudes)  # checks ops, probs, levels
         super().__init__([TokenField("pair", tuple(pairs)), TokenField("prob", tuple(float(p) for p in probs)),
                           TokenField("magnitude", tuple(int(m) for m in magnitudes))])
@@ -145,10 +147,10 @@ class AugStrengthSpace(ModuleSpace):
 
     def values(self, config: AugPolicy) -> dict[str, Any]:
         if len(config.sub_policies) != 1:
-            raise ValueError(f"AugStrengthSpace: expected one sub-policy, got {len(config.sub_policies)}")
+            raise UserError(f"AugStrengthSpace: expected one sub-policy, got {len(config.sub_policies)}")
         a, b = config.sub_policies[0]
         if (a.prob, a.magnitude) != (b.prob, b.magnitude):
-            raise ValueError("AugStrengthSpace: both ops share one probability and magnitude")
+            raise UserError("AugStrengthSpace: both ops share one probability and magnitude")
         return {"pair": f"{a.op}+{b.op}", "prob": a.prob, "magnitude": a.magnitude}
 
     def apply(self, config: AugPolicy, recipe: Recipe) -> None:

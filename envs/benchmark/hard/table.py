@@ -22,6 +22,8 @@ how far the build got (``seeds_histogram``).
 """
 from __future__ import annotations
 
+from ma2ml.envs.core.errors import UserError
+
 import json
 from pathlib import Path
 from typing import Any
@@ -100,7 +102,7 @@ def compact_build(build: str | Path = HARD_BUILD_DIR, out: str | Path = HARD_TAB
     path = check_table_path(out, None)
     lines = read_build(CANDIDATE, build)
     if not lines:
-        raise ValueError(f"{build} holds no hard-tier results; run benchmarks/hard_build.py first")
+        raise UserError(f"{build} holds no hard-tier results; run benchmarks/hard_build.py first")
     n, reps, epochs = CANDIDATE.n_pipelines, HARD_BENCH.replicates, HARD_EPOCHS
     curve = np.full((n, reps, epochs), np.nan, dtype=np.float32)
     val = np.full((n, reps), np.nan)
@@ -118,7 +120,7 @@ def compact_build(build: str | Path = HARD_BUILD_DIR, out: str | Path = HARD_TAB
         seed[i, k], status[i, k] = r["seed"], STATUSES.index(r["status"])
         if r["status"] == "ok":
             if int(r["flops"]) != flops[i]:
-                raise ValueError(f"pipeline {i}: the build measured {r['flops']} FLOPs, the space says {flops[i]}")
+                raise UserError(f"pipeline {i}: the build measured {r['flops']} FLOPs, the space says {flops[i]}")
             params[i] = r["params"]
         if r.get("platform") not in platforms:
             platforms.append(r.get("platform"))
@@ -128,7 +130,7 @@ def compact_build(build: str | Path = HARD_BUILD_DIR, out: str | Path = HARD_TAB
     gaps = (stored != (np.arange(reps)[None, :] < count[:, None])).any(axis=1)
     if gaps.any():
         bad = int(np.flatnonzero(gaps)[0])
-        raise ValueError(f"pipeline {bad} has replicates {np.flatnonzero(stored[bad]).tolist()}: not from 0 up")
+        raise UserError(f"pipeline {bad} has replicates {np.flatnonzero(stored[bad]).tolist()}: not from 0 up")
     extra = np.flatnonzero(count > BUILD_SEEDS)
     meta = {**CANDIDATE.fingerprint(), "statuses": list(STATUSES), "entries": int(stored.sum()),
             "flops_constraint": HARD_BENCH.flops_constraint,
