@@ -9,8 +9,11 @@ them to the device once and augment whole batches there.
   ``cifar-100-python/`` under ``data_dir``); the validation split is a fixed stratified
   part of the official training set, the test split is the official test set. Every batch
   file is checked when read (its keys, a whole number of 3x32x32 images of pixel values
-  0..255, one label in ``0..classes-1`` per image). :func:`download_cifar` fetches them with
-  torchvision, only when asked (``ma2ml download``).
+  0..255, one label in ``0..classes-1`` per image). A batch file is read with
+  :class:`CifarUnpickler`, which builds only what a CIFAR batch holds (dicts, lists, bytes,
+  numbers, plain numpy arrays): a planted pickle that asks for anything else is refused and
+  nothing in it runs. :func:`download_cifar` fetches them with torchvision, only when asked
+  (``ma2ml download``).
 
 A missing or bad dataset is one :class:`DatasetNotFoundError` (a ``ValueError``) naming the
 folder or file, the problem and what to put there. A failed download is one ``ValueError`` and
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 from ma2ml.envs.core.errors import UserError
 
+import io
+import math
 import pickle
 import shutil
 import urllib.error
@@ -30,6 +35,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ma2ml.envs.core.files import read_input_file
 
 
 class DatasetNotFoundError(UserError):
@@ -98,17 +105,109 @@ def _read_cifar(files: list[Path], label_key: bytes, classes: int, fix: str) -> 
     """Images (N, 3, 32, 32) and labels of torchvision's CIFAR batch files; one error naming a bad file."""
     xs, ys = [], []
     for f in files:
-        with open(f, "rb") as fh:
-            try:
-                entry = pickle.load(fh, encoding="bytes")
-            except Exception as exc:  # any unreadable or foreign file is the same user error
-                raise DatasetNotFoundError(f"{f} is not a CIFAR batch in torchvision's format ({exc}); {fix}") from None
+        data = read_input_file(f, "CIFAR batch")
+        try:
+            entry = CifarUnpickler(io.BytesIO(data), encoding="bytes").load()
+        except ForbiddenGlobal as exc:
+            raise DatasetNotFoundError(f"{f} is not a CIFAR batch: it asks to load {exc}, which a CIFAR batch "
+                                       f"never holds (nothing was run); {fix}") from None
+        except Exception as exc:  # any unreadable or foreign file is the same user error
+            raise DatasetNotFoundError(f"{f} is not a CIFAR batch in torchvision's format "
+                                       f"({type(exc).__name__}: {exc}); {fix}") from None
         problem = _batch_problem(entry, label_key, classes)
         if problem is not None:
             raise DatasetNotFoundError(f"{f} is not a CIFAR batch in torchvision's format: {problem}; {fix}")
         xs.append(np.asarray(entry[b"data"]).astype(np.uint8).reshape(-1, 3, 32, 32))
         ys.append(np.asarray(entry[label_key]).astype(np.int64))
     return np.concatenate(xs), np.concatenate(ys)
+
+
+class ForbiddenGlobal(pickle.UnpicklingError):
+    """A pickle asked for a global that :class:`CifarUnpickler` does not admit (its message: ``module.name``)."""
+
+
+def _plain(dtype: Any) -> np.dtype:
+    """A fresh numpy dtype of a plain number kind (bool, integer, float) equal to ``dtype``; a dtype
+    of Python objects, records or sub-arrays, or one whose pickled state set odd flags, is refused
+    (rebuilding it from its type string drops whatever its state held)."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "biuf" or dtype.fields or dtype.subdtype:
+        raise pickle.UnpicklingError(f"it holds an array of dtype {dtype!r}, not of plain numbers")
+    return np.dtype(dtype.str)
+
+
+class _PickledArray(np.ndarray):
+    """The stub numpy's ``_reconstruct`` makes for a pickled array, whose ``__setstate__`` admits only
+    plain numbers whose bytes match the shape: checked before numpy allocates anything."""
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("an array's pickled state is not numpy's")
+        shape, dtype, fortran, data = state[-4:]
+        dtype = _plain(dtype)
+        if (not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape)
+                or not isinstance(data, (bytes, bytearray)) or len(data) != math.prod(shape) * dtype.itemsize):
+            raise pickle.UnpicklingError(f"an array claims shape {shape!r} of {dtype} but holds other data")
+        super().__setstate__((shape, dtype, bool(fortran), data))
+
+
+def _empty_array(cls: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's ``_reconstruct`` as a pickled array calls it: an empty stub, filled by its checked
+    ``__setstate__``; another class or shape (which would allocate or run code) is refused."""
+    if cls is not np.ndarray or shape != (0,):
+        raise pickle.UnpicklingError(f"an array is rebuilt as {cls!r} of shape {shape!r}, not numpy's (0,) stub")
+    return _PickledArray((0,), dtype=np.uint8)
+
+
+def _dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
+    """``numpy.dtype`` of a type string (``'u1'``, ``'<i8'``) only; :func:`_plain` checks it where used."""
+    if not isinstance(spec, str) or len(spec) > 8:
+        raise pickle.UnpicklingError(f"it names a dtype {spec!r} that is not a plain type string")
+    return np.dtype(spec)
+
+
+def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """numpy's pickle-protocol-5 array rebuild, for plain numbers (``frombuffer`` checks the size)."""
+    return np.frombuffer(buffer, dtype=_plain(dtype)).reshape(shape, order="F" if order == "F" else "C")
+
+
+def _scalar(dtype: Any, data: Any) -> Any:
+    """numpy's scalar rebuild (``numpy.int64(3)`` in a label list), for a plain number and its bytes."""
+    dtype = _plain(dtype)
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise pickle.UnpicklingError(f"it holds a numpy {dtype} scalar whose bytes are not one {dtype}")
+    return np.frombuffer(data, dtype=dtype)[0]
+
+
+def _latin1(text: Any, encoding: Any = "utf-8") -> bytes:
+    """``_codecs.encode`` as Python 3 writes ``bytes`` into a protocol-2 pickle (latin-1 only)."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"it encodes text with {encoding!r}, not latin-1")
+    return text.encode("latin1")
+
+
+_CIFAR_GLOBALS: dict[tuple[str, str], Any] = {
+    **{(module, "_reconstruct"): _empty_array for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(module, "_frombuffer"): _frombuffer for module in ("numpy.core.numeric", "numpy._core.numeric")},
+    **{(module, "scalar"): _scalar for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): _dtype,
+    ("_codecs", "encode"): _latin1,
+}
+"""Every global a CIFAR batch's pickle names, and what it loads as. torchvision's files (Python 2
+pickles) hold a dict of bytes keys, lists of ints and bytes and one uint8 array; a file re-pickled by
+Python 3 may also spell bytes through ``_codecs.encode`` and arrays through ``_frombuffer``."""
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what a CIFAR batch holds (dicts, lists, str, bytes, numbers and
+    plain numpy arrays); any other global (``os.system``, ``builtins.eval``, a class to instantiate)
+    is refused with :class:`ForbiddenGlobal` before it is looked up, so a planted file runs nothing."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = _CIFAR_GLOBALS.get((module, name))
+        if found is None:
+            raise ForbiddenGlobal(f"{module}.{name}")
+        return found
 
 
 def _batch_problem(entry: Any, label_key: bytes, classes: int) -> str | None:
@@ -154,7 +253,7 @@ def load_cifar(name: str, data_dir: str | Path | None, val_fraction: float = 0.1
         state = "is a file, not a folder" if given.exists() else "does not exist"
         raise DatasetNotFoundError(f"{name} not found: data_dir {given} {state}; {fix}")
     root = given / folder
-    missing = [n for n in train_files + test_files if not (root / n).is_file()]
+    missing = [n for n in train_files + test_files if not (root / n).exists()]  # a folder or FIFO: named below
     if missing:
         raise DatasetNotFoundError(f"{name} not found: {root} lacks {missing}; {fix}")
     fix = f"fetch {folder}/ again (`ma2ml download {name} --data-dir {data_dir}`)"
