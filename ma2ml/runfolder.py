@@ -22,6 +22,12 @@ A run folder holds one search (one learner, one env, one seed):
 Every file but the two JSON-lines logs is replaced atomically (a uniquely named temporary
 file in the same folder, fsync, rename), so a kill at any moment leaves either the old or
 the new file, never a torn one; the logs are appended to and rebuilt from the store.
+
+The store (with the checkpoint's count and batch starts) is the record; the logs are views of
+it for people and other programs. :func:`read_stored_run` reads the record and
+:func:`log_rows` turns it into the logs' rows, so a reader that must not trust the logs
+(``ma2ml compare``) takes its numbers from the store and :func:`mend_logs` rewrites a log
+that differs from it.
 """
 from __future__ import annotations
 
@@ -33,12 +39,17 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ma2ml.envs.core.files import cannot_create_in, nearest_folder
+
+if TYPE_CHECKING:
+    from ma2ml.envs.core.records import EvalRecord
+    from ma2ml.envs.runtime.store import StoredEvaluation
 
 RUN_FILE = "run.json"
 STORE_FILE = "evals.sqlite"
@@ -69,9 +80,14 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode("utf-8"))
 
 
+def json_lines(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """JSON lines, one row each: the bytes of a log."""
+    return "".join(json.dumps(row) + "\n" for row in rows).encode("utf-8")
+
+
 def atomic_write_lines(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     """JSON lines, one row each, replacing ``path`` atomically."""
-    return atomic_write_bytes(path, "".join(json.dumps(row) + "\n" for row in rows).encode("utf-8"))
+    return atomic_write_bytes(path, json_lines(rows))
 
 
 def check_writable_folder(path: str | Path, option: str = "--out") -> Path:
@@ -164,26 +180,6 @@ def read_json(path: Path, what: str) -> Any:
         raise RunFolderError(f"{what} {path} {problem}") from None
 
 
-def read_results(folder: Path) -> list[dict[str, Any]]:
-    """The rows of ``folder/results.jsonl``; ``RunFolderError`` naming the file and line if malformed."""
-    path = folder / RESULTS_FILE
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise RunFolderError(f"{path} is missing; rerun the search to rebuild it from its store") from None
-    rows = []
-    for n, line in enumerate(lines, 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RunFolderError(f"{path} line {n} is not valid JSON ({exc}); rerun the search to rebuild "
-                                 "the file from its store") from None
-        if not isinstance(row, dict) or not {"index", "batch", "reward"} <= set(row):
-            raise RunFolderError(f"{path} line {n} is not a results row (index, batch, reward, ...)")
-        rows.append(row)
-    return rows
-
-
 def evaluations_done(folder: Path) -> int | None:
     """Evaluations a run folder's ``best.json`` reports (None when it has no readable one)."""
     try:
@@ -192,3 +188,109 @@ def evaluations_done(folder: Path) -> int | None:
         return None
     count = best.get("evaluations") if isinstance(best, dict) else None
     return count if isinstance(count, int) else None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A search checkpoint, loaded with ``weights_only=True`` (plain data only: nothing in the file runs)."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunFolderError(f"{path} is not a readable search checkpoint ({first[:200]}); it was damaged or "
+                             "not written by ma2ml: delete it to restart the run from its store, or choose a "
+                             "new --out") from None
+    if not isinstance(state, dict) or not isinstance(state.get("evaluations"), int):
+        raise RunFolderError(f"{path} is not a search checkpoint (no evaluation count); delete it to restart "
+                             "the run from its store, or choose a new --out")
+    starts = state.get("batch_starts")
+    if starts is not None and not (isinstance(starts, list) and all(isinstance(b, int) for b in starts)
+                                   and starts == sorted(starts)):
+        raise RunFolderError(f"{path} is not a search checkpoint (its batch starts are not sorted integers); "
+                             "delete it to restart the run from its store, or choose a new --out")
+    return state
+
+
+# -- the record ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StoredRun:
+    """A run folder's record: the store's evaluations below the checkpoint's count, and the batch starts."""
+
+    evaluations: list[StoredEvaluation]
+    """The store's evaluations of the run with an index below ``checkpointed``, by index."""
+    checkpointed: int
+    """Evaluations the checkpoint records (the learner has heard of them all)."""
+    batch_starts: list[int]
+    """The first index of every batch."""
+
+    def complete(self, budget: int) -> bool:
+        """Whether the checkpoint records ``budget`` evaluations and the store holds every one of them."""
+        return self.checkpointed == budget and [e.index for e in self.evaluations] == list(range(budget))
+
+
+def read_stored_run(folder: Path, batch_size: int) -> StoredRun | None:
+    """The record of the run in ``folder`` (None: it has no checkpoint or no store yet).
+
+    A damaged store or checkpoint is one ``RunFolderError``/``StoreError`` naming the file.
+    ``batch_size`` gives the batch starts of a checkpoint written before they were recorded.
+    """
+    from ma2ml.envs.runtime.store import EvalStore
+
+    checkpoint, store = folder / CHECKPOINT_FILE, folder / STORE_FILE
+    if not checkpoint.is_file() or not store.is_file() or store.stat().st_size == 0:
+        return None
+    state = load_checkpoint(checkpoint)
+    done = state["evaluations"]
+    with EvalStore(store) as s:
+        evaluations = [e for e in s.evaluations(RUN_ID) if e.index < done]
+    return StoredRun(evaluations, done, list(state.get("batch_starts") or range(0, done, batch_size)))
+
+
+def log_rows(evaluations: Sequence[StoredEvaluation], agents: Sequence[str], reward: Callable[[EvalRecord], float],
+             batch_starts: Sequence[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(``results.jsonl`` rows, ``timings.jsonl`` rows) of stored evaluations, with the env's ``reward``:
+    the rows a search writes live (:func:`result_row`), so both logs come back byte for byte."""
+    results, timings = [], []
+    for evaluation in evaluations:
+        tokens = json.loads(evaluation.key)
+        result, timing = result_row(evaluation.index, batch_of(evaluation.index, batch_starts),
+                                    {a: tokens[a] for a in agents}, evaluation.record, reward(evaluation.record))
+        results.append(result)
+        timings.append(timing)
+    return results, timings
+
+
+def mend_logs(folder: Path, results: Sequence[Mapping[str, Any]],
+              timings: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Rewrite ``results.jsonl``/``timings.jsonl`` in ``folder`` where they differ from the rows built
+    from the store (:func:`log_rows`), atomically; returns what was wrong with each rewritten file
+    (empty: both matched, nothing was written)."""
+    problems = []
+    for name, rows in ((RESULTS_FILE, results), (TIMINGS_FILE, timings)):
+        path = folder / name
+        want = json_lines(rows)
+        try:
+            have = path.read_bytes()
+        except FileNotFoundError:
+            have = None
+        if have == want:
+            continue
+        atomic_write_bytes(path, want)
+        problems.append(f"{path} {_difference(have, want)}")
+    return problems
+
+
+def _difference(have: bytes | None, want: bytes) -> str:
+    """How a log differs from what the store says it holds (for one line)."""
+    if have is None:
+        return "was missing"
+    lines, truth = have.splitlines(), want.splitlines()
+    first = next((n for n, (a, b) in enumerate(zip(lines, truth), 1) if a != b), None)
+    if first is not None:
+        return f"differed from the store at line {first}"
+    if len(lines) != len(truth):
+        return f"had {len(lines)} rows where the store holds {len(truth)}"
+    return "differed from the store in its line endings"

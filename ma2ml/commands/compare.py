@@ -4,9 +4,20 @@
                   --budget 300 --batch-size 10 --out runs/compare [--jobs 2] [--env-arg table_seed=0] \\
                   [--budgets 25,50,100,200]
 
-Every run is an ``ma2ml search`` in ``DIR/runs/<learner>/seed<k>/`` (the same files); a run
-whose ``best.json`` reports the full budget is finished and is not rerun, an unfinished one
-resumes where it stopped (``ma2ml search``'s resume), so an interrupted comparison resumes.
+Every run is an ``ma2ml search`` in ``DIR/runs/<learner>/seed<k>/`` (the same files); a
+finished run is not rerun, an unfinished one resumes where it stopped (``ma2ml search``'s
+resume), so an interrupted comparison resumes.
+
+The comparison trusts no log. A run's numbers (rewards, pipelines, batches, training seconds)
+come from its evaluation store, ``evals.sqlite``, and its checkpoint's batch starts
+(:func:`ma2ml.runfolder.read_stored_run`), never from ``results.jsonl`` or ``timings.jsonl``:
+a truncated, forged or reordered log changes nothing. A log that differs from the store is
+rewritten from it, and one line on stderr says which file and where it differed. A run is
+finished when its ``best.json`` and its checkpoint both report the full budget and its store
+holds every one of those evaluations. Any other run is resumed (rerun from its store and
+checkpoint): a store short of the budget gets its missing evaluations, and a store short of
+what the run's checkpoint recorded (a store damaged, replaced or truncated) is refused by
+``ma2ml search`` with one line naming it.
 Every learner runs the same seeds (paired); ``--jobs`` spreads the learner × seed runs over
 worker processes, each with one torch thread. The default seed count is 30 on envs whose
 evaluator knows its ground truth (the benchmark table: cheap runs, and the differences are
@@ -19,8 +30,8 @@ recommended pipeline on the seed-averaged ground truth.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -32,8 +43,8 @@ import numpy as np
 from ma2ml import cli
 from ma2ml.commands.search import MAX_SEED, add_repeats_option, check_run_args, check_seed, parse_settings, search
 from ma2ml.envs import make_parallel
-from ma2ml.runfolder import (BEST_FILE, TIMINGS_FILE, RunFolderError, check_writable_folder, evaluations_done,
-                             folder_lock, make_folder, read_json, read_results)
+from ma2ml.runfolder import (BEST_FILE, RunFolderError, check_writable_folder, evaluations_done, folder_lock,
+                             log_rows, make_folder, mend_logs, read_json, read_stored_run)
 
 if TYPE_CHECKING:
     from ma2ml.report import Run, Tokens, Truth
@@ -76,9 +87,13 @@ def run_dir(out: Path, learner: str, seed: int) -> Path:
     return out / "runs" / learner / f"seed{seed}"
 
 
-def finished(path: Path, budget: int) -> bool:
-    """Whether a run folder's ``best.json`` reports the full budget (an unreadable one: not finished)."""
-    return evaluations_done(path) == budget
+def finished(path: Path, budget: int, batch_size: int) -> bool:
+    """Whether a run is finished: its ``best.json`` and its checkpoint report ``budget`` evaluations and
+    its store holds every one (an unreadable ``best.json``: not finished, the resume rewrites it)."""
+    if evaluations_done(path) != budget:
+        return False
+    stored = read_stored_run(path, batch_size)
+    return stored is not None and stored.complete(budget)
 
 
 def _one_run(env_id: str, env_kwargs: dict[str, Any], learner: str, seed: int, budget: int, batch_size: int,
@@ -91,31 +106,33 @@ def _one_run(env_id: str, env_kwargs: dict[str, Any], learner: str, seed: int, b
     return learner, seed
 
 
-def read_timings(folder: Path) -> list[dict[str, Any]] | None:
-    """The rows of a run folder's ``timings.jsonl``; None when it is missing or not readable (the
-    seconds figure is then left out: the file is a log, rebuilt on the run's next resume)."""
-    try:
-        rows = [json.loads(line) for line in (folder / TIMINGS_FILE).read_text(encoding="utf-8").splitlines()]
-    except (OSError, ValueError):
-        return None
-    ok = all(isinstance(r, dict) and isinstance(r.get("index"), int)
-             and isinstance(r.get("train_seconds"), (int, float)) for r in rows)
-    return rows if ok else None
-
-
-def load_runs(out: Path, learners: list[str], seeds: list[int], truth: Truth | None = None) -> list[Run]:
+def load_run(path: Path, learner: str, seed: int, budget: int, batch_size: int, env: Any,
+             truth: Truth | None = None) -> Run:
+    """One finished run, read from its store (see the module docstring); its logs are rewritten where
+    they differ from the store, with one line on stderr for each."""
     from ma2ml.report import Run
 
-    runs = []
-    for learner in learners:
-        for seed in seeds:
-            path = run_dir(out, learner, seed)
-            best = read_json(path / BEST_FILE, "best.json")
-            wall = best.get("wall_seconds") if isinstance(best, dict) else None
-            if not isinstance(wall, (int, float)):
-                raise RunFolderError(f"{path / BEST_FILE} has no wall_seconds; rerun the comparison to rewrite it")
-            runs.append(Run.from_records(learner, seed, read_results(path), wall, read_timings(path), truth))
-    return runs
+    with folder_lock(path):
+        stored = read_stored_run(path, batch_size)
+        if stored is None or not stored.complete(budget):
+            raise RunFolderError(f"{path} holds {0 if stored is None else len(stored.evaluations)} of its {budget} "
+                                 "evaluations; rerun the comparison to resume it")
+        best = read_json(path / BEST_FILE, "best.json")
+        wall = best.get("wall_seconds") if isinstance(best, dict) else None
+        if not isinstance(wall, (int, float)):
+            raise RunFolderError(f"{path / BEST_FILE} has no wall_seconds; rerun the comparison to rewrite it")
+        results, timings = log_rows(stored.evaluations, env.possible_agents, env.reward, stored.batch_starts)
+        for problem in mend_logs(path, results, timings):
+            print(f"ma2ml compare: {problem}; rebuilt it from the run's store (the comparison reads the store)",
+                  file=sys.stderr)
+    return Run.from_records(learner, seed, results, wall, timings, truth)
+
+
+def load_runs(out: Path, learners: list[str], seeds: list[int], budget: int, batch_size: int, env: Any,
+              truth: Truth | None = None) -> list[Run]:
+    """Every learner × seed run of a comparison, from the stores (:func:`load_run`)."""
+    return [load_run(run_dir(out, learner, seed), learner, seed, budget, batch_size, env, truth)
+            for learner in learners for seed in seeds]
 
 
 @dataclass(frozen=True)
@@ -181,25 +198,28 @@ def run(args: argparse.Namespace) -> None:
     check_seed(args.first_seed, "--first-seed")
     env_kwargs = parse_settings(args.env_arg, "--env-arg")
     out = check_writable_folder(args.out)
-    env = make_parallel(args.env, **env_kwargs)
-    known = Known(*known_reference(env), *known_truth(env))
-    env.close()
-    n_seeds = args.seeds if args.seeds is not None else TRUTH_SEEDS if known.truth is not None else OTHER_SEEDS
-    if args.first_seed + n_seeds - 1 > MAX_SEED:
-        raise cli.CliError(f"--first-seed + --seeds - 1 must be at most {MAX_SEED}, got {args.first_seed + n_seeds - 1}")
-    seeds = list(range(args.first_seed, args.first_seed + n_seeds))
-    created = make_folder(out)
+    env = make_parallel(args.env, **env_kwargs)  # its reward reads the runs' stored records
     try:
-        with folder_lock(out, "comparison folder"):
-            _compare(args, learners, seeds, budgets, env_kwargs, out, known)
-    except BaseException:
-        if created and not (out / "runs").exists():  # nothing ran: leave nothing behind
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+        known = Known(*known_reference(env), *known_truth(env))
+        n_seeds = args.seeds if args.seeds is not None else TRUTH_SEEDS if known.truth is not None else OTHER_SEEDS
+        if args.first_seed + n_seeds - 1 > MAX_SEED:
+            raise cli.CliError(f"--first-seed + --seeds - 1 must be at most {MAX_SEED}, "
+                               f"got {args.first_seed + n_seeds - 1}")
+        seeds = list(range(args.first_seed, args.first_seed + n_seeds))
+        created = make_folder(out)
+        try:
+            with folder_lock(out, "comparison folder"):
+                _compare(args, learners, seeds, budgets, env_kwargs, out, known, env)
+        except BaseException:
+            if created and not (out / "runs").exists():  # nothing ran: leave nothing behind
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+    finally:
+        env.close()
 
 
 def _compare(args: argparse.Namespace, learners: list[str], seeds: list[int], budgets: list[int],
-             env_kwargs: dict[str, Any], out: Path, known: Known) -> None:
+             env_kwargs: dict[str, Any], out: Path, known: Known, env: Any) -> None:
     import os
 
     from tqdm import tqdm
@@ -208,7 +228,7 @@ def _compare(args: argparse.Namespace, learners: list[str], seeds: list[int], bu
     from ma2ml.report import write_report
 
     todo = [(learner, seed) for learner in learners for seed in seeds
-            if not finished(run_dir(out, learner, seed), args.budget)]
+            if not finished(run_dir(out, learner, seed), args.budget, args.batch_size)]
     bar = tqdm(total=len(learners) * len(seeds), initial=len(learners) * len(seeds) - len(todo), desc="runs", unit="run")
     with ProcessPoolExecutor(max_workers=args.jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_one_run, args.env, env_kwargs, learner, seed, args.budget, args.batch_size,
@@ -218,7 +238,8 @@ def _compare(args: argparse.Namespace, learners: list[str], seeds: list[int], bu
             bar.update(1)
             bar.set_postfix(last=f"{learner}/seed{seed}")
     bar.close()
-    comparison = write_report(load_runs(out, learners, seeds, known.truth), out, args.env, known.optimum, known.top1,
+    runs = load_runs(out, learners, seeds, args.budget, args.batch_size, env, known.truth)
+    comparison = write_report(runs, out, args.env, known.optimum, known.top1,
                               k=args.top_k, budgets=budgets, true_optimum=known.true_optimum)
     print((out / "summary.md").read_text())
     print(f"{comparison.verdict().replace('**', '')} Wrote {out}/summary.md, figures, per_run.json and "

@@ -33,8 +33,9 @@ from typing import Any
 from ma2ml import cli
 from ma2ml.envs import make_parallel
 from ma2ml.runfolder import (BEST_FILE, CHECKPOINT_FILE, RESULTS_FILE, RUN_FILE, RUN_ID, STORE_FILE, TIMINGS_FILE,
-                             RunFolderError, atomic_write_bytes, atomic_write_json, atomic_write_lines, batch_of,
-                             check_writable_folder, folder_lock, make_folder, read_json, result_row)
+                             RunFolderError, atomic_write_bytes, atomic_write_json, atomic_write_lines,
+                             check_writable_folder, folder_lock, load_checkpoint, log_rows, make_folder, read_json,
+                             result_row)
 
 DEFAULT_ENV = "ma2ml/AutoML-Digits-v0"
 DEFAULT_LEARNER = "ma2ml"
@@ -75,12 +76,27 @@ def parse_settings(pairs: list[str], option: str) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.isidentifier():
-            raise cli.CliError(f"{option} expects KEY=VALUE with KEY a name, got {pair!r}")
+            raise cli.CliError(f"{option} expects KEY=VALUE with KEY a name, got {_shorten(pair)}")
+        if len(text) > MAX_SETTING_CHARS:
+            raise cli.CliError(f"{option} {key}= is {len(text):,} characters long; values may have at most "
+                               f"{MAX_SETTING_CHARS:,}")
         try:
             out[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError):
             out[key] = text
+        except (MemoryError, RecursionError):  # deeply nested or operator chains the parser cannot hold
+            raise cli.CliError(f"{option} {key}= is nested too deeply to read: {_shorten(text)}") from None
     return out
+
+
+MAX_SETTING_CHARS = 10_000
+"""Longest ``--env-arg``/``--learner-arg`` value (a setting is a number, a name or a short list)."""
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    """``repr(text)``, cut to about ``limit`` characters."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[:limit - 3] + "..."
 
 
 MAX_SEED = 2**32 - 1
@@ -121,25 +137,6 @@ def normalized(settings: dict[str, Any], option: str) -> dict[str, Any]:
                            f"({exc})") from None
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    """A search checkpoint, loaded with ``weights_only=True`` (plain data only: nothing in the file runs)."""
-    import pickle
-
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunFolderError(f"{path} is not a readable search checkpoint ({first[:200]}); it was damaged or "
-                             "not written by ma2ml: delete it to restart the run from its store, or choose a "
-                             "new --out") from None
-    if not isinstance(state, dict) or not isinstance(state.get("evaluations"), int):
-        raise RunFolderError(f"{path} is not a search checkpoint (no evaluation count); delete it to restart "
-                             "the run from its store, or choose a new --out")
-    return state
-
-
 def _resume_state(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     """The checkpoint of an earlier run in ``out`` (None: a new run); refuses other settings.
 
@@ -162,7 +159,7 @@ def _resume_state(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
         raise cli.CliError(f"{out} holds a run with other settings ({', '.join(diff)} differ: "
                            f"{ {k: stored.get(k) for k in diff} }); rerun with those or choose a new --out folder")
     path = out / CHECKPOINT_FILE
-    state = _load_checkpoint(path) if path.exists() else {"evaluations": 0}
+    state = load_checkpoint(path) if path.exists() else {"evaluations": 0}
     if settings["budget"] < state["evaluations"]:
         raise cli.CliError(f"{out} holds {state['evaluations']} evaluations already; --budget must be at least "
                            "that (a larger budget extends the run)")
@@ -193,18 +190,10 @@ def _ranges(indexes: list[int]) -> str:
 def _rebuild_logs(out: Path, env: Any, agents: list[str], stored: list[Any],
                   batch_starts: list[int]) -> dict[str, Any] | None:
     """Rewrite ``results.jsonl``/``timings.jsonl`` from the stored evaluations; returns the best row."""
-    results, timings, best = [], [], None
-    for evaluation in stored:
-        tokens = json.loads(evaluation.key)
-        result, timing = result_row(evaluation.index, batch_of(evaluation.index, batch_starts),
-                                    {a: tokens[a] for a in agents}, evaluation.record, env.reward(evaluation.record))
-        results.append(result)
-        timings.append(timing)
-        if best is None or result["reward"] > best["reward"]:
-            best = result
+    results, timings = log_rows(stored, agents, env.reward, batch_starts)
     atomic_write_lines(out / RESULTS_FILE, results)
     atomic_write_lines(out / TIMINGS_FILE, timings)
-    return best
+    return max(results, key=lambda row: row["reward"], default=None)  # ties: the earliest
 
 
 def _save_checkpoint(out: Path, learner: Any, env: Any, batch_starts: list[int], wall: float) -> None:
@@ -236,23 +225,32 @@ def search(env_id: str, env_kwargs: dict[str, Any], learner_name: str, learner_k
     ``no_repeat`` is the learners' no-repeat protocol (:mod:`ma2ml.agents.base`), recorded in
     ``run.json``; None: on for a new run, a resumed run keeps its own.
     """
-    if set(env_kwargs) & set(SEARCH_ENV_ARGS):
-        raise cli.CliError(f"--env-arg {sorted(set(env_kwargs) & set(SEARCH_ENV_ARGS))} is set by ma2ml search "
-                           f"(the store is {STORE_FILE} in --out); leave it out")
+    from ma2ml.agents import learner_config
+
+    check_env_args(env_kwargs)
     settings = {"env": env_id, "env_args": normalized(env_kwargs, "--env-arg"), "learner": learner_name,
                 "learner_args": normalized(learner_kwargs, "--learner-arg"), "budget": budget,
                 "batch_size": batch_size, "seed": seed, "no_repeat": no_repeat}
+    learner_config(learner_name, **learner_kwargs)  # every field's type and range, before anything is made
     out = check_writable_folder(out)
-    created = make_folder(out)
+    first_new = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
+    make_folder(out)
     with folder_lock(out):
         try:
             env, learner, state, stored = _open_run(out, settings, env_id, env_kwargs, learner_name,
                                                     learner_kwargs, seed)
         except BaseException:
-            if created:  # bad input leaves nothing behind
-                shutil.rmtree(out, ignore_errors=True)
+            if first_new is not None:  # bad input leaves nothing behind: not even the parents it made
+                shutil.rmtree(first_new, ignore_errors=True)
             raise
         return _run(out, settings, env, learner, state, stored, progress)
+
+
+def check_env_args(env_kwargs: dict[str, Any]) -> None:
+    """One ``CliError`` when ``--env-arg`` sets what a run folder decides (its store and run id)."""
+    if set(env_kwargs) & set(SEARCH_ENV_ARGS):
+        raise cli.CliError(f"--env-arg {sorted(set(env_kwargs) & set(SEARCH_ENV_ARGS))} is set by ma2ml itself "
+                           f"(the store is {STORE_FILE} in each run folder); leave it out")
 
 
 def _open_run(out: Path, settings: dict[str, Any], env_id: str, env_kwargs: dict[str, Any], learner_name: str,
