@@ -167,14 +167,257 @@ def test_cifar_batch_that_is_not_a_regular_small_file_is_refused_unread(tmp_path
     bad.unlink()
     if kind == "folder":
         bad.mkdir()
-        match = f"CIFAR batch {re.escape(str(bad))} is a folder, not a regular file"
+        match = f"CIFAR batch {re.escape(str(bad))}: is a folder, not a regular file"
     elif kind == "fifo":
         os.mkfifo(bad)  # opening it would block forever
-        match = f"CIFAR batch {re.escape(str(bad))} is a FIFO \\(named pipe\\), not a regular file"
+        match = f"CIFAR batch {re.escape(str(bad))}: is a FIFO \\(named pipe\\), not a regular file"
     else:
         with open(bad, "wb") as fh:
             fh.truncate(MAX_INPUT_BYTES + 1)  # sparse: no disk used
-        match = f"CIFAR batch {re.escape(str(bad))} is 268,435,457 bytes, more than the 268,435,456 bytes"
+        match = f"CIFAR batch {re.escape(str(bad))}: is 268,435,457 bytes, more than the 268,435,456 bytes"
     with pytest.raises(UserError, match=match) as exc:
         load_cifar("cifar10", tmp_path)
     _one_line(exc)
+
+
+# -- the "regular file of at most N bytes" check ---------------------------------------------------
+def _huge(path: Path) -> Path:
+    with open(path, "wb") as fh:
+        fh.truncate(MAX_INPUT_BYTES + 1)  # sparse: no disk used
+    return path
+
+
+def _special(kind: str, tmp_path: Path) -> tuple[Path, str]:
+    """A path of ``kind`` and the problem the check must name."""
+    if kind == "dev zero":
+        return Path("/dev/zero"), "is a character device, not a regular file"
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "pipe.npz")
+        return tmp_path / "pipe.npz", r"is a FIFO \(named pipe\), not a regular file"
+    if kind == "folder":
+        (tmp_path / "dir.npz").mkdir()
+        return tmp_path / "dir.npz", "is a folder"
+    return _huge(tmp_path / "huge.npz"), "is 268,435,457 bytes, more than the 268,435,456 bytes ma2ml reads"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["dev zero", "fifo", "folder", "huge"])
+def test_input_file_check_refuses_without_reading(tmp_path, kind):
+    path, problem = _special(kind, tmp_path)
+    for check in (check_input_file, read_input_file):
+        with pytest.raises(UserError, match=f"^pipeline file {re.escape(str(path))}: {problem}") as exc:
+            check(path, "pipeline file")
+        _one_line(exc)
+    good = tmp_path / "good.json"
+    good.write_text("{}")
+    assert check_input_file(good, "pipeline file") == good and read_input_file(good, "pipeline file") == b"{}"
+    with pytest.raises(UserError, match="x: does not exist"):
+        check_input_file(tmp_path / "x", "pipeline file")
+    with pytest.raises(UserError, match="cannot be read"):
+        check_input_file(tmp_path / ("n" * 300), "pipeline file")  # a name longer than the system allows
+
+
+# -- benchmark tables -------------------------------------------------------------------------------
+def _table_arrays() -> dict[str, np.ndarray]:
+    from ma2ml.envs.benchmark.table import TABLE_PATH
+
+    with np.load(TABLE_PATH) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _refused_everywhere(path: Path, match: str, capsys) -> str:
+    """``load_table``, the table env and ``ma2ml bench info --table`` refuse ``path`` with one line
+    ``benchmark table {path}: ...`` matching ``match``; returns the message."""
+    import pettingzoo
+
+    import ma2ml.envs  # noqa: F401  (registers the envs)
+    from ma2ml.cli import main
+    from ma2ml.envs.benchmark.table import load_table
+
+    with pytest.raises(UserError, match=f"^benchmark table {re.escape(str(path))}: {match}") as exc:
+        load_table(path)
+    message = _one_line(exc)
+    with pytest.raises(UserError, match="^benchmark table "):
+        pettingzoo.make("parallel", "ma2ml/AutoML-DigitsBench-v0", table=str(path))
+    assert main(["bench", "info", "--table", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"ma2ml bench: error: {message}\n"
+    return message
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["dev zero", "fifo", "huge"])
+def test_table_that_is_no_regular_file_or_too_big_is_refused_unread(tmp_path, kind, capsys):
+    path, problem = _special(kind, tmp_path)
+    _refused_everywhere(path, problem, capsys)
+
+
+def _forged_member(path: Path, name: str, shape: tuple, descr: str = "<f8", data: bytes = b"\0" * 8) -> None:
+    """The packaged table with member ``name`` replaced by an .npy header claiming ``shape`` of ``descr``."""
+    import io
+    import zipfile
+
+    arrays = _table_arrays()
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, array)
+            body = b"\x93NUMPY\x01\x00" + header.getvalue()[8:] + data if key == name else buffer.getvalue()
+            zf.writestr(f"{key}.npy", body)
+
+
+@pytest.mark.parametrize("name, shape, descr", [
+    ("val_acc", (10**12,), "<f8"),           # 8 TB of floats
+    ("curve", (5184, 3, 10**9), "<f8"),
+    ("meta", (), "<U100000000"),             # a 400 MB string
+    ("flops", (5184,), "<i8"),               # the right shape, but short of bytes
+])
+def test_npz_member_claiming_more_than_it_holds_is_refused_before_allocating(tmp_path, name, shape, descr, capsys):
+    path = tmp_path / f"forged-{name}.npz"
+    _forged_member(path, name, shape, descr)
+    message = _refused_everywhere(path, f"array {name!r} claims shape ", capsys)
+    assert "but holds 8 bytes; the file is forged or damaged" in message
+
+
+def test_npz_unpacking_to_more_than_the_cap_is_refused(tmp_path, monkeypatch, capsys):
+    from ma2ml.envs.benchmark import table
+
+    monkeypatch.setattr(table, "MAX_INPUT_BYTES", 100_000)  # the packaged table unpacks to 1,041,312 bytes
+    path = tmp_path / "big.npz"
+    path.write_bytes(table.TABLE_PATH.read_bytes())
+    _refused_everywhere(path, "its arrays unpack to 1,041,312 bytes, more than the 100,000 ma2ml reads", capsys)
+
+
+def _changed(path: Path, **changes) -> Path:
+    np.savez(path, **{**_table_arrays(), **changes})
+    return path
+
+
+def _at(name: str, index: tuple, value, **more) -> dict[str, np.ndarray]:
+    arrays = _table_arrays()
+    array = arrays[name].copy()
+    array[index] = value
+    return {name: array, **more}
+
+
+@pytest.mark.parametrize("changes, match", [
+    (_at("val_acc", (7, 0), 7.5), r"array 'val_acc' holds 7\.5 at pipeline 7, replicate 0 \(status 'ok'\); "
+                                  r"valid: finite values in 0\.\.1"),
+    (_at("val_acc", (7, 0), np.nan), r"array 'val_acc' holds nan at pipeline 7, replicate 0 \(status 'ok'\)"),
+    (_at("test_acc", (9, 0), -0.25), r"array 'test_acc' holds -0\.25 at pipeline 9, replicate 0"),
+    (_at("curve", (3, 0, 2), np.inf), r"array 'curve' holds inf at pipeline 3, replicate 0, epoch 3 \(status 'ok'\); "
+                                      r"valid: values in 0\.\.1 \(NaN for epochs not trained\)"),
+    (_at("train_seconds", (5, 0), -1.0), r"array 'train_seconds' holds -1\.0 at pipeline 5, replicate 0 .*"
+                                         r"valid: finite seconds >= 0"),
+    (_at("train_seconds", (5, 0), np.inf), r"array 'train_seconds' holds inf at pipeline 5"),
+    (_at("seed", (11, 0), -7), r"array 'seed' holds -7 at pipeline 11, replicate 0 .* valid: training seeds"),
+    (_at("seed", (11, 0), 2**62), r"array 'seed' holds 4611686018427387904 at pipeline 11"),
+    (_at("flops", (13,), -5), r"array 'flops' holds -5 at pipeline 13; valid: integers > 0"),
+    (_at("params", (2,), 0), r"array 'params' holds 0 at pipeline 2; valid: integers > 0 \(0 only for a "
+                             r"pipeline with no ok training\)"),
+])
+def test_table_values_out_of_range_are_one_error_naming_array_and_row(tmp_path, changes, match, capsys):
+    assert (_table_arrays()["status"][:16, 0] == 0).all()  # the rows changed above trained ok
+    _refused_everywhere(_changed(tmp_path / "bad.npz", **changes), match, capsys)
+
+
+def test_failed_trainings_may_store_nan_accuracies_and_zero_flops(tmp_path):
+    from ma2ml.envs.benchmark.table import TableEvaluator, load_table
+
+    arrays = _table_arrays()
+    status, val, test, flops = (arrays[k].copy() for k in ("status", "val_acc", "test_acc", "flops"))
+    single = int(np.flatnonzero((status >= 0).sum(axis=1) == 1)[0])  # a pipeline with one training
+    status[single, 0] = 4  # failed
+    val[single, 0] = test[single, 0] = np.nan
+    flops[single] = 0
+    path = _changed(tmp_path / "failed.npz", status=status, val_acc=val, test_acc=test, flops=flops)
+    assert load_table(path).status[single, 0] == 4
+    record = TableEvaluator(table=path, replicate=0)._record_at(single, 0)
+    assert record.status == "failed" and record.val_acc == 0.0
+
+
+# -- raw build files --------------------------------------------------------------------------------
+def _raw(path: Path, **changes) -> Path:
+    """A raw build file of two packaged entries; ``changes`` edit the second result (None drops a field)."""
+    import json
+
+    from ma2ml.envs.benchmark import space_fingerprint
+    from ma2ml.envs.benchmark.space import BENCH_BUDGET, bench_spaces
+    from ma2ml.envs.benchmark.table import load_table
+
+    table = load_table()
+    lines = [json.dumps({"fingerprint": space_fingerprint(bench_spaces(), BENCH_BUDGET)})]
+    for i, k in ((0, 0), (60, 0)):
+        result = {"index": i, "replicate": k, "seed": int(table.seed[i, k]), "status": "ok",
+                  "val_acc": float(table.val_acc[i, k]), "test_acc": float(table.test_acc[i, k]),
+                  "flops": int(table.flops[i]), "params": int(table.params[i]), "curve": table.curve[i, k].tolist(),
+                  "train_seconds": float(table.train_seconds[i, k]), "error": None}
+        if i == 60:
+            result = {key: v for key, v in {**result, **changes}.items() if v is not None}
+        lines.append(json.dumps(result))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({}, None),
+    ({"index": None}, r"line 3 is not a build result \(KeyError: 'index'\)"),
+    ({"index": 10**9}, r"line 3 is not a build result \(ValueError: 'index' is 1000000000, expected an integer in "
+                       r"0\.\.5183\)"),
+    ({"replicate": -1}, r"line 3 is not a build result \(ValueError: 'replicate' is -1, expected an integer in 0\.\.2"),
+    ({"index": True}, r"line 3 is not a build result \(ValueError: 'index' is True"),
+    ({"status": "great"}, r"line 3 is not a build result \(ValueError: 'status' is 'great', expected one of \['ok', "),
+    ({"val_acc": "high"}, r"line 3 is not a build result \(ValueError: could not convert string to float"),
+    ({"curve": [0.5] * 99}, r"line 3 is not a build result \(ValueError: 'curve' must be a list of at most 4 accuracies"),
+    ({"seed": 2**70}, r"line 3 is not a build result \(OverflowError"),
+    ({"val_acc": 7.5}, r"holds results a table cannot: array 'val_acc' holds 7\.5 at pipeline 60, replicate 0"),
+    ({"flops": -3}, r"holds results a table cannot: array 'flops' holds -3 at pipeline 60"),
+])
+def test_hand_edited_raw_build_results_are_one_error_naming_the_line(tmp_path, changes, match):
+    from ma2ml.envs.benchmark.build import compact
+
+    raw = _raw(tmp_path / "raw.jsonl", **changes)
+    out = tmp_path / "t.npz"
+    if match is None:
+        assert compact(raw, out) == out and out.exists()
+        return
+    with pytest.raises(UserError, match=f"^{re.escape(str(raw))} " + match) as exc:
+        compact(raw, out)
+    _one_line(exc)
+    assert not out.exists()
+
+
+def test_a_raw_line_that_is_json_but_no_object_is_named(tmp_path):
+    from ma2ml.envs.benchmark.build import compact, read_raw
+
+    raw = _raw(tmp_path / "raw.jsonl")
+    raw.write_text(raw.read_text() + "[1, 2]\n" + "[" * 100_000 + "\n")
+    with pytest.raises(UserError, match=r"raw\.jsonl line 4 is not a JSON result \(a JSON list, expected an object\)"):
+        list(read_raw(raw))
+    with pytest.raises(UserError, match=r"line 4 is not a JSON result"):
+        compact(raw, tmp_path / "t.npz")
+    raw.write_text(_raw(tmp_path / "raw.jsonl").read_text() + "[" * 100_000 + "\n")
+    with pytest.raises(UserError, match=r"line 4 is not a JSON result \(maximum recursion depth"):
+        list(read_raw(raw))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["dev zero", "fifo", "huge"])
+def test_raw_build_file_or_table_out_that_is_no_regular_file_is_refused(tmp_path, kind, capsys, monkeypatch):
+    from ma2ml.cli import main
+
+    path, problem = _special(kind, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["bench", "compact", "--raw", str(path), "--out", "t.npz"]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(f"ma2ml bench: error: raw build file {re.escape(str(path))}: {problem}[^\n]*\n", err), err
+    good = _raw(tmp_path / "good.jsonl")
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["bench", "compact", "--raw", str(good), "--out", str(path), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(f"ma2ml bench: error: table {re.escape(str(path))}: {problem}[^\n]*\n", err), err
+    assert sorted(tmp_path.rglob("*")) == before
+    assert kind != "dev zero" or Path("/dev/zero").is_char_device()

@@ -19,8 +19,9 @@ import numpy as np
 from ma2ml.envs.benchmark.space import (BENCH_BUDGET, BENCH_FLOPS_CONSTRAINT, EXTRA_SEEDS, SUBSET_SEED, TASK_NAME,
                                         bench_spaces, bench_task, extra_subset, joint_nvec, pipeline_seed,
                                         pipeline_tokens, space_fingerprint)
-from ma2ml.envs.benchmark.table import TABLE_PATH
-from ma2ml.envs.core.files import atomic_write, cannot_create_in, nearest_folder
+from ma2ml.envs.benchmark.table import TABLE_PATH, values_problem
+from ma2ml.envs.core.files import (MAX_INPUT_BYTES, atomic_write, cannot_create_in, check_input_file,
+                                   input_file_problem, nearest_folder)
 from ma2ml.envs.core.records import STATUSES
 
 BUILD_THREADS = 1
@@ -137,6 +138,8 @@ def _check_writable(path: str | Path, what: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{what} {path} is a folder; give a file name")
+    if path.exists() and (problem := input_file_problem(path)) is not None:  # /dev/zero, a FIFO, a huge file
+        raise UserError(f"{what} {path}: {problem}; give a regular file (or a new name)")
     folder = nearest_folder(path.absolute().parent)
     if not folder.is_dir():
         raise UserError(f"cannot write {what} {path}: {folder} is not a folder")
@@ -169,8 +172,8 @@ def check_table_path(out: str | Path, raw: str | Path | None = None) -> Path:
 
 def raw_fingerprint(path: Path) -> dict[str, Any] | None:
     """The fingerprint line of a raw build file (None when the file is empty)."""
-    with path.open("rb") as fh:
-        first = fh.readline()
+    with check_input_file(path, "raw build file").open("rb") as fh:
+        first = fh.readline(MAX_INPUT_BYTES)
     if not first:
         return None
     try:
@@ -184,18 +187,26 @@ def raw_fingerprint(path: Path) -> dict[str, Any] | None:
 
 def read_raw(raw: str | Path) -> Iterator[dict[str, Any]]:
     """The results of a raw build file (its first line is the fingerprint; a torn last line is skipped)."""
-    path = Path(raw)
+    for _, result in _numbered_results(Path(raw)):
+        yield result
+
+
+def _numbered_results(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, result) of a raw build file; a line that is not a JSON object is one error naming it."""
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as fh:
+    with check_input_file(path, "raw build file").open(encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh):
             if n == 0 or not line.endswith("\n"):
                 continue
             try:
                 result = json.loads(line)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise UserError(f"{path} line {n + 1} is not a JSON result ({exc})") from None
-            yield result
+            if not isinstance(result, dict):
+                raise UserError(f"{path} line {n + 1} is not a JSON result (a JSON {type(result).__name__}, "
+                                "expected an object)")
+            yield n + 1, result
 
 
 def open_raw(path: Path, fingerprint: dict[str, Any]) -> TextIO:
@@ -246,6 +257,15 @@ def run_build(raw: str | Path, workers: int = 2, limit: int | None = None, progr
     return len(jobs)
 
 
+def _place(result: Mapping[str, Any], n: int, reps: int) -> tuple[int, int]:
+    """(pipeline, replicate) of a raw result, checked: integers in ``0..n-1`` and ``0..reps-1``."""
+    i, k = result["index"], result["replicate"]
+    for name, value, size in (("index", i, n), ("replicate", k, reps)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+            raise ValueError(f"{name!r} is {value!r}, expected an integer in 0..{size - 1}")
+    return i, k
+
+
 def compact(raw: str | Path, out: str | Path = TABLE_PATH) -> Path:
     """Write the package table (compressed ``.npz``) from a raw build file; missing entries stay NaN.
 
@@ -272,17 +292,30 @@ def compact(raw: str | Path, out: str | Path = TABLE_PATH) -> Path:
     flops = np.zeros(n, dtype=np.int64)
     params = np.zeros(n, dtype=np.int64)
     count, platforms = 0, []
-    for r in read_raw(raw):
-        i, k = r["index"], r["replicate"]
-        curve[i, k, :len(r["curve"])] = r["curve"]
-        val[i, k], test[i, k], seconds[i, k] = r["val_acc"], r["test_acc"], r["train_seconds"]
-        seed[i, k], status[i, k] = r["seed"], STATUSES.index(r["status"])
-        flops[i], params[i] = r["flops"], r["params"]
+    for line, r in _numbered_results(raw):
+        try:
+            i, k = _place(r, n, reps)
+            if not (isinstance(r["curve"], list) and len(r["curve"]) <= epochs):
+                raise ValueError(f"'curve' must be a list of at most {epochs} accuracies")
+            curve[i, k, :len(r["curve"])] = r["curve"]
+            val[i, k], test[i, k], seconds[i, k] = r["val_acc"], r["test_acc"], r["train_seconds"]
+            if r["status"] not in STATUSES:
+                raise ValueError(f"'status' is {r['status']!r}, expected one of {list(STATUSES)}")
+            seed[i, k], status[i, k] = r["seed"], STATUSES.index(r["status"])
+            if r["status"] == "ok" or not flops[i]:  # a failed training records 0 FLOPs
+                flops[i], params[i] = r["flops"], r["params"]
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise UserError(f"{raw} line {line} is not a build result ({type(exc).__name__}: {exc}); "
+                            "rebuild it with `ma2ml bench build`") from None
         if r.get("platform") not in platforms:
             platforms.append(r.get("platform"))
         count += 1
     if not count:
         raise UserError(f"{raw} holds no results; run `ma2ml bench build` first")
+    problem = values_problem({"curve": curve, "val_acc": val, "test_acc": test, "train_seconds": seconds,
+                              "seed": seed, "status": status, "flops": flops, "params": params})
+    if problem is not None:
+        raise UserError(f"{raw} holds results a table cannot: {problem}; rebuild them with `ma2ml bench build`")
     meta = {**space_fingerprint(spaces, BENCH_BUDGET), "statuses": list(STATUSES), "entries": count,
             "flops_constraint": BENCH_FLOPS_CONSTRAINT, "build_platform": platforms[0] if len(platforms) == 1 else None}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from ma2ml.envs.core.errors import UserError
 
+import io
 import json
+import math
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +25,7 @@ from ma2ml.envs.benchmark.space import (BENCH_BUDGET, BENCH_FLOPS_CONSTRAINT, EX
                                         space_fingerprint)
 from ma2ml.envs.benchmark.stats import table_stats
 from ma2ml.envs.core.evaluator import Evaluator
+from ma2ml.envs.core.files import MAX_INPUT_BYTES, input_file_problem, read_input_file
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.records import STATUSES, EvalRecord
 from ma2ml.envs.core.reward import batch_rewards
@@ -138,7 +141,7 @@ _UNREADABLE = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
 
 @lru_cache(maxsize=4)
 def _load_table(path: str, bench: BenchSpec) -> Table:
-    """Load and check a table file: any problem is one ``ValueError`` naming the file and the problem."""
+    """Load and check a table file: any problem is one ``UserError`` naming the file and the problem."""
     def bad(problem: str) -> UserError:
         return UserError(f"benchmark table {path}: {problem}")
 
@@ -147,13 +150,16 @@ def _load_table(path: str, bench: BenchSpec) -> Table:
         raise FileNotFoundError(f"no benchmark table at {path}; build one ({bench.build_hint})")
     if file.is_dir():
         raise bad("is a folder, not an .npz file")
+    problem = input_file_problem(file)
+    if problem is not None:
+        raise bad(f"{problem}; give an .npz table of at most {MAX_INPUT_BYTES:,} bytes")
+    raw = io.BytesIO(read_input_file(file, "benchmark table"))
     try:
-        file.open("rb").close()
-        data = np.load(file, allow_pickle=False) if zipfile.is_zipfile(file) else None
+        data = np.load(raw, allow_pickle=False) if zipfile.is_zipfile(raw) else None
     except _UNREADABLE as exc:
         raise bad(f"unreadable ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
-        size = file.stat().st_size
+        size = len(raw.getvalue())
         raise bad("not an .npz archive (" + (f"{size:,} bytes without a zip directory: truncated or another format"
                                              if size else "an empty file") + ")")
     layout = bench.layout()
@@ -164,6 +170,9 @@ def _load_table(path: str, bench: BenchSpec) -> Table:
         if missing or unexpected:
             raise bad("; ".join([f"missing arrays {missing}"] * bool(missing)
                                 + [f"unexpected arrays {unexpected}"] * bool(unexpected)))
+        problem = _claims_problem(data.zip)
+        if problem is not None:
+            raise bad(problem)
         for name in ("meta", *layout):
             try:
                 arrays[name] = data[name]
@@ -181,10 +190,83 @@ def _load_table(path: str, bench: BenchSpec) -> Table:
         raise bad(f"array 'status' holds values outside -1..{len(STATUSES) - 1}")
     if extra.size and (extra.min() < 0 or extra.max() >= len(arrays["flops"])):
         raise bad(f"array 'extra' holds pipeline numbers outside 0..{len(arrays['flops']) - 1}")
+    problem = values_problem(arrays)
+    if problem is not None:
+        raise bad(problem)
     meta = _check_meta(meta_array, int((status >= 0).sum()), bad, bench)
     for array in arrays.values():
         array.setflags(write=False)
     return Table(meta=meta, **arrays)
+
+
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _claims_problem(archive: zipfile.ZipFile) -> str | None:
+    """What makes an .npz archive unsafe to unpack, or None: more than :data:`MAX_INPUT_BYTES` unpacked
+    in all, or a member whose ``.npy`` header claims another size than the member holds (numpy
+    allocates what the header claims before reading: a forged ``(10**12,)`` would ask for terabytes).
+    Only the headers are read; object arrays are left to numpy, which refuses them."""
+    members = archive.infolist()
+    unpacked = sum(m.file_size for m in members)
+    if unpacked > MAX_INPUT_BYTES:
+        return f"its arrays unpack to {unpacked:,} bytes, more than the {MAX_INPUT_BYTES:,} ma2ml reads from one table"
+    for member in members:
+        name = member.filename.removesuffix(".npy")
+        try:
+            with archive.open(member) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version not in _NPY_HEADERS:
+                    return f"array {name!r} is in .npy format {version}, expected 1.0 or 2.0"
+                shape, _, dtype = _NPY_HEADERS[version](fh)
+                held = member.file_size - fh.tell()
+        except _UNREADABLE as exc:
+            return f"array {name!r} is unreadable ({type(exc).__name__}: {exc})"
+        claimed = math.prod(shape) * dtype.itemsize
+        if not dtype.hasobject and claimed != held:
+            return (f"array {name!r} claims shape {shape} of {dtype} ({claimed:,} bytes) but holds {held:,} bytes; "
+                    "the file is forged or damaged")
+    return None
+
+
+_RANGES = {
+    "val_acc": (0.0, 1.0, "finite values in 0..1"),
+    "test_acc": (0.0, 1.0, "finite values in 0..1"),
+    "curve": (0.0, 1.0, "values in 0..1 (NaN for epochs not trained)"),
+    "train_seconds": (0.0, math.inf, "finite seconds >= 0"),
+    "seed": (0, 2**31 - 1, "training seeds 0..2**31-1 (what a build draws)"),
+}
+"""Array -> (low, high, what is valid) of every stored training's entries."""
+
+
+def values_problem(arrays: Mapping[str, np.ndarray]) -> str | None:
+    """The first stored value out of its range, or None. Checked where a training is stored (status >= 0):
+    :data:`_RANGES`, where accuracies may be NaN only for a training that did not end ``ok`` and a
+    curve NaN for the epochs it did not train; FLOPs and parameters >= 0, and > 0 for a pipeline with
+    an ``ok`` training (a failed training records 0)."""
+    status = arrays["status"]
+    stored, ok = status >= 0, status == 0
+    nan_allowed = {"curve": stored[..., None], "val_acc": ~ok, "test_acc": ~ok}
+    for name, (low, high, valid) in _RANGES.items():
+        values = arrays[name].astype(np.float64)  # seeds too: exact below 2**53, and out of range above
+        nan = np.isnan(values)
+        out = np.isinf(values) | (values < low) | (values > high)
+        wrong = (stored[..., None] if values.ndim == 3 else stored) & np.where(
+            nan, ~nan_allowed.get(name, np.zeros_like(stored)), out)
+        if wrong.any():
+            at = tuple(int(i) for i in np.argwhere(wrong)[0])
+            where = f"pipeline {at[0]}, replicate {at[1]}" + (f", epoch {at[2] + 1}" if len(at) == 3 else "")
+            return (f"array {name!r} holds {arrays[name][at].item()!r} at {where} "
+                    f"(status {STATUSES[status[at[:2]]]!r}); valid: {valid}")
+    any_ok = ok.any(axis=1)
+    for name in ("flops", "params"):
+        values = arrays[name]
+        wrong = (values < 0) | ((values == 0) & any_ok)
+        if wrong.any():
+            i = int(np.argmax(wrong))
+            return (f"array {name!r} holds {values[i].item()!r} at pipeline {i}; valid: integers > 0 "
+                    "(0 only for a pipeline with no ok training)")
+    return None
 
 
 def _check_meta(meta_array: np.ndarray, entries: int, bad: Callable[[str], UserError],

@@ -81,10 +81,10 @@ def input_file_problem(path: str | Path, limit: int = MAX_INPUT_BYTES) -> str | 
 
 def check_input_file(path: str | Path, what: str, limit: int = MAX_INPUT_BYTES) -> Path:
     """``path`` as a :class:`~pathlib.Path` if :func:`input_file_problem` finds nothing wrong, else one
-    :class:`~ma2ml.envs.core.errors.UserError` ``"{what} {path} {problem}"``."""
+    :class:`~ma2ml.envs.core.errors.UserError` ``"{what} {path}: {problem}; ..."``."""
     problem = input_file_problem(path, limit)
     if problem is not None:
-        raise UserError(f"{what} {path} {problem}; give a regular file of at most {limit:,} bytes")
+        raise UserError(f"{what} {path}: {problem}; give a regular file of at most {limit:,} bytes")
     return Path(path)
 
 
@@ -96,12 +96,12 @@ def read_input_file(path: str | Path, what: str, limit: int = MAX_INPUT_BYTES) -
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise UserError(f"{what} {path} cannot be read ({exc.strerror or exc})") from None
+        raise UserError(f"{what} {path}: cannot be read ({exc.strerror or exc})") from None
     with os.fdopen(fd, "rb") as fh:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise UserError(f"{what} {path} is not a regular file; give a regular file of at most {limit:,} bytes")
+            raise UserError(f"{what} {path}: is not a regular file; give a regular file of at most {limit:,} bytes")
         data = fh.read(limit + 1)
     if len(data) > limit:
-        raise UserError(f"{what} {path} is more than the {limit:,} bytes ma2ml reads from one file")
+        raise UserError(f"{what} {path}: is more than the {limit:,} bytes ma2ml reads from one file")
     return data
