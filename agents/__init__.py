@@ -42,6 +42,7 @@ from __future__ import annotations
 from ma2ml.envs.core.errors import UserError
 
 import importlib
+import inspect
 import warnings
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -155,6 +156,10 @@ def _learner_class(name: str, entry_point: Any) -> type[Learner]:
     if not (isinstance(found, type) and issubclass(found, Learner)):
         what = f"{entry_point} is {found!r}" if isinstance(entry_point, str) else repr(found)
         raise UserError(f"learner {name!r}: {what}, not a subclass of ma2ml.agents.Learner")
+    if inspect.isabstract(found):
+        missing = sorted(getattr(found, "__abstractmethods__", ()))
+        raise UserError(f"learner {name!r}: {found.__qualname__} is abstract (it does not define {missing}); name a "
+                        "concrete Learner subclass, or a registered learner (see `ma2ml list`)")
     return found
 
 

@@ -46,6 +46,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ma2ml.envs.core.fields import check_fields
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import Actions, EvalRecord
@@ -54,13 +55,16 @@ from ma2ml.envs.core.threads import LEARNER_THREADS, torch_threads
 
 @dataclass
 class LearnerConfig:
-    """Base of every learner's config dataclass (fields are documented where declared)."""
+    """Base of every learner's config dataclass: every field is typed and bounded in its annotation
+    (:mod:`ma2ml.envs.core.fields`) and documented where declared."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         self.validate()
 
     def validate(self) -> None:
-        """Raise one ``ValueError`` naming a bad field; subclasses extend it."""
+        """Rules between fields (one ``UserError`` naming a bad field); every field's own type and range are
+        declared in its annotation and checked before this (:mod:`ma2ml.envs.core.fields`)."""
 
     def _require(self, name: str, ok: bool, valid: str) -> None:
         if not ok:

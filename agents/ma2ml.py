@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ma2ml.envs.core.fields import Annotated, Range
 from ma2ml.agents.base import LearnerConfig
 from ma2ml.agents.critic import CriticEnsemble, ReplayBuffer
 from ma2ml.agents.policy import PolicyLearner
@@ -57,55 +58,42 @@ from ma2ml.envs.core.records import EvalRecord
 class MA2MLConfig(LearnerConfig):
     """MA2ML (off-policy, KL-regularised actor-critic)."""
 
-    hidden: int = 64
+    hidden: Annotated[int, Range(1, 1024)] = 64
     """Width of the LSTM policies and of the critic's hidden layers."""
-    policy_lr: float = 3e-3
+    policy_lr: Annotated[float, Range(0, 10, low_open=True)] = 3e-3
     """Adam learning rate of the policies pi_i."""
-    critic_lr: float = 1e-2
+    critic_lr: Annotated[float, Range(0, 10, low_open=True)] = 1e-2
     """AdamW learning rate of the critic Q."""
-    critic_weight_decay: float = 0.1
+    critic_weight_decay: Annotated[float, Range(0, 10)] = 0.1
     """AdamW weight decay of the critic (its generalisation beyond the evaluated pipelines)."""
-    kl_coef: float = 0.1
+    kl_coef: Annotated[float, Range(0, 100)] = 0.1
     """lambda: weight of KL(pi || rho) in the policy objective (0: plain E_pi[Q])."""
-    target_rate: float = 0.1
+    target_rate: Annotated[float, Range(0, 1, low_open=True)] = 0.1
     """tau: Polyak rate of the target policies rho, once per told batch (DMAC's value, 0.01, is ~7x worse on
     the table's tuning seeds: benchmarks/ma2ml_sweep.py)."""
     fresh_samples: bool = True
     """Policy steps on fresh samples from pi scored by Q; False: on the told actions and their rewards."""
     replay: bool = True
     """Regress the critic on every evaluation so far (up to buffer_size); False: on the current batch only."""
-    buffer_size: int = 100_000
+    buffer_size: Annotated[int, Range(1, 10_000_000)] = 100_000
     """Capacity of the replay buffer (first in, first out)."""
-    critic_steps: int = 50
+    critic_steps: Annotated[int, Range(0, 10_000)] = 50
     """Critic regression steps per told batch (0 keeps Q fixed, e.g. an exact Q)."""
-    critic_batch: int = 64
+    critic_batch: Annotated[int, Range(1, 100_000)] = 64
     """Mini-batch size of a critic step."""
-    policy_steps: int = 5
+    policy_steps: Annotated[int, Range(1, 10_000)] = 5
     """Policy steps per told batch."""
-    policy_batch: int = 64
+    policy_batch: Annotated[int, Range(1, 100_000)] = 64
     """Fresh joint samples per policy step (with fresh_samples)."""
-    baseline_samples: int = 16
+    baseline_samples: Annotated[int, Range(1, 10_000)] = 16
     """K: samples of a_i for the counterfactual baseline and the KL correction (agents too large to enumerate)."""
-    exact_baseline_max: int = 1024
+    exact_baseline_max: Annotated[int, Range(0, 1_000_000)] = 1024
     """Enumerate agent i's actions for the baseline and the KL correction when it has at most this many
     (0: always Monte-Carlo)."""
-    critics: int = 1
+    critics: Annotated[int, Range(1, 64)] = 1
     """Critics in the Q ensemble (each with its own initialisation and mini-batches)."""
-    optimism: float = 0.0
+    optimism: Annotated[float, Range(-100, 100)] = 0.0
     """Q = ensemble mean + optimism x ensemble standard deviation (0: the mean; needs critics >= 2 to matter)."""
-
-    def validate(self) -> None:
-        for name in ("hidden", "buffer_size", "critic_batch", "policy_steps", "policy_batch", "baseline_samples",
-                     "critics"):
-            self._require(name, int(getattr(self, name)) >= 1, "integers >= 1")
-        self._require("critic_steps", self.critic_steps >= 0, "integers >= 0")
-        self._require("exact_baseline_max", self.exact_baseline_max >= 0, "integers >= 0")
-        self._require("optimism", math.isfinite(self.optimism), "finite numbers")
-        for name in ("policy_lr", "critic_lr"):
-            self._require(name, getattr(self, name) > 0, "numbers > 0")
-        self._require("kl_coef", self.kl_coef >= 0, "numbers >= 0")
-        self._require("critic_weight_decay", self.critic_weight_decay >= 0, "numbers >= 0")
-        self._require("target_rate", 0 < self.target_rate <= 1, "numbers in (0, 1]")
 
 
 @dataclass
@@ -122,9 +110,9 @@ class MA2MLLiteConfig(MA2MLConfig):
 
     fresh_samples: bool = False
     """REINFORCE on the told actions and their observed rewards."""
-    kl_coef: float = 0.0
+    kl_coef: Annotated[float, Range(0, 100)] = 0.0
     """No KL regularisation."""
-    policy_steps: int = 1
+    policy_steps: Annotated[int, Range(1, 10_000)] = 1
     """One on-policy step per told batch."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ma2ml.envs.core.fields import Annotated, Range
 from ma2ml.agents.base import Learner, LearnerConfig
 from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import EvalRecord
@@ -26,14 +27,13 @@ from ma2ml.envs.core.records import EvalRecord
 class EvolutionConfig(LearnerConfig):
     """Regularized evolution."""
 
-    population_size: int = 20
+    population_size: Annotated[int, Range(1, 100_000)] = 20
     """P: members kept (the oldest leaves first); also the number of initial random samples."""
-    sample_size: int = 5
+    sample_size: Annotated[int, Range(1, 100_000)] = 5
     """S: tournament size (members drawn to pick a parent)."""
 
     def validate(self) -> None:
-        self._require("population_size", self.population_size >= 1, "integers >= 1")
-        self._require("sample_size", 1 <= self.sample_size <= self.population_size, "integers in 1..population_size")
+        self._require("sample_size", self.sample_size <= self.population_size, "integers in 1..population_size")
 
 
 class RegularizedEvolution(Learner):

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from ma2ml.envs.core.fields import Annotated, Range
 from ma2ml.agents.base import RESAMPLE_ROUNDS, Learner, LearnerConfig
 from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import EvalRecord
@@ -91,18 +92,14 @@ class TPEConfig(LearnerConfig):
     All four are passed explicitly, so a run is the same TPE whatever Optuna's defaults.
     """
 
-    n_startup_trials: int = 10
+    n_startup_trials: Annotated[int, Range(0, 100_000)] = 10
     """Trials drawn uniformly at random before TPE models the completed ones."""
-    n_ei_candidates: int = 24
+    n_ei_candidates: Annotated[int, Range(1, 100_000)] = 24
     """Candidates drawn from the good-trials density; the one with the best density ratio is proposed."""
     multivariate: bool = True
     """One joint density over all tokens (True) or one density per token (False)."""
     constant_liar: bool = True
     """Count running (asked, not told) trials among the bad ones, so a batch spreads out."""
-
-    def validate(self) -> None:
-        self._require("n_startup_trials", self.n_startup_trials >= 0, "integers >= 0")
-        self._require("n_ei_candidates", self.n_ei_candidates >= 1, "integers >= 1")
 
 
 @dataclass
@@ -117,13 +114,10 @@ class GPConfig(LearnerConfig):
     ``ma2ml.baselines.optuna_samplers:GP``.
     """
 
-    n_startup_trials: int = 10
+    n_startup_trials: Annotated[int, Range(0, 100_000)] = 10
     """Trials drawn uniformly at random before the GP is fitted."""
     deterministic_objective: bool = False
     """Fit the GP without observation noise (True suits a fixed table; trainings are noisy)."""
-
-    def validate(self) -> None:
-        self._require("n_startup_trials", self.n_startup_trials >= 0, "integers >= 0")
 
 
 class OptunaLearner(Learner):

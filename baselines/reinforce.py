@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ma2ml.envs.core.fields import Annotated, Range
 from ma2ml.agents.base import LearnerConfig
 from ma2ml.agents.policy import PolicyLearner
 from ma2ml.envs.core.records import EvalRecord
@@ -26,20 +27,14 @@ from ma2ml.envs.core.records import EvalRecord
 class ReinforceConfig(LearnerConfig):
     """The REINFORCE controller over all modules."""
 
-    hidden: int = 64
+    hidden: Annotated[int, Range(1, 1024)] = 64
     """Width of the LSTM controller."""
-    lr: float = 5e-3
+    lr: Annotated[float, Range(0, 10, low_open=True)] = 5e-3
     """Adam learning rate."""
-    baseline_decay: float = 0.9
+    baseline_decay: Annotated[float, Range(0, 1, high_open=True)] = 0.9
     """Decay of the moving-average reward baseline."""
-    entropy_coef: float = 1e-3
+    entropy_coef: Annotated[float, Range(0, 100)] = 1e-3
     """Weight of the entropy bonus."""
-
-    def validate(self) -> None:
-        self._require("hidden", self.hidden >= 1, "integers >= 1")
-        self._require("lr", self.lr > 0, "numbers > 0")
-        self._require("baseline_decay", 0 <= self.baseline_decay < 1, "numbers in [0, 1)")
-        self._require("entropy_coef", self.entropy_coef >= 0, "numbers >= 0")
 
 
 class ReinforceController(PolicyLearner):

@@ -37,6 +37,7 @@ from ma2ml.envs.core.errors import UserError
 
 import queue
 import random
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ma2ml.envs.core.fields import Annotated, Length, Range
 from ma2ml.agents.base import Learner, LearnerConfig
 from ma2ml.baselines.vec_env import AutoMLVecEnv
 from ma2ml.envs.core.protocol import AutoMLEnv
@@ -65,23 +67,20 @@ class _Stopped(Exception):
 class SB3Config(LearnerConfig):
     """Settings shared by the SB3 learners."""
 
-    learning_rate: float = 1e-3
+    learning_rate: Annotated[float, Range(0, 10, low_open=True)] = 1e-3
     """Adam learning rate of the SB3 policy (constant)."""
-    n_steps: int = 1
+    n_steps: Annotated[int, Range(1, 10_000)] = 1
     """Batches per rollout: SB3 updates after n_steps * batch size evaluations."""
-    ent_coef: float = 0.01
+    ent_coef: Annotated[float, Range(0, 100)] = 0.01
     """Entropy bonus."""
-    net_arch: tuple[int, ...] = (64, 64)
+    net_arch: Annotated[tuple[int, ...], Range(1, 1024), Length(0, 16)] = (64, 64)
     """Hidden layers of the MLP policy and value networks."""
     device: str = "cpu"
     """Torch device of the SB3 model (CPU keeps runs deterministic)."""
 
     def validate(self) -> None:
-        self._require("learning_rate", self.learning_rate > 0, "numbers > 0")
-        self._require("n_steps", self.n_steps >= 1, "integers >= 1")
-        self._require("ent_coef", self.ent_coef >= 0, "numbers >= 0")
-        self._require("net_arch", all(int(h) >= 1 for h in self.net_arch), "tuples of positive integers")
-        self.net_arch = tuple(int(h) for h in self.net_arch)
+        self._require("device", self.device in ("cpu", "auto") or re.fullmatch(r"cuda(:\d{1,3})?", self.device) is not None,
+                      "'cpu', 'auto', 'cuda' or 'cuda:N'")
 
     def algorithm_kwargs(self, num_envs: int) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate, "n_steps": self.n_steps, "ent_coef": self.ent_coef,
@@ -92,20 +91,17 @@ class SB3Config(LearnerConfig):
 class PPOConfig(SB3Config):
     """SB3 PPO on the joint view."""
 
-    n_steps: int = 2
+    n_steps: Annotated[int, Range(1, 10_000)] = 2
     """Batches per rollout: PPO updates after n_steps * batch size evaluations."""
-    n_epochs: int = 10
+    n_epochs: Annotated[int, Range(1, 1000)] = 10
     """Passes over each rollout."""
-    batch_size: int | None = None
+    batch_size: Annotated[int | None, Range(1, 1_000_000)] = None
     """PPO mini-batch size; None: the whole rollout (n_steps * batch size)."""
-    clip_range: float = 0.2
+    clip_range: Annotated[float, Range(0, 10, low_open=True)] = 0.2
     """PPO's ratio clipping."""
 
     def validate(self) -> None:
         super().validate()
-        self._require("n_epochs", self.n_epochs >= 1, "integers >= 1")
-        self._require("batch_size", self.batch_size is None or self.batch_size >= 1, "None or integers >= 1")
-        self._require("clip_range", self.clip_range > 0, "numbers > 0")
 
     def algorithm_kwargs(self, num_envs: int) -> dict[str, Any]:
         return {**super().algorithm_kwargs(num_envs), "n_epochs": self.n_epochs, "clip_range": self.clip_range,

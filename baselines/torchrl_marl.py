@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ma2ml.envs.core.fields import Annotated, Length, Literal, Range
 from ma2ml.agents.base import Learner, LearnerConfig
 from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import EvalRecord
@@ -76,50 +77,35 @@ class MarlPPOConfig(LearnerConfig):
 
     centralized_critic: bool = True
     """True: MAPPO (each agent's value reads all agents' observations); False: IPPO."""
-    observe: str = "own"
+    observe: Literal["own", "all"] = "own"
     """The token view's observations: ``"own"`` (an agent sees its own earlier tokens) or ``"all"``."""
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: Annotated[tuple[int, ...], Range(1, 1024), Length(1, 16)] = (64, 64)
     """Hidden layers of the actor and critic ``MultiAgentMLP`` s (tanh)."""
     share_params: bool = True
     """One actor network for all agents (told apart by the agent one-hot); False: one per agent."""
-    learning_rate: float = 3e-3
+    learning_rate: Annotated[float, Range(0, 10, low_open=True)] = 3e-3
     """Adam learning rate of actor and critic."""
-    clip_epsilon: float = 0.2
+    clip_epsilon: Annotated[float, Range(0, 10, low_open=True)] = 0.2
     """PPO's ratio clipping."""
-    entropy_coef: float = 0.01
+    entropy_coef: Annotated[float, Range(0, 100)] = 0.01
     """Entropy bonus."""
-    critic_coef: float = 1.0
+    critic_coef: Annotated[float, Range(0, 100)] = 1.0
     """Weight of the critic's loss."""
-    gamma: float = 1.0
+    gamma: Annotated[float, Range(0, 1)] = 1.0
     """Discount over the token steps (1: the one terminal reward counts fully at every step)."""
-    lmbda: float = 0.95
+    lmbda: Annotated[float, Range(0, 1)] = 0.95
     """GAE's lambda."""
-    epochs: int = 4
+    epochs: Annotated[int, Range(1, 1000)] = 4
     """PPO passes over the episodes of an update."""
-    minibatches: int = 1
+    minibatches: Annotated[int, Range(1, 10_000)] = 1
     """Minibatches per pass (over the episodes' agent-steps)."""
-    max_grad_norm: float = 1.0
+    max_grad_norm: Annotated[float, Range(0, 1e6, low_open=True)] = 1.0
     """Gradient-norm clipping."""
     normalize_advantage: bool = True
     """Standardize advantages within a minibatch, per agent."""
-    update_every: int | None = None
+    update_every: Annotated[int | None, Range(1, 1_000_000)] = None
     """Told episodes per update; None: update after every told batch."""
 
-    def validate(self) -> None:
-        self._require("observe", self.observe in ("own", "all"), "'own' or 'all'")
-        self._require("hidden", len(self.hidden) >= 1 and all(int(h) >= 1 for h in self.hidden),
-                      "non-empty tuples of positive integers")
-        self.hidden = tuple(int(h) for h in self.hidden)
-        for name in ("learning_rate", "clip_epsilon", "max_grad_norm"):
-            self._require(name, getattr(self, name) > 0, "numbers > 0")
-        for name in ("entropy_coef", "critic_coef"):
-            self._require(name, getattr(self, name) >= 0, "numbers >= 0")
-        for name in ("gamma", "lmbda"):
-            self._require(name, 0 <= getattr(self, name) <= 1, "numbers in [0, 1]")
-        for name in ("epochs", "minibatches"):
-            self._require(name, int(getattr(self, name)) >= 1, "integers >= 1")
-        self._require("update_every", self.update_every is None or int(self.update_every) >= 1,
-                      "None or integers >= 1")
 
 
 @dataclass

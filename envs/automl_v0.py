@@ -62,21 +62,26 @@ record, timing included, is `env.last_record`.
 
 ## Arguments
 
-    parallel_env(task="digits", agents=None, spaces=None, evaluator="train",
+    parallel_env(task=None, agents=None, spaces=None, evaluator="train",
                  flops_constraint=None, reward_exponent=-0.07, soft_constraint=False,
                  training_budget=None, budget_exponent=0.0, data_dir=None, epochs=None,
                  device=None, time_limit=None, cpu_threads=1, train_seed=None, info_timings=False,
                  executor=None, workers=None, store=None, cache=False, run_id=None, render_mode=None)
 
-* `task`: a registered task name (`ma2ml list`) or a `Task`.
+* `task`: a registered task name (`ma2ml list`) or a `Task` (None: `"digits"`).
 * `agents`: the enabled modules, in order; default: the task's modules (aug, nas, hpo).
 * `spaces`: `{agent: ModuleSpace}` overriding or adding module spaces (user modules).
-* `evaluator`: `"train"` or an `Evaluator` instance (e.g. the benchmark table).
+* `evaluator`: `"train"` or an `Evaluator` instance (e.g. the benchmark table). An `Evaluator`
+  decides the task, the spaces and the training: `task`, `spaces`, `data_dir`, `epochs` and
+  `cpu_threads` do not apply then, and giving one is a `UserError` that names it.
 * `flops_constraint`: C in multiply-adds (default: the task's), a finite number in
   [1, 1e100]; `reward_exponent`: w, a finite number in [-10, 0]; `soft_constraint`: apply
   w below C too. `training_budget`: B in multiply-adds x epochs (None: no training budget,
   the poster's reward), a finite number in [1, 1e100]; `budget_exponent`: v in [-10, 0]
-  (the hard tier's ids set both). Outside these ranges (NaN and infinities included) is a `ValueError`.
+  (the hard tier's ids set both). Outside these ranges (NaN and infinities included) is a `UserError`.
+  Every other argument is type-checked too (`ARGUMENTS`): `train_seed` an integer in 0..2**32-1,
+  `cpu_threads` and `workers` in 1..1024, `time_limit` a number > 0, `epochs` in 1..10,000,
+  `soft_constraint`, `info_timings` and `cache` True or False (not 1 or "yes").
 * `data_dir`: dataset folder for tasks that need one; a missing one (None, or a folder that
   does not exist) is a `DatasetNotFoundError` at construction, naming the folder and what to
   put there. `epochs`: override the proxy budget; `time_limit`: seconds per evaluation;
@@ -120,6 +125,7 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
 from ma2ml.envs.core.evaluator import Evaluator, resolve_device
+from ma2ml.envs.core.fields import Annotated, Range, check_value
 from ma2ml.envs.core.records import Actions, EvalRecord, decode_actions, seeds_from
 from ma2ml.envs.core.reward import FlopsReward
 from ma2ml.envs.runtime.executors import Executor, make_executor
@@ -137,6 +143,25 @@ FLOPS_CONSTRAINT_RANGE = (1.0, 1e100)
 """Valid C in multiply-adds: the descriptor's log10(C)/10 stays in [0, 10]."""
 REWARD_EXPONENT_RANGE = (-10.0, 0.0)
 """Valid w: a penalty (w <= 0), observed as is by the descriptor."""
+MAX_SEED = 2**32 - 1
+"""Largest training seed (what numpy and torch both take)."""
+ARGUMENTS: dict[str, Any] = {
+    "soft_constraint": bool,
+    "epochs": Annotated[int | None, Range(1, 10_000)],
+    "time_limit": Annotated[float | None, Range(0, 1e7, low_open=True)],
+    "cpu_threads": Annotated[int | None, Range(1, 1024)],
+    "train_seed": Annotated[int | None, Range(0, MAX_SEED)],
+    "info_timings": bool,
+    "workers": Annotated[int | None, Range(1, 1024)],
+    "cache": bool,
+    "run_id": str | None,
+}
+"""The type and valid values of the plain arguments (:func:`~ma2ml.envs.core.fields.check_value`)."""
+DEFAULT_TASK = "digits"
+"""The task of ``task=None``."""
+TRAIN_DEFAULTS: dict[str, Any] = {"task": None, "spaces": None, "data_dir": None, "epochs": None, "cpu_threads": 1}
+"""Arguments of the train evaluator and their defaults (``task=None`` is :data:`DEFAULT_TASK`): with an
+``Evaluator`` given, each must be left at its default (the evaluator decides them)."""
 
 
 def _in_range(name: str, value: Any, bounds: tuple[float, float], unit: str = "") -> float:
@@ -179,7 +204,7 @@ class AutoMLParallelEnv(ParallelEnv):
 
     def __init__(
         self,
-        task: str | Task = "digits",
+        task: str | Task | None = None,
         agents: Sequence[str] | None = None,
         spaces: Mapping[str, ModuleSpace] | None = None,
         evaluator: str | Evaluator = "train",
@@ -204,13 +229,26 @@ class AutoMLParallelEnv(ParallelEnv):
     ) -> None:
         if render_mode is not None:
             raise UserError(f"render_mode {render_mode!r} is not supported; this env does not render")
-        resolve_device(device)  # a bad device is one ValueError now, not a failed evaluation at every step
+        checked = {name: check_value("", name, value, ARGUMENTS[name]) for name, value in (
+            ("soft_constraint", soft_constraint), ("epochs", epochs), ("time_limit", time_limit),
+            ("cpu_threads", cpu_threads), ("train_seed", train_seed), ("info_timings", info_timings),
+            ("workers", workers), ("cache", cache), ("run_id", run_id))}
+        soft_constraint, epochs, time_limit, cpu_threads, train_seed, info_timings, workers, cache, run_id = (
+            checked.values())
+        resolve_device(device)  # a bad device is one UserError now, not a failed evaluation at every step
         if isinstance(evaluator, Evaluator):
+            given = {name: value for name, value in (("task", task), ("spaces", spaces), ("data_dir", data_dir),
+                                                     ("epochs", epochs), ("cpu_threads", cpu_threads))
+                     if value != TRAIN_DEFAULTS[name]}
+            if given:
+                names = ", ".join(f"{name}=" for name in sorted(given))
+                raise UserError(f"{names} does not apply here: the {type(evaluator).__name__} decides the task, its "
+                                "spaces and how a pipeline is scored; leave it out")
             if agents is not None and list(agents) != list(evaluator.spaces):
                 raise UserError(f"agents {list(agents)} differ from the evaluator's {list(evaluator.spaces)}")
             self.task, self.spaces, self.evaluator = evaluator.task, dict(evaluator.spaces), evaluator
-        elif evaluator == "train":
-            self.task = get_task(task)
+        elif isinstance(evaluator, str) and evaluator == "train":
+            self.task = get_task(DEFAULT_TASK if task is None else task)
             self.spaces = resolve_spaces(self.task, agents, spaces)
             if self.task.needs_data_dir and (data_dir is None or not Path(data_dir).expanduser().is_dir()):
                 load_splits(self.task, data_dir)  # raises: the loader's message names the folder and what to put there

@@ -8,11 +8,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
 from ma2ml.envs.automl_v0 import AutoMLParallelEnv
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.benchmark.table import DIGITS_BENCH, BenchSpec, TableEvaluator
 from ma2ml.envs.joint import JointAutoMLEnv
+
+
+def table_evaluator(table: str | Path | None, table_seed: int | str, epoch: int | None,
+                    bench: BenchSpec) -> TableEvaluator:
+    """The :class:`TableEvaluator` of the table env's arguments; one ``UserError`` for an argument of the
+    wrong type (a bool is not a replicate or an epoch; ``bench`` is a :class:`BenchSpec`)."""
+    if not isinstance(bench, BenchSpec):
+        raise UserError(f"bench = {bench!r} is invalid; valid values are BenchSpec objects "
+                        "(ma2ml.envs.benchmark.table.DIGITS_BENCH, the hard tier's HARD_BENCH)")
+    if table is not None and not isinstance(table, (str, Path)):
+        raise UserError(f"table = {table!r} is invalid; valid values are None (the packaged table) or a file path")
+    for name, value in (("table_seed", table_seed), ("epoch", epoch)):
+        if isinstance(value, (bool, np.bool_)):
+            raise UserError(f"{name} = {value!r} is invalid; a bool is not a replicate or an epoch (see the "
+                            "valid values in ma2ml.envs.digitsbench_v0)")
+    return TableEvaluator(table, replicate=table_seed, epoch=epoch, bench=bench)
 
 
 # -- registered envs ------------------------------------------------------------------------------
@@ -20,7 +38,7 @@ def parallel_env(table: str | Path | None = None, table_seed: int | str = "rando
                  bench: BenchSpec = DIGITS_BENCH, **kwargs: Any) -> AutoMLParallelEnv:
     """``ma2ml/AutoML-DigitsBench-v0``: the AutoML env answering from the table of ``bench`` (kwargs as
     automl_v0's)."""
-    return AutoMLParallelEnv(evaluator=TableEvaluator(table, replicate=table_seed, epoch=epoch, bench=bench), **kwargs)
+    return AutoMLParallelEnv(evaluator=table_evaluator(table, table_seed, epoch, bench), **kwargs)
 
 
 def raw_env(**kwargs: Any):
@@ -35,4 +53,4 @@ def env(**kwargs: Any):
 def joint_env(table: str | Path | None = None, table_seed: int | str = "random", epoch: int | None = None,
               bench: BenchSpec = DIGITS_BENCH, **kwargs: Any) -> JointAutoMLEnv:
     """``ma2ml/JointAutoML-DigitsBench-v0``: the single-agent joint view of the table env."""
-    return JointAutoMLEnv(evaluator=TableEvaluator(table, replicate=table_seed, epoch=epoch, bench=bench), **kwargs)
+    return JointAutoMLEnv(evaluator=table_evaluator(table, table_seed, epoch, bench), **kwargs)

@@ -18,13 +18,22 @@ from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 from ma2ml.envs import digitsbench_v0
 from ma2ml.envs.automl_v0 import AutoMLParallelEnv
 from ma2ml.envs.benchmark.hard.table import HARD_BENCH, HARD_REWARD_ARGS
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.joint import JointAutoMLEnv
 
 
 # -- registered envs: the table env of digitsbench_v0 on the hard table, with the tier's reward ---
 def parallel_env(**kwargs: Any) -> AutoMLParallelEnv:
     """``ma2ml/AutoML-DigitsHard-v0`` (kwargs as digitsbench_v0's and automl_v0's)."""
-    return digitsbench_v0.parallel_env(bench=HARD_BENCH, **{**HARD_REWARD_ARGS, **kwargs})
+    return digitsbench_v0.parallel_env(bench=HARD_BENCH, **_hard_kwargs(kwargs))
+
+
+def _hard_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The tier's reward defaults under ``kwargs``; ``bench`` is the hard tier's and cannot be given."""
+    if "bench" in kwargs:
+        raise UserError("bench= does not apply to the hard tier's envs: their table is the hard tier's "
+                        "(ma2ml/AutoML-DigitsBench-v0 takes bench=)")
+    return {**HARD_REWARD_ARGS, **kwargs}
 
 
 def raw_env(**kwargs: Any):
@@ -38,4 +47,4 @@ def env(**kwargs: Any):
 
 def joint_env(**kwargs: Any) -> JointAutoMLEnv:
     """``ma2ml/JointAutoML-DigitsHard-v0``: the single-agent joint view of the hard table env."""
-    return digitsbench_v0.joint_env(bench=HARD_BENCH, **{**HARD_REWARD_ARGS, **kwargs})
+    return digitsbench_v0.joint_env(bench=HARD_BENCH, **_hard_kwargs(kwargs))

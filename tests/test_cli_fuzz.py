@@ -94,9 +94,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("search-learner-unknown", ["search", *TABLE, "--learner", "nope", "--out", "o"], "unknown learner 'nope'"),
     ("search-env-arg-unknown", ["search", *TABLE, "--env-arg", "bogus=1", "--out", "o"], "bogus"),
     ("search-env-arg-store", ["search", *TABLE, "--env-arg", "store=x.sqlite", "--out", "o"],
-     "is set by ma2ml search"),
+     "is set by ma2ml itself"),
     ("search-env-arg-set", ["search", *TABLE, "--env-arg", "table_seed={1, 2}", "--out", "o"],
-     "--env-arg values must be numbers, strings"),
+     "--env-arg table_seed = {1, 2} is invalid: values must be finite numbers, strings"),
     ("search-env-arg-malformed", ["search", *TABLE, "--env-arg", "oops", "--out", "o"], "expects KEY=VALUE"),
     ("search-learner-arg-bad", ["search", *TABLE, "--learner-arg", "kl_coef=-1", "--out", "o"], "kl_coef"),
     ("search-abbrev", ["search", *TABLE, "--bud", "3", "--out", "o"], "unrecognized arguments: --bud"),
@@ -165,6 +165,113 @@ CASES: list[tuple[str, list[str], str]] = [
 ]
 
 
+
+# -- generated: every registered learner's every config field, with values of the wrong type or range -----
+def bad_texts(rule) -> list[str]:
+    """``--learner-arg``/``--env-arg`` values (Python literals as typed on a command line) that ``rule``
+    (:class:`~ma2ml.envs.core.fields.FieldRule`) refuses."""
+    if rule.kind is object:
+        return []
+    texts = [] if rule.optional else ["None"]
+    if rule.kind is bool:
+        return texts + ["1", "0.0", "'yes'", "[True]"]
+    if rule.kind is str:
+        return texts + ["1", "['own']"] + (["'nope'"] if rule.choices else [])
+    if rule.kind is tuple:
+        too_long = "[" + ", ".join(["8"] * (rule.length.high + 1)) + "]"
+        return texts + ["'64'", "[1.5]", "[True]", too_long, *(f"[{v}]" for v in rule.range.outside(True))]
+    texts += ["'x'", "[1]", "True", "{'a': 1}"]
+    if rule.kind is int:
+        texts += ["2.5", "1e3"]
+    else:
+        texts += ["1e999", "-1e999", "'nan'"]
+    if rule.range is not None:
+        texts += [repr(v) for v in rule.range.outside(rule.kind is int)]
+    return texts
+
+
+def _learner_cases() -> list[tuple[str, list[str], str]]:
+    from ma2ml.agents import learner_config, learner_names
+    from ma2ml.envs.core.fields import field_rules
+
+    cases = []
+    for name in learner_names():
+        config_class = type(learner_config(name))
+        cases.append((f"learner-{name}-unknown-field", ["search", *TABLE, "--learner", name, "--learner-arg",
+                                                        "bogus=1", "--out", "o/run"], "has no setting ['bogus']"))
+        for rule in field_rules(config_class):
+            for k, text in enumerate(bad_texts(rule)):
+                cases.append((f"learner-{name}-{rule.name}-{k}",
+                              ["search", *TABLE, "--learner", name, "--learner-arg", f"{rule.name}={text}",
+                               "--budget", "20", "--batch-size", "10", "--out", "o/run"],
+                              f"{config_class.__name__}.{rule.name} = "))
+    return cases
+
+
+def _env_arg_cases() -> list[tuple[str, list[str], str]]:
+    from ma2ml.envs.automl_v0 import ARGUMENTS, TRAIN_DEFAULTS
+    from ma2ml.envs.core.fields import rule_of
+
+    cases = []
+    for env_id in ("ma2ml/AutoML-DigitsBench-v0", "ma2ml/AutoML-DigitsHard-v0"):
+        short = env_id.split("-")[1]
+        for name, hint in ARGUMENTS.items():
+            if name == "run_id":  # set by ma2ml itself: its own case above
+                continue
+            for k, text in enumerate(bad_texts(rule_of(name, hint))):
+                cases.append((f"env-{short}-{name}-{k}", ["search", "--env", env_id, "--env-arg", f"{name}={text}",
+                                                          "--out", "o/run"], f"{name} = "))
+        for name in TRAIN_DEFAULTS:  # arguments of the train evaluator: the table decides them
+            value = {"task": "'cifar10'", "spaces": "{'x': None}", "data_dir": "'/nonexistent'", "epochs": "3",
+                     "cpu_threads": "2"}[name]
+            cases.append((f"env-{short}-not-applicable-{name}",
+                          ["search", "--env", env_id, "--env-arg", f"{name}={value}", "--out", "o/run"],
+                          f"{name}= does not apply here"))
+        bench_message = "bench = 1 is invalid" if short == "DigitsBench" else "bench= does not apply"
+        for k, (arg, message) in enumerate((("bench=1", bench_message), ("epoch=True", "epoch = True"),
+                                            ("table_seed=True", "table_seed = True"), ("table=[1]", "table = [1]"),
+                                            ("table_seed=-1", "table_seed"), ("epoch=0", "epoch must be"),
+                                            ("table_seed='first'", "table_seed"), ("epoch=2.5", "epoch must be"))):
+            cases.append((f"env-{short}-table-{k}", ["search", "--env", env_id, "--env-arg", arg, "--out", "o/run"],
+                          message))
+    return cases
+
+
+LONG_DASHES = "-" * 100_000 + "1"
+CASES += [
+    # issue 23, item 2
+    ("search-learner-abstract", ["search", *TABLE, "--learner", "ma2ml.agents.base:Learner", "--out", "o/run"],
+     "is abstract"),
+    ("compare-learner-abstract", ["compare", *TABLE, "--learners", "ma2ml.agents.base:Learner", "--budget", "20",
+                                  "--out", "o/cmp"], "is abstract"),
+    ("search-learner-not-a-class", ["search", *TABLE, "--learner", "ma2ml.agents:make_learner", "--out", "o/run"],
+     "not a subclass"),
+    ("search-env-arg-dashes", ["search", *TABLE, "--env-arg", f"epochs={LONG_DASHES}", "--out", "o/run"],
+     "characters long"),
+    ("search-env-arg-dashes-short", ["search", *TABLE, "--env-arg", "epochs=" + "-" * 5000 + "1", "--out", "o/run"],
+     "nested too deeply"),
+    ("search-learner-arg-nested", ["search", *TABLE, "--learner-arg", "hidden=" + "[" * 3000 + "]" * 3000,
+                                   "--out", "o/run"], "hidden"),
+    ("search-learner-arg-huge-hidden", ["search", *TABLE, "--learner-arg", "hidden=1000000000", "--out", "o/run"],
+     "MA2MLConfig.hidden = 1000000000 is invalid; valid values are integers in 1..1024"),
+    ("search-learner-arg-sample-size", ["search", *TABLE, "--learner", "evolution", "--learner-arg",
+                                        "sample_size=30", "--out", "o/run"], "EvolutionConfig.sample_size"),
+    ("search-learner-arg-unknown", ["search", *TABLE, "--learner-arg", "bogus=1", "--out", "o/run"],
+     "has no setting ['bogus']"),
+    ("search-learner-arg-device", ["search", *TABLE, "--learner", "ppo", "--learner-arg", "device='tpu'",
+                                   "--out", "o/run"], "PPOConfig.device"),
+    # item 4: a refused argument leaves no half-made run folder, not even its parents
+    ("search-train-seed-text", ["search", *TABLE, "--env-arg", "train_seed='x'", "--out", "o/deep/run"],
+     "train_seed = 'x'"),
+    ("compare-store-arg", ["compare", *TABLE, "--learners", "random", "--env-arg", "store='x.sqlite'",
+                           "--out", "o/cmp"], "is set by ma2ml itself"),
+    ("search-run-id-arg", ["search", *TABLE, "--env-arg", "run_id='r'", "--out", "o/run"], "is set by ma2ml itself"),
+    # item 13
+    ("bench-build-workers-huge", ["bench", "build", "--out", "t.npz", "--workers", "100000"], "--workers must be"),
+]
+CASES += _learner_cases() + _env_arg_cases()
+
+
 def _snapshot(folder: Path) -> dict[str, tuple[bool, int]]:
     return {str(p.relative_to(folder)): (p.is_dir(), 0 if p.is_dir() else p.stat().st_size)
             for p in sorted(folder.rglob("*"))}
@@ -188,6 +295,16 @@ def workdir(tmp_path, monkeypatch):
 
 def _offline(*args, **kwargs):
     raise OSError("[Errno -3] Temporary failure in name resolution")
+
+
+def test_the_list_is_long_enough():
+    """Issue 23: at least 300 bad command lines, every registered learner's config among them."""
+    from ma2ml.agents import learner_names
+
+    assert len(CASES) >= 300
+    with_learner_args = {argv[argv.index("--learner") + 1] for _, argv, _ in CASES
+                         if "--learner" in argv and "--learner-arg" in argv}
+    assert set(learner_names()) <= with_learner_args
 
 
 @pytest.mark.parametrize("name, argv, message", CASES, ids=[c[0] for c in CASES])

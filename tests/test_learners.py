@@ -57,7 +57,7 @@ def test_registry():
         make_learner("nope", synthetic_env())
     with pytest.raises(ValueError, match=r"learner 'ma2ml' has no setting \['bogus'\]; its settings are \['hidden'"):
         learner_config("ma2ml", bogus=1)
-    with pytest.raises(ValueError, match=r"MA2MLConfig.kl_coef = -1 is invalid; valid values are numbers >= 0"):
+    with pytest.raises(ValueError, match=r"MA2MLConfig.kl_coef = -1 is invalid; valid values are finite numbers in \[0, 100\]"):
         learner_config("ma2ml", kl_coef=-1)
     with pytest.raises(ValueError, match="already registered"):
         register_learner("ma2ml", "x:y", "x:z")

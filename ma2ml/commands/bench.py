@@ -7,12 +7,13 @@
 
 ``build`` and ``compact`` check their arguments before anything is trained or written: an
 existing ``--out`` needs ``--force``; ``--out`` must be a writable ``.npz`` path other than
-``--raw``; ``--workers`` and ``--limit`` must be >= 1. A refusal is one line and exit code 2,
+``--raw``; ``--workers`` must be in 1..64 and ``--limit`` >= 1. A refusal is one line and exit code 2,
 and leaves no file or folder behind.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -33,11 +34,18 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
     return raw, out
 
 
+MAX_BUILD_WORKERS = 64
+"""Most worker processes ``bench build`` starts (each trains with one torch thread)."""
+
+
 def _cmd_build(args: argparse.Namespace) -> None:
     import torch
 
     from ma2ml.envs.benchmark.build import BUILD_THREADS, compact, run_build
 
+    if not 1 <= args.workers <= MAX_BUILD_WORKERS:
+        raise cli.CliError(f"--workers must be an integer in 1..{MAX_BUILD_WORKERS} (worker processes of one "
+                           f"torch thread each; this machine has {os.cpu_count()} cores), got {args.workers}")
     raw, out = _paths(args)
     torch.set_num_threads(BUILD_THREADS)
     start = time.perf_counter()

@@ -129,12 +129,14 @@ def check_seed(seed: int, option: str) -> None:
 
 
 def normalized(settings: dict[str, Any], option: str) -> dict[str, Any]:
-    """``settings`` as they read back from JSON (tuples become lists), or one ``CliError``."""
-    try:
-        return json.loads(json.dumps(settings, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise cli.CliError(f"{option} values must be numbers, strings, lists, dicts, True, False or None "
-                           f"({exc})") from None
+    """``settings`` as they read back from JSON (tuples become lists), or one ``CliError`` naming the key."""
+    for key, value in settings.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise cli.CliError(f"{option} {key} = {_shorten(str(value))} is invalid: values must be finite numbers, "
+                               f"strings, lists, dicts, True, False or None ({exc})") from None
+    return json.loads(json.dumps(settings, allow_nan=False))
 
 
 def _resume_state(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -228,10 +230,10 @@ def search(env_id: str, env_kwargs: dict[str, Any], learner_name: str, learner_k
     from ma2ml.agents import learner_config
 
     check_env_args(env_kwargs)
+    learner_config(learner_name, **learner_kwargs)  # every field's type and range, before anything is made
     settings = {"env": env_id, "env_args": normalized(env_kwargs, "--env-arg"), "learner": learner_name,
                 "learner_args": normalized(learner_kwargs, "--learner-arg"), "budget": budget,
                 "batch_size": batch_size, "seed": seed, "no_repeat": no_repeat}
-    learner_config(learner_name, **learner_kwargs)  # every field's type and range, before anything is made
     out = check_writable_folder(out)
     first_new = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
     make_folder(out)
