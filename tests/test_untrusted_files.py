@@ -421,3 +421,126 @@ def test_raw_build_file_or_table_out_that_is_no_regular_file_is_refused(tmp_path
     assert re.fullmatch(f"ma2ml bench: error: table {re.escape(str(path))}: {problem}[^\n]*\n", err), err
     assert sorted(tmp_path.rglob("*")) == before
     assert kind != "dev zero" or Path("/dev/zero").is_char_device()
+
+
+# -- the evaluation store -------------------------------------------------------------------------
+def _store_with_rows(path: Path) -> list[int]:
+    """A store holding one run of 4 synthetic evaluations; returns the row ids."""
+    from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+    from ma2ml.envs.runtime.runlog import RunLog
+    from ma2ml.envs.runtime.store import EvalStore
+
+    ev = SyntheticEvaluator()
+    rng = np.random.default_rng(0)
+    batch = [{a: s.sample(rng) for a, s in ev.spaces.items()} for _ in range(4)]
+    with EvalStore(path) as store:
+        RunLog(store, ev, run_id="r").evaluate_batch(batch, [1, 2, 3, 4])
+        return [e.id for e in store.evaluations("r")]
+
+
+def _edit(path: Path, sql: str, *args) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute(sql, args)
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("sql, field", [
+    ("UPDATE evaluations SET record = json_remove(record, '$.status') WHERE id = ?", "field 'record' lacks 'status'"),
+    ("UPDATE evaluations SET record = json_set(record, '$.val_acc', 'high') WHERE id = ?",
+     "field 'record.val_acc' is 'high', expected a finite number"),
+    ("UPDATE evaluations SET record = json_set(record, '$.flops', -1) WHERE id = ?",
+     "field 'record.flops' is -1, expected an integer >= 0"),
+    ("UPDATE evaluations SET record = json_set(record, '$.curve', json('[0.5, \"x\"]')) WHERE id = ?",
+     "field 'record.curve' is [0.5, 'x'], expected a list of finite numbers"),
+    ("UPDATE evaluations SET record = json_set(record, '$.pipeline', 3) WHERE id = ?",
+     "field 'record.pipeline' is 3, expected an object"),
+    ("UPDATE evaluations SET record = 'not json' WHERE id = ?", "field 'record' is not JSON"),
+    ("UPDATE evaluations SET record = '[1, 2]' WHERE id = ?", "field 'record' is a JSON list, expected an object"),
+    ("UPDATE evaluations SET record = 7 WHERE id = ?", "field 'record' is a JSON int, expected an object"),
+    ("UPDATE evaluations SET record = x'00ff' WHERE id = ?", "field 'record' is b'\\x00\\xff', expected text"),
+    ("UPDATE evaluations SET pipeline_key = 'not json' WHERE id = ?",
+     "field 'pipeline_key' is not JSON (Expecting value: line 1 column 1"),
+    ("UPDATE evaluations SET pipeline_key = '[1]' WHERE id = ?",
+     "field 'pipeline_key' is '[1]', expected JSON agent -> list of integer tokens"),
+    ("UPDATE evaluations SET seed = 'x' WHERE id = ?", "field 'seed' is 'x', expected an integer"),
+    ("UPDATE evaluations SET val_acc = 'high', seed = 2.5 WHERE id = ?", "field 'seed' is 2.5, expected an integer"),
+])
+def test_hand_edited_store_row_is_one_error_naming_store_row_and_field(tmp_path, sql, field):
+    from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+    from ma2ml.envs.runtime.runlog import RunLog
+    from ma2ml.envs.runtime.store import EvalStore, StoreError
+
+    path = tmp_path / "evals.sqlite"
+    rows = _store_with_rows(path)
+    _edit(path, sql, rows[2])
+    with EvalStore(path) as store:
+        with pytest.raises(StoreError) as exc:
+            store.evaluations("r")
+        message = _one_line(exc)
+        assert message.startswith(f"evaluation store {path}: row id {rows[2]} (run 'r', evaluation 2): {field}")
+        assert message.endswith("delete that row (the evaluation is run again) or restore the store from a copy")
+        with pytest.raises(StoreError, match=re.escape(field)):
+            store.get("r", 2)
+        assert store.get("r", 1) is not None  # the other rows still read
+    with EvalStore(path) as store:  # resuming the run meets the row: the same error, nothing written
+        ev = SyntheticEvaluator()
+        rng = np.random.default_rng(0)
+        batch = [{a: s.sample(rng) for a, s in ev.spaces.items()} for _ in range(4)]
+        with pytest.raises(StoreError, match=re.escape(field)):
+            RunLog(store, ev, run_id="r").evaluate_batch(batch, [1, 2, 3, 4])
+        assert store.count() == 4
+
+
+def test_hand_edited_run_config_and_settings_are_named(tmp_path):
+    from ma2ml.envs.runtime.store import EvalStore, StoreError
+
+    path = tmp_path / "evals.sqlite"
+    _store_with_rows(path)
+    _edit(path, "UPDATE runs SET config = '{oops'")
+    _edit(path, "UPDATE settings SET json = '[['")
+    with EvalStore(path) as store:
+        with pytest.raises(StoreError, match=r"run 'r': field 'config' is '\{oops', not a JSON object") as exc:
+            store.run("r")
+        _one_line(exc)
+        settings_hash = store._conn.execute("SELECT hash FROM settings").fetchone()[0]
+        with pytest.raises(StoreError, match=f"settings '{settings_hash}': field 'json' is not JSON") as exc:
+            store.settings(settings_hash)
+        _one_line(exc)
+
+
+def test_store_path_sqlite_cannot_open_is_refused_before_creating_anything(tmp_path):
+    from ma2ml.envs.runtime.store import EvalStore, StoreError
+
+    deep = tmp_path.joinpath(*["d" * 60] * 9)  # each name is legal, the whole is over 512 bytes
+    path = deep / "evals.sqlite"
+    assert len(str(path)) > 600
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(StoreError) as exc:
+        EvalStore(path)
+    message = _one_line(exc)
+    assert message.startswith(f"evaluation store {path}: its full path is ")
+    assert "more than the 500 SQLite can open; choose a shorter path" in message
+    assert sorted(tmp_path.rglob("*")) == before, "the refusal created folders"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["dev zero", "fifo"])
+def test_store_that_is_a_device_or_fifo_is_refused_without_opening(tmp_path, kind):
+    from ma2ml.envs.runtime.store import EvalStore, StoreError
+
+    path, problem = _special(kind, tmp_path)
+    with pytest.raises(StoreError, match=f"^evaluation store {re.escape(str(path))}: {problem}") as exc:
+        EvalStore(path)
+    _one_line(exc)
+
+
+def test_store_under_a_file_is_one_error(tmp_path):
+    from ma2ml.envs.runtime.store import EvalStore, StoreError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StoreError, match=r"afile/evals\.sqlite: cannot be created \(") as exc:
+        EvalStore(tmp_path / "afile" / "evals.sqlite")
+    _one_line(exc)

@@ -39,7 +39,9 @@ the settings do not hold.
 A file that is not an SQLite database, a damaged (truncated, malformed) one, an SQLite
 database of another program, or a store of a newer schema raises :class:`StoreError`, a
 ``ValueError`` with one line naming the file, the problem and the fix; the file is left as
-it was.
+it was. So does a path SQLite cannot open (over :data:`PATH_LIMIT` bytes, a device, a FIFO),
+before anything is created, and a hand-edited row whose fields are missing or of the wrong type
+(the row, the field and what it must hold are named when the row is read).
 """
 from __future__ import annotations
 
@@ -47,15 +49,19 @@ from ma2ml.envs.core.errors import UserError
 
 import hashlib
 import json
+import math
+import os
 import sqlite3
+import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from ma2ml.envs.core.evaluator import Evaluator
+from ma2ml.envs.core.files import input_file_problem
 from ma2ml.envs.core.records import STATUSES, Actions, EvalRecord, checked_tokens
 from ma2ml.envs.spaces import ModuleSpace
 
@@ -66,6 +72,8 @@ SCHEMA_VERSION = 1
 CACHEABLE = ("ok", "diverged")
 """Statuses whose records ``cache=True`` reuses (the others depend on the machine)."""
 SQLITE_HEADER = b"SQLite format 3\x00"
+PATH_LIMIT = 500
+"""The longest full path of a store, in bytes: SQLite opens at most 512, and its WAL file adds ``-wal``."""
 
 _SCHEMA = (
     """CREATE TABLE settings (
@@ -134,9 +142,64 @@ def run_settings(evaluator: Evaluator, seed_policy: str) -> dict[str, Any]:
 
 
 def record_from_json(text: str) -> EvalRecord:
-    """An :class:`EvalRecord` from its stored JSON (keys it does not know are ignored)."""
-    data = json.loads(text)
+    """An :class:`EvalRecord` from its stored JSON (keys it does not know are ignored); a ``ValueError``
+    naming the field for JSON that is not a record (a hand-edited row): :func:`record_problem`."""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"field 'record' is not JSON ({exc})") from None
+    problem = record_problem(data)
+    if problem is not None:
+        raise ValueError(problem)
     return EvalRecord(**{f.name: data[f.name] for f in fields(EvalRecord) if f.name in data})
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+_RECORD_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "status": (lambda v: v in STATUSES, f"one of {list(STATUSES)}"),
+    "val_acc": (_finite, "a finite number"),
+    "test_acc": (_finite, "a finite number"),
+    "flops": (_count, "an integer >= 0"),
+    "params": (_count, "an integer >= 0"),
+    "curve": (lambda v: isinstance(v, list) and all(_finite(x) for x in v), "a list of finite numbers"),
+    "train_seconds": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+    "seed": (_count, "an integer >= 0"),
+    "pipeline": (lambda v: isinstance(v, dict), "an object agent -> decoded choice"),
+    "error": (lambda v: v is None or isinstance(v, str), "a string or null"),
+}
+"""What each stored record field must hold (``status`` is the one a record cannot lack)."""
+
+
+def record_problem(data: Any) -> str | None:
+    """What makes decoded record JSON unusable as an :class:`EvalRecord`, or None: the first field
+    missing (``status``) or of the wrong type, named with what it must hold."""
+    if not isinstance(data, dict):
+        return f"field 'record' is a JSON {type(data).__name__}, expected an object"
+    if "status" not in data:
+        return "field 'record' lacks 'status'"
+    for name, (valid, what) in _RECORD_FIELDS.items():
+        if name in data and not valid(data[name]):
+            return f"field 'record.{name}' is {data[name]!r:.80}, expected {what}"
+    return None
+
+
+def key_problem(key: Any) -> str | None:
+    """What makes a stored pipeline key unusable, or None: it must be canonical JSON of agent -> tokens."""
+    try:
+        tokens = json.loads(key) if isinstance(key, str) else None
+    except (ValueError, RecursionError) as exc:
+        return f"field 'pipeline_key' is not JSON ({exc})"
+    if not (isinstance(tokens, dict) and all(isinstance(t, list) and all(_count(x) for x in t)
+                                              for t in tokens.values())):
+        return f"field 'pipeline_key' is {key!r:.80}, expected JSON agent -> list of integer tokens"
+    return None
 
 
 @dataclass(frozen=True)
@@ -175,9 +238,22 @@ _EVAL_COLUMNS = ("id, run_id, eval_index, settings_hash, pipeline_key, seed, sta
                  "submitted_at, finished_at, cached_from")
 
 
-def _row_to_eval(row: tuple) -> StoredEvaluation:
-    i, run, index, sh, key, seed, status, error, record, sub, fin, cached = row
-    return StoredEvaluation(i, run, index, sh, key, seed, status, error, record_from_json(record), sub, fin, cached)
+_INT, _TEXT, _REAL = ((int,), "an integer"), ((str,), "text"), ((int, float), "a number")
+_ROW_TYPES = (("id", _INT), ("run_id", _TEXT), ("eval_index", _INT), ("settings_hash", _TEXT),
+              ("pipeline_key", _TEXT), ("seed", _INT), ("status", _TEXT), ("error", ((str, type(None)), "text or null")),
+              ("record", _TEXT), ("submitted_at", _REAL), ("finished_at", _REAL),
+              ("cached_from", ((int, type(None)), "a row id or null")))
+"""Each column of :data:`_EVAL_COLUMNS`: the Python types SQLite must hand back (a hand-edited row may hold any)."""
+
+
+def _row_problem(row: tuple) -> str | None:
+    """What makes a row of ``evaluations`` unusable, or None: a column of the wrong type, a pipeline
+    key that is not agent -> tokens JSON (a record that is not an :class:`EvalRecord`'s JSON is
+    :func:`record_from_json`'s to name)."""
+    for value, (name, (kinds, what)) in zip(row, _ROW_TYPES):
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            return f"field {name!r} is {value!r:.80}, expected {what}"
+    return key_problem(row[4])
 
 
 class EvalStore:
@@ -196,9 +272,32 @@ class EvalStore:
     def _fail(self, problem: str, fix: str = "move it away or choose another store file") -> StoreError:
         return StoreError(f"evaluation store {self.path}: {problem}; {fix}")
 
+    def _row_to_eval(self, row: tuple) -> StoredEvaluation:
+        """A row of ``evaluations`` as a :class:`StoredEvaluation`; a hand-edited row that is not one is a
+        ``StoreError`` naming the store, the row, the field and the fix."""
+        problem = _row_problem(row)
+        if problem is None:
+            try:
+                record = record_from_json(row[8])
+            except ValueError as exc:
+                problem = str(exc)
+        if problem is not None:
+            where = f"row id {row[0]!r} (run {row[1]!r}, evaluation {row[2]!r})"
+            raise self._fail(f"{where}: {problem}", "delete that row (the evaluation is run again) or restore "
+                                                    "the store from a copy")
+        i, run, index, sh, key, seed, status, error, _, sub, fin, cached = row
+        return StoredEvaluation(i, run, index, sh, key, seed, status, error, record, sub, fin, cached)
+
     def _open(self, durable: bool, timeout: float) -> sqlite3.Connection:
+        full = os.path.abspath(self.path)
+        if len(os.fsencode(full)) > PATH_LIMIT:
+            raise self._fail(f"its full path is {len(os.fsencode(full)):,} bytes, more than the {PATH_LIMIT} SQLite "
+                             "can open", "choose a shorter path (or a folder nearer the root)")
         if self.path.is_dir():
             raise self._fail("is a folder", "give a file name inside it, e.g. evals.sqlite")
+        problem = input_file_problem(self.path, limit=sys.maxsize) if self.path.exists() else None
+        if problem is not None:  # /dev/zero, a FIFO (opening it would block), a socket
+            raise self._fail(problem)
         if self.path.exists() and self.path.stat().st_size > 0:
             with self.path.open("rb") as f:
                 head = f.read(len(SQLITE_HEADER))
@@ -211,8 +310,12 @@ class EvalStore:
             except OSError as exc:
                 raise self._fail(f"is read-only ({exc.strerror})",
                                  "make it writable, or copy it and give the copy as the store") from None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:  # a file in the way of a folder, no permission
+            raise self._fail(f"cannot be created ({getattr(exc, 'strerror', None) or exc})",
+                             "check the folder exists or can be made and is writable") from None
         try:
             check = conn.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
@@ -325,7 +428,14 @@ class EvalStore:
                                  "WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"evaluation store {self.path}: no run {run_id!r}; its runs are {self.run_ids()}")
-        return RunInfo(row[0], row[1], row[2], row[3], json.loads(row[4]))
+        try:
+            config = json.loads(row[4])
+        except (TypeError, ValueError, RecursionError):
+            config = None
+        if not isinstance(config, dict):
+            raise self._fail(f"run {run_id!r}: field 'config' is {row[4]!r:.80}, not a JSON object",
+                             "restore the store from a copy, or start a new run id")
+        return RunInfo(row[0], row[1], row[2], row[3], config)
 
     def run_ids(self) -> list[str]:
         return [r[0] for r in self._conn.execute("SELECT run_id FROM runs ORDER BY created_at, run_id")]
@@ -334,13 +444,17 @@ class EvalStore:
         row = self._conn.execute("SELECT json FROM settings WHERE hash = ?", (settings_hash,)).fetchone()
         if row is None:
             raise StoreError(f"evaluation store {self.path}: no settings {settings_hash!r}")
-        return json.loads(row[0])
+        try:
+            return json.loads(row[0])
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise self._fail(f"settings {settings_hash!r}: field 'json' is not JSON ({exc})",
+                             "restore the store from a copy, or start a new store") from None
 
     def get(self, run_id: str, index: int) -> StoredEvaluation | None:
         """The evaluation at ``index`` of a run, if it is stored."""
         row = self._conn.execute(f"SELECT {_EVAL_COLUMNS} FROM evaluations WHERE run_id = ? AND eval_index = ?",
                                  (run_id, index)).fetchone()
-        return None if row is None else _row_to_eval(row)
+        return None if row is None else self._row_to_eval(row)
 
     def lookup(self, settings_hash: str, key: str) -> StoredEvaluation | None:
         """The earliest reusable (:data:`CACHEABLE`) record of a pipeline under these settings."""
@@ -350,7 +464,7 @@ class EvalStore:
             f"AND status IN ({marks}) AND cached_from IS NULL ORDER BY id LIMIT 1",
             (settings_hash, key, *CACHEABLE),
         ).fetchone()
-        return None if row is None else _row_to_eval(row)
+        return None if row is None else self._row_to_eval(row)
 
     def evaluations(self, run_id: str | None = None) -> list[StoredEvaluation]:
         """Stored evaluations, of one run by index, or of all runs by row id."""
@@ -359,7 +473,7 @@ class EvalStore:
         else:
             rows = self._conn.execute(f"SELECT {_EVAL_COLUMNS} FROM evaluations WHERE run_id = ? "
                                       "ORDER BY eval_index", (run_id,))
-        return [_row_to_eval(r) for r in rows]
+        return [self._row_to_eval(r) for r in rows]
 
     def count(self, run_id: str | None = None) -> int:
         if run_id is None:
