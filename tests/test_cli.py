@@ -21,3 +21,25 @@ def test_console_script_help():
 def test_unknown_command_is_an_argparse_error():
     out = subprocess.run([sys.executable, "-m", "ma2ml", "bogus"], capture_output=True, text=True)
     assert out.returncode == 2 and "invalid choice: 'bogus'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_bug_is_a_traceback_and_a_report_line_not_a_user_error(capsys, monkeypatch):
+    """Only a UserError is the user's fault (one line, exit 2); anything else is ours: the traceback and a line
+    asking for a report (exit 1), so an internal bug never passes for a usage mistake."""
+    import ma2ml.cli as cli
+
+    def broken(args):
+        raise ValueError("an internal invariant broke")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", broken)
+    assert main(["list"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ValueError: an internal invariant broke" in err
+    assert err.strip().splitlines()[-1] == f"ma2ml list: {cli.REPORT_LINE}"
+
+    def refused(args):
+        raise cli.UserError("list: bad input")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", refused)
+    assert main(["list"]) == 2
+    assert capsys.readouterr().err == "ma2ml list: error: list: bad input\n"
