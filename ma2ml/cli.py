@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -93,6 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     set_process_threads()  # the thread policy (ma2ml.envs.core.threads): 1 torch thread outside trainings
+    # SIGTERM takes Ctrl-C's path: one line, a resumable run folder, exit code 128 + the signal
+    # (130 for SIGINT, 143 for SIGTERM); a second SIGTERM during the cleanup ends the process at once.
+    received = [signal.SIGINT]
+
+    def on_sigterm(signum: int, _frame: Any) -> None:
+        received[0] = signum
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()  # where handlers can be set
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
     try:
         COMMANDS[args.command](args)
     except UserError as exc:
@@ -107,9 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"ma2ml {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return 128 + received[0]
     except Exception:  # a bug (ours or a library's): the traceback is what a report needs
         traceback.print_exc()
         print(f"ma2ml {args.command}: {REPORT_LINE}", file=sys.stderr)
         return 1
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0

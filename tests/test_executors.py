@@ -265,7 +265,7 @@ def test_task_defined_in_a_user_script(tmp_path, guarded):
         assert "STATUSES ['ok', 'ok'] SAME" in done.stdout
     else:
         assert done.returncode != 0
-        assert "ValueError: a worker process exited while starting" in done.stderr
+        assert "UserError: a worker process exited while starting" in done.stderr
 
 
 # -- Ray: one local instance for the module ----------------------------------------------------------

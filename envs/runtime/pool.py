@@ -1,5 +1,10 @@
 """The local process pool (:class:`ProcessPoolExecutor`) and :func:`die_with_parent`, which
 every worker process ma2ml starts calls first.
+
+Interrupts. The process that owns a pool owns its shutdown: its workers ignore SIGINT
+(:func:`worker_initializer`), so a Ctrl-C, which the terminal sends to the whole process
+group, reaches the owner alone as a ``KeyboardInterrupt``; the owner's cleanup (``close()``)
+stops the workers, and no worker prints a traceback.
 """
 from __future__ import annotations
 
@@ -83,6 +88,16 @@ def die_with_parent(parent_pid: int | None = None) -> None:
                      name="ma2ml-die-with-parent").start()
 
 
+def worker_initializer(parent_pid: int | None = None) -> None:
+    """First thing in a worker process that the pool's owner stops: ignore SIGINT (the owner handles
+    a Ctrl-C and stops its workers) and :func:`die_with_parent`. A pool's ``initializer``::
+
+        concurrent.futures.ProcessPoolExecutor(n, initializer=worker_initializer, initargs=(os.getpid(),))
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent_pid)
+
+
 def _parent_of(pid: int) -> int | None:
     """The parent pid of a live process (Linux ``/proc``); None when it is gone."""
     try:
@@ -103,12 +118,12 @@ def _watch_fork_server(server: int, owner: int) -> None:
 def _worker_main(conn: Connection, device: str, threads: int, owner: int) -> None:
     """A pool worker: loads evaluators and evaluates jobs until told to stop or orphaned.
 
-    Dies with ``owner``, the process that runs the pool (:func:`die_with_parent`).
+    Dies with ``owner``, the process that runs the pool, and leaves SIGINT to it (:func:`worker_initializer`).
     Messages in: ``("load", token, payload)``, ``("eval", tid, actions, seed)``, ``None``.
     Out: ``("ready",)`` once started, ``("loaded", token)``, ``("error", text)`` (cannot
     rebuild the evaluator; exits), ``("start", tid)`` then ``("done", tid, record)``.
     """
-    die_with_parent(owner)
+    worker_initializer(owner)
     conn.send(("ready",))
     torch.set_num_threads(threads)
     evaluator: Evaluator | None = None

@@ -224,19 +224,24 @@ def _compare(args: argparse.Namespace, learners: list[str], seeds: list[int], bu
 
     from tqdm import tqdm
 
-    from ma2ml.envs.runtime.pool import die_with_parent
+    from ma2ml.envs.runtime.pool import worker_initializer
     from ma2ml.report import write_report
 
     todo = [(learner, seed) for learner in learners for seed in seeds
             if not finished(run_dir(out, learner, seed), args.budget, args.batch_size)]
     bar = tqdm(total=len(learners) * len(seeds), initial=len(learners) * len(seeds) - len(todo), desc="runs", unit="run")
-    with ProcessPoolExecutor(max_workers=args.jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+    pool = ProcessPoolExecutor(max_workers=args.jobs, initializer=worker_initializer, initargs=(os.getpid(),))
+    try:
         futures = [pool.submit(_one_run, args.env, env_kwargs, learner, seed, args.budget, args.batch_size,
                                str(run_dir(out, learner, seed)), args.no_repeat) for learner, seed in todo]
         for future in as_completed(futures):
             learner, seed = future.result()
             bar.update(1)
             bar.set_postfix(last=f"{learner}/seed{seed}")
+    except BaseException:  # an interrupt or a failed run: stop the others now (their run folders resume)
+        _stop(pool)
+        raise
+    pool.shutdown()
     bar.close()
     runs = load_runs(out, learners, seeds, args.budget, args.batch_size, env, known.truth)
     comparison = write_report(runs, out, args.env, known.optimum, known.top1,
@@ -244,3 +249,11 @@ def _compare(args: argparse.Namespace, learners: list[str], seeds: list[int], bu
     print((out / "summary.md").read_text())
     print(f"{comparison.verdict().replace('**', '')} Wrote {out}/summary.md, figures, per_run.json and "
           "marl_eval.json.")
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Kill a pool's workers (they ignore SIGINT: the parent stops them) and drop its queued runs.
+    A run killed at any moment resumes from its store and checkpoint."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)

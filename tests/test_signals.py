@@ -1,0 +1,73 @@
+"""Ctrl-C and SIGTERM during a search with worker processes: one line, no traceback, a resumable run.
+
+The CLI turns SIGTERM into Ctrl-C's path (``ma2ml.cli.main``): one line "interrupted; rerun
+the same command to resume" and exit code 128 + the signal (130 for SIGINT, 143 for
+SIGTERM). Pool workers ignore SIGINT (``ma2ml.envs.runtime.pool.worker_initializer``): the
+terminal sends Ctrl-C to the whole process group, and the parent alone stops the run and
+its workers. Each test runs a real search on the digits task (one epoch per training, two
+worker processes), interrupts it after its first batch, then reruns the same command, which
+must finish without training a stored evaluation again.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ma2ml.envs.runtime.store import EvalStore
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(sys.platform != "linux", reason="process groups and forkserver workers: Linux")]
+
+BUDGET = 12
+
+
+def command(out: Path) -> list[str]:
+    return [sys.executable, "-m", "ma2ml", "search", "--env", "ma2ml/AutoML-Digits-v0", "--learner", "random",
+            "--budget", str(BUDGET), "--batch-size", "4", "--env-arg", "epochs=1", "--env-arg", "executor=process",
+            "--env-arg", "workers=2", "--out", str(out)]
+
+
+def stored(out: Path) -> dict[int, tuple[int, float]]:
+    """Stored evaluations of the run: index -> (row id, finish time)."""
+    with EvalStore(out / "evals.sqlite") as store:
+        return {e.index: (e.id, e.finished_at) for e in store.evaluations("search")}
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_search_says_one_line_and_resumes(tmp_path, sig, code):
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # its own process group, as a terminal's foreground job
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not (out / "checkpoint.pt").exists():
+            assert proc.poll() is None, f"the search ended early: {proc.stderr.read()}"
+            time.sleep(0.2)
+        assert (out / "checkpoint.pt").exists(), "the search did not finish a batch in 300 s"
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)  # Ctrl-C: the whole group, workers included
+        else:
+            proc.send_signal(sig)  # `kill PID`: the parent only
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if "interrupted" in line]
+    assert lines == ["ma2ml search: interrupted; rerun the same command to resume"], err
+    assert proc.returncode == code, err
+    before = stored(out)
+    assert before and sorted(before) == list(range(len(before))) and len(before) < BUDGET
+    rerun = subprocess.run(command(out), capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    after = stored(out)
+    assert sorted(after) == list(range(BUDGET))
+    assert {i: after[i] for i in before} == before  # nothing stored was trained or written again
