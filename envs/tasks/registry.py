@@ -57,7 +57,9 @@ _TASKS: dict[str, Task] = {}
 
 LAZY_TASKS: dict[str, str] = {"imagefolder": "ma2ml.envs.tasks.imagefolder:imagefolder_task",
                               "digits-bench": "ma2ml.envs.benchmark.space:bench_task_definition",
-                              "digits-hard-combined": "ma2ml.envs.benchmark.hard.table:hard_task_definition"}
+                              "digits-hard-combined": "ma2ml.envs.benchmark.hard.table:hard_task_definition",
+                              "mnist-sample": "ma2ml.envs.tasks.offline:mnist_sample_task",
+                              "shapes": "ma2ml.envs.tasks.offline:shapes_task"}
 """Tasks made on first use, as ``"module:function"`` returning the :class:`Task` (keeps ``import
 ma2ml.envs`` light): with the built-in tasks below, the one place where tasks are registered."""
 

