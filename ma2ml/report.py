@@ -458,25 +458,39 @@ def marl_eval_json(runs: Sequence[Run], env_name: str, task_name: str, c: Compar
 def write_report(runs: Sequence[Run], out: Path, env_name: str, optimum: float | None = None,
                  top1: float | None = None, k: int = 10, seed: int = 0, budgets: Sequence[int] = ANYTIME_BUDGETS,
                  true_optimum: float | None = None) -> Comparison:
-    """Write summary.md, the figures, per_run.json, marl_eval.json and wall_seconds.json into ``out``."""
+    """Write summary.md, the figures, per_run.json, marl_eval.json and wall_seconds.json into ``out``; an
+    ``OSError`` (a full disk) names the file it was writing."""
 
     out.mkdir(parents=True, exist_ok=True)
     c = compare_runs(runs, optimum, top1, true_optimum, budgets, seed)
     seeds = max(s.runs for s in c.learners)
     title = f"{env_name}: {len(c.learners)} learners × {seeds} seeds, budget {c.budgets[-1]}"
-    (out / "summary.md").write_text(summary_markdown(c, title))
     figure_title = f"{env_name}, budget {c.budgets[-1]}, {seeds} seeds per learner"
-    plot_best_so_far(runs, out / ("regret.png" if optimum is not None else "best_so_far.png"), optimum, seed,
-                     title=figure_title)
+    files: dict[str, Callable[[Path], object]] = {
+        "summary.md": lambda p: p.write_text(summary_markdown(c, title)),
+        "regret.png" if optimum is not None else "best_so_far.png":
+            lambda p: plot_best_so_far(runs, p, optimum, seed, title=figure_title),
+    }
     if all(r.train_seconds is not None for r in runs):
-        plot_best_so_far_seconds(runs, out / "best_so_far_seconds.png", optimum, seed, title=figure_title)
-    plot_topk(runs, out / f"top{k}.png", k, seed, optimum=optimum, title=figure_title)
-    plot_batch_scatter(runs, out / "batch_scatter.png", optimum=optimum, title=figure_title)
-    plot_anytime(c, out / "anytime.png", title=figure_title)
-    plot_performance_profile(c, out / "performance_profile.png", seed, title=figure_title)
-    (out / "per_run.json").write_text(json.dumps(per_run_json(runs, c), indent=1) + "\n")
-    (out / "marl_eval.json").write_text(json.dumps(marl_eval_json(runs, env_name, "ma2ml", c), indent=1))
-    (out / "wall_seconds.json").write_text(json.dumps({s.learner: s.wall_seconds for s in c.learners}, indent=1))
+        files["best_so_far_seconds.png"] = lambda p: plot_best_so_far_seconds(runs, p, optimum, seed,
+                                                                             title=figure_title)
+    files.update({
+        f"top{k}.png": lambda p: plot_topk(runs, p, k, seed, optimum=optimum, title=figure_title),
+        "batch_scatter.png": lambda p: plot_batch_scatter(runs, p, optimum=optimum, title=figure_title),
+        "anytime.png": lambda p: plot_anytime(c, p, title=figure_title),
+        "performance_profile.png": lambda p: plot_performance_profile(c, p, seed, title=figure_title),
+        "per_run.json": lambda p: p.write_text(json.dumps(per_run_json(runs, c), indent=1) + "\n"),
+        "marl_eval.json": lambda p: p.write_text(json.dumps(marl_eval_json(runs, env_name, "ma2ml", c), indent=1)),
+        "wall_seconds.json": lambda p: p.write_text(json.dumps({s.learner: s.wall_seconds for s in c.learners},
+                                                               indent=1)),
+    })
+    for name, write in files.items():
+        try:
+            write(out / name)
+        except OSError as exc:  # a full disk fails in write(), which names no file: name it for the one line
+            if exc.filename is not None:
+                raise
+            raise type(exc)(exc.errno, exc.strerror or str(exc), str(out / name)) from exc
     return c
 
 

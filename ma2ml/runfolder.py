@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ma2ml.envs.core.files import cannot_create_in, nearest_folder
 
@@ -67,12 +67,33 @@ class RunFolderError(UserError):
 
 
 # -- writing ------------------------------------------------------------------------------------
+@contextmanager
+def names_file(path: str | Path, always: bool = False) -> Iterator[None]:
+    """An ``OSError`` in the block comes out naming ``path`` (a full disk fails in ``write``,
+    ``flush`` or ``fsync``, which name no file), so the CLI's one line says which file; ``always``:
+    also when it named another file (a temporary file standing in for ``path``)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None and not always:
+            raise
+        raise type(exc)(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Replace ``path`` by ``data`` atomically: a unique temporary file beside it, fsync, rename
-    (:func:`ma2ml.envs.core.files.atomic_write`)."""
+    (:func:`ma2ml.envs.core.files.atomic_write`); an ``OSError`` names ``path``."""
     from ma2ml.envs.core.files import atomic_write
 
-    return atomic_write(path, lambda fh: fh.write(data))
+    with names_file(path, always=True):
+        return atomic_write(path, lambda fh: fh.write(data))
+
+
+def append_lines(fh: IO[str], path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append JSON lines to a log open as ``fh`` and flush them; an ``OSError`` names ``path``."""
+    with names_file(path):
+        fh.write(json_lines(rows).decode("utf-8"))
+        fh.flush()
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:

@@ -33,7 +33,7 @@ from typing import Any
 from ma2ml import cli
 from ma2ml.envs import make_parallel
 from ma2ml.runfolder import (BEST_FILE, CHECKPOINT_FILE, RESULTS_FILE, RUN_FILE, RUN_ID, STORE_FILE, TIMINGS_FILE,
-                             RunFolderError, atomic_write_bytes, atomic_write_json, atomic_write_lines,
+                             RunFolderError, append_lines, atomic_write_bytes, atomic_write_json, atomic_write_lines,
                              check_writable_folder, folder_lock, load_checkpoint, log_rows, make_folder, read_json,
                              result_row)
 
@@ -306,16 +306,15 @@ def _run(out: Path, settings: dict[str, Any], env: Any, learner: Any, state: dic
             def record(batch: Any) -> None:
                 nonlocal best
                 batch_starts.append(batch.start)
-                for k, (actions, reward, rec) in enumerate(zip(batch.actions, batch.rewards, batch.records,
-                                                               strict=True)):
-                    result, timing = result_row(batch.start + k, batch.index,
-                                                {a: np.asarray(actions[a]).tolist() for a in agents}, rec, reward)
-                    results.write(json.dumps(result) + "\n")
-                    timings.write(json.dumps(timing) + "\n")
+                rows = [result_row(batch.start + k, batch.index, {a: np.asarray(actions[a]).tolist() for a in agents},
+                                   rec, reward)
+                        for k, (actions, reward, rec) in enumerate(zip(batch.actions, batch.rewards, batch.records,
+                                                                       strict=True))]
+                append_lines(results, out / RESULTS_FILE, [result for result, _ in rows])
+                append_lines(timings, out / TIMINGS_FILE, [timing for _, timing in rows])
+                for result, _ in rows:
                     if best is None or result["reward"] > best["reward"]:
                         best = result
-                results.flush()
-                timings.flush()
                 wall = time.perf_counter() - start
                 _save_checkpoint(out, learner, env, batch_starts, wall)
                 _write_best(out, env, agents, best, settings, wall, learner.num_evaluations)
