@@ -15,6 +15,10 @@ order, so every finished shard is final and a uniform random sample of the space
 accuracy. ``--import`` copies results of the same space and seeds (the pilot's) in first;
 ``--status`` prints the progress and stops. See
 :mod:`ma2ml.envs.benchmark.hard.build`.
+
+The benchmark suite's tables build the same way, ``--candidate mnist`` or ``shapes`` with
+``--out benchmarks/results/suite_build``; ``benchmarks/suite_build.sh`` runs their whole scheme
+(docs/suite_tables.md).
 """
 from __future__ import annotations
 

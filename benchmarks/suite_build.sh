@@ -6,18 +6,18 @@
 #
 # (no argument: both tables, one after the other). Each table runs three passes of
 # benchmarks/hard_build.py into benchmarks/results/suite_build/, in the order the build needs
-# (ma2ml.envs.benchmark.hard.build: the top stage refuses until the first-seed top 10 % has two seeds):
+# (ma2ml.envs.benchmark.hard.build: the top stage refuses until the first-seed covers have two seeds):
 #   1. --seeds 1: replicate 0 of every pipeline;
-#   2. --stage base, limited to SECOND_SHARE (12 %) of the pipelines: replicate 1 for the best
-#      pipelines by their first seed (the tier's reward's top 10 % first);
-#   3. --stage top: 4 more seeds for the top 2 %, then 4 more again for the top 1 % (the union over
-#      the build's rewards only once every reward's 10 % has two seeds; raise SECOND_SHARE for it).
-# Rerun the same command to resume: every pass skips what is done, and pass 2 counts the second
-# seeds already there. A second run of the same table is refused while one is running (a lock).
+#   2. --stage base, limited to the second seeds still missing in the covers (the pipelines whose
+#      first-seed rank lies in the top 10 % under any of the build's rewards; about 30 % of the hard
+#      tier's space), the tier's reward's cover first;
+#   3. --stage top: 4 more seeds for the top 2 % under each build reward, then 4 more again for the
+#      top 1 % (10 seeds in all).
+# Rerun the same command to resume: every pass skips what is done. A run of a table that is being
+# built waits for that build to end (a lock, held by the build's processes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results/suite_build}
-SECOND_SHARE=${SECOND_SHARE:-0.12}
 
 build() {  # build NAME ARGS...: one pass of one table, one torch thread, low priority
     local name=$1
@@ -25,17 +25,31 @@ build() {  # build NAME ARGS...: one pass of one table, one torch thread, low pr
     OMP_NUM_THREADS=1 nice -n 15 python3 benchmarks/hard_build.py --candidate "$name" --out "$OUT" "$@"
 }
 
+missing_second_seeds() {  # missing_second_seeds NAME: pipelines of the covers without replicate 1
+    python3 - "$1" "$OUT" <<'EOF'
+import sys
+
+sys.path.insert(0, "benchmarks")
+from hard_build import line_rewards
+from ma2ml.envs.benchmark.hard.build import SECOND_SEED_COVER, first_seed_rank, read_build
+from ma2ml.envs.benchmark.hard.candidates import CANDIDATES
+
+candidate, out = CANDIDATES[sys.argv[1]], sys.argv[2]
+lines = read_build(candidate, out)
+rank = first_seed_rank(candidate, out, line_rewards(candidate), lines)
+two = {r["index"] for r in lines if r["replicate"] == 1}
+print(0 if rank is None else sum(int(i) not in two for i in (rank < SECOND_SEED_COVER).nonzero()[0]))
+EOF
+}
+
 table() {
-    local name=$1 lock="/tmp/ma2ml_suite_build_$1.lock"
+    local name=$1 lock="/tmp/ma2ml_suite_build_$1.lock" want
     exec 9>"$lock"
-    flock -n 9 || { echo "suite_build: $name is being built by another process ($lock)" >&2; return 1; }
+    flock 9
     echo "suite_build $name: pass 1 (replicate 0 of every pipeline) $(date -Is)"
     build "$name" --seeds 1
-    local pipelines done want
-    pipelines=$(python3 -c "from ma2ml.envs.benchmark.hard.candidates import CANDIDATES; print(CANDIDATES['$name'].n_pipelines)")
-    done=$( (cat "$OUT/$name"-[0-9]*.jsonl 2>/dev/null || true) | grep -c '"replicate": 1,' || true)
-    want=$(python3 -c "import math; print(max(math.ceil($SECOND_SHARE * $pipelines) - $done, 0))")
-    echo "suite_build $name: pass 2 ($want more second seeds; $done there) $(date -Is)"
+    want=$(missing_second_seeds "$name")
+    echo "suite_build $name: pass 2 ($want second seeds missing in the covers) $(date -Is)"
     if [ "$want" -gt 0 ]; then
         build "$name" --stage base --limit "$want"
     fi
@@ -46,8 +60,6 @@ table() {
     exec 9>&-
 }
 
-for name in "${@:-mnist shapes}"; do
-    for n in $name; do
-        table "$n"
-    done
+for name in ${@:-mnist shapes}; do
+    table "$name"
 done
