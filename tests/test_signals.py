@@ -6,7 +6,8 @@ SIGTERM). Pool workers ignore SIGINT (``ma2ml.envs.runtime.pool.worker_initializ
 terminal sends Ctrl-C to the whole process group, and the parent alone stops the run and
 its workers. Each test runs a real search on the digits task (one epoch per training, two
 worker processes), interrupts it after its first batch, then reruns the same command, which
-must finish without training a stored evaluation again.
+must finish without training a stored evaluation again. The compare tests interrupt a
+comparison with two run workers: the same line, and no worker outlives it.
 """
 from __future__ import annotations
 
@@ -71,3 +72,36 @@ def test_an_interrupted_search_says_one_line_and_resumes(tmp_path, sig, code):
     after = stored(out)
     assert sorted(after) == list(range(BUDGET))
     assert {i: after[i] for i in before} == before  # nothing stored was trained or written again
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_compare_stops_its_run_workers(tmp_path, sig, code):
+    out = tmp_path / "cmp"
+    args = [sys.executable, "-m", "ma2ml", "compare", "--env", "ma2ml/AutoML-DigitsBench-v0", "--learners", "ma2ml",
+            "--seeds", "2", "--budget", "3000", "--batch-size", "10", "--jobs", "2", "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not list(out.glob("runs/*/*/checkpoint.pt")):
+            assert proc.poll() is None, f"compare ended early: {proc.stderr.read()}"
+            time.sleep(0.2)
+        workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        assert workers, "no run workers found"
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)  # the runs are stopped, not waited for
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "Traceback" not in err, err
+    lines = [line.rsplit("\r", 1)[-1] for line in err.splitlines() if "interrupted" in line]
+    assert lines == ["ma2ml compare: interrupted; rerun the same command to resume"], err
+    assert proc.returncode == code, err
+    deadline = time.time() + 15
+    while time.time() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.1)
+    assert not [p for p in workers if Path(f"/proc/{p}").exists()], "run workers outlived the interrupt"

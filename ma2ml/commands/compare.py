@@ -6,7 +6,9 @@
 
 Every run is an ``ma2ml search`` in ``DIR/runs/<learner>/seed<k>/`` (the same files); a
 finished run is not rerun, an unfinished one resumes where it stopped (``ma2ml search``'s
-resume), so an interrupted comparison resumes.
+resume), so an interrupted comparison resumes. Ctrl-C or SIGTERM stops every run at once: the
+run workers ignore SIGINT and the parent kills them (a run folder survives a kill at any
+moment), then the CLI prints its one "interrupted" line.
 
 The comparison trusts no log. A run's numbers (rewards, pipelines, batches, training seconds)
 come from its evaluation store, ``evals.sqlite``, and its checkpoint's batch starts
@@ -241,8 +243,9 @@ def _compare(args: argparse.Namespace, learners: list[str], seeds: list[int], bu
     except BaseException:  # an interrupt or a failed run: stop the others now (their run folders resume)
         _stop(pool)
         raise
+    finally:
+        bar.close()
     pool.shutdown()
-    bar.close()
     runs = load_runs(out, learners, seeds, args.budget, args.batch_size, env, known.truth)
     comparison = write_report(runs, out, args.env, known.optimum, known.top1,
                               k=args.top_k, budgets=budgets, true_optimum=known.true_optimum)
