@@ -19,6 +19,7 @@ import numpy as np
 
 from ma2ml.envs.automl_v0 import AutoMLParallelEnv
 from ma2ml.envs.core.layout import JointLayout
+from ma2ml.envs.core.records import checked_seed
 
 
 class JointAutoMLEnv(gym.Env):
@@ -46,6 +47,7 @@ class JointAutoMLEnv(gym.Env):
         return self.layout.join({a: self.parallel.spaces[a].check(actions[a], a) for a in self.agents})
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        seed = None if seed is None else checked_seed(seed)  # np.int64(5) too; a bool or a float is refused
         super().reset(seed=seed)
         if seed is not None:
             self.action_space.seed(seed)

@@ -12,11 +12,12 @@ The Stable-Baselines3 ``VecEnv`` over the same batches is :class:`ma2ml.baseline
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import Actions, EvalRecord
 
@@ -32,6 +33,9 @@ class VectorAutoML:
 
     def step(self, batch: Sequence[Actions]) -> tuple[np.ndarray, list[EvalRecord]]:
         """Evaluate ``batch`` (one ``evaluate_batch`` call); (rewards float64 (n,), records)."""
+        if isinstance(batch, (str, bytes, Mapping)) or not isinstance(batch, Iterable):
+            raise UserError(f"step: batch must be a list of joint actions (agent -> tokens dicts), got "
+                            f"{type(batch).__name__}" + ("; wrap one joint action in a list" * isinstance(batch, Mapping)))
         records = self.env.evaluate_batch(list(batch))
         return np.array([self.env.reward(r) for r in records], dtype=np.float64), records
 

@@ -27,7 +27,7 @@ from ma2ml.envs.benchmark.stats import table_stats
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.files import MAX_INPUT_BYTES, input_file_problem, read_input_file
 from ma2ml.envs.core.layout import JointLayout
-from ma2ml.envs.core.records import STATUSES, EvalRecord
+from ma2ml.envs.core.records import MAX_SEED, STATUSES, EvalRecord, checked_batch, checked_seed
 from ma2ml.envs.core.reward import batch_rewards
 from ma2ml.envs.spaces import ModuleSpace
 from ma2ml.envs.tasks import Task
@@ -407,10 +407,12 @@ class TableEvaluator(Evaluator):
         if self.replicate == "random":
             if seeds is None:
                 raise UserError("seed='random' needs one seed per joint action (e.g. env.next_seeds(n))")
-            seeds = np.asarray(seeds, dtype=np.int64)
-            if seeds.shape != index.shape:
-                raise UserError(f"expected {len(index)} seeds, got shape {seeds.shape}")
-            replicate = seeds % np.maximum(reps, 1)
+            seeds = np.asarray(seeds)
+            if seeds.shape != index.shape or seeds.dtype.kind not in "iu" or (
+                    seeds.size and (seeds.min() < 0 or seeds.max() > MAX_SEED)):
+                raise UserError(f"expected {len(index)} seeds, integers in 0..{MAX_SEED}, one per joint action; "
+                                f"got {seeds.dtype} of shape {seeds.shape}")
+            replicate = seeds.astype(np.int64) % np.maximum(reps, 1)
         else:
             replicate = np.where(reps > self.replicate, self.replicate, 0)
         status = t.status[index, replicate].astype(np.int64)
@@ -438,8 +440,7 @@ class TableEvaluator(Evaluator):
 
     # -- the Evaluator API ------------------------------------------------------------------------
     def evaluate_batch(self, batch: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> list[EvalRecord]:
-        if len(batch) != len(seeds):
-            raise UserError(f"got {len(batch)} joint actions and {len(seeds)} seeds")
+        batch, seeds = checked_batch(batch, seeds)
         res = self.lookup(self.joint(batch), np.asarray(seeds, dtype=np.int64))
         return [replace(self._record_at(int(i), int(r))) for i, r in zip(res.index, res.replicate)]
 
@@ -457,7 +458,7 @@ class TableEvaluator(Evaluator):
             for token, size in zip(self.spaces[agent].check(actions[agent], agent).tolist(), sizes):
                 index = index * size + token
         reps = int(self.table.replicates[index])
-        replicate = (int(seed) % max(reps, 1) if self.replicate == "random"
+        replicate = (checked_seed(seed) % max(reps, 1) if self.replicate == "random"
                      else (self.replicate if reps > self.replicate else 0))
         return replace(self._record_at(index, replicate))
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ma2ml.envs.core.records import Actions, EvalRecord, checked_tokens, decode_actions
+from ma2ml.envs.core.records import Actions, EvalRecord, checked_batch, checked_seed, checked_tokens, decode_actions
 
 if TYPE_CHECKING:
     from ma2ml.envs.runtime.executors import Executor
@@ -42,8 +42,9 @@ class Evaluator(ABC):
         return {agent: self.spaces[agent].to_json(cfg) for agent, cfg in configs.items()}
 
     def evaluate(self, actions: Actions, seed: int) -> EvalRecord:
-        """One evaluation; bad input raises ``ValueError``, faults end in a status."""
+        """One evaluation; bad input (a joint action, a seed) raises ``UserError``, faults end in a status."""
         configs = decode_actions(self.spaces, actions)
+        seed = checked_seed(seed)
         pipeline = {agent: self.spaces[agent].to_json(cfg) for agent, cfg in configs.items()}
         start = time.perf_counter()
         try:
@@ -76,10 +77,9 @@ class Evaluator(ABC):
         as the evaluation store's run log does). Without an executor the evaluations run here, in batch order (what
         :class:`~ma2ml.envs.runtime.executors.InProcessExecutor` does).
         """
+        batch, seeds = checked_batch(batch, seeds)
         if self.executor is not None:
             return self.executor.run(self, batch, seeds, checked=checked)
-        if len(batch) != len(seeds):
-            raise UserError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
         for i, actions in enumerate(batch if not checked else ()):
             try:
                 checked_tokens(self.spaces, actions)

@@ -1,14 +1,15 @@
 """Evaluation records: what one evaluation of a joint action returns, and the joint action itself.
 
 :class:`EvalRecord` (with :data:`STATUSES`), :data:`Actions`, :func:`decode_actions` (the
-one check of an agent -> tokens dict against the module spaces) and :func:`seeds_from`.
+one check of an agent -> tokens dict against the module spaces), :func:`checked_seed` and
+:func:`checked_batch` (the one check of a seed and of an ``evaluate_batch`` call) and :func:`seeds_from`.
 """
 from __future__ import annotations
 
 from ma2ml.envs.core.errors import UserError
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -100,8 +101,40 @@ def decode_actions(spaces: Mapping[str, ModuleSpace], actions: Actions) -> dict[
     if not isinstance(actions, Mapping):
         raise UserError(f"actions must be a dict agent -> tokens, got {type(actions).__name__}")
     if set(actions) != set(spaces):
-        raise UserError(f"actions name agents {sorted(actions)}; this env's agents are {list(spaces)}")
+        named = sorted(actions, key=lambda a: (not isinstance(a, str), repr(a)))  # keys of any type: 0, None, ...
+        unknown = [a for a in named if not isinstance(a, str) or a not in spaces]
+        raise UserError(f"actions name agents {named}" + (f" (unknown: {unknown})" if unknown else "")
+                        + f"; this env's agents are {list(spaces)}")
     return {agent: space.decode(actions[agent], agent) for agent, space in spaces.items()}
+
+
+MAX_SEED = 2**63 - 1
+"""The largest seed (what an SQLite integer and a NumPy int64 hold); seeds are 0..MAX_SEED."""
+
+
+def checked_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` as an ``int``: a Python or NumPy integer (``np.int64(5)``, ``np.uint64(5)``) in
+    ``0..MAX_SEED``; a bool, a float (even ``5.0``), a string or None is one ``UserError``."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise UserError(f"{what} must be an integer in 0..{MAX_SEED} (a Python or NumPy integer, not a bool), "
+                        f"got {seed!r}")
+    return int(seed)
+
+
+def checked_batch(batch: Any, seeds: Any) -> tuple[Sequence[Actions], list[int]]:
+    """(batch, seeds as ints) of an ``evaluate_batch`` call: a list (any sequence) of joint actions and as
+    many seeds (:func:`checked_seed`); anything else is one ``UserError`` (the joint actions themselves
+    are checked by :func:`checked_tokens`)."""
+    for name, value in (("batch", batch), ("seeds", seeds)):
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Sequence, np.ndarray)) \
+                or (isinstance(value, np.ndarray) and value.ndim != 1):
+            hint = "; wrap one joint action in a list" if name == "batch" and isinstance(value, Mapping) else ""
+            what = "joint actions (agent -> tokens dicts)" if name == "batch" else "training seeds"
+            shape = f" of shape {np.shape(value)}" if isinstance(value, np.ndarray) else ""
+            raise UserError(f"evaluate_batch: {name} must be a list of {what}, got {type(value).__name__}{shape}{hint}")
+    if len(batch) != len(seeds):
+        raise UserError(f"evaluate_batch: a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
+    return batch, [checked_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds)]
 
 
 def seeds_from(rng: np.random.Generator, n: int) -> list[int]:

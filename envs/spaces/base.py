@@ -166,6 +166,11 @@ class ModuleSpace(ABC):
         the token and its valid range.
         """
         who = f"agent {agent!r}" if agent else type(self).__name__
+        if isinstance(tokens, np.ma.MaskedArray):  # a masked token is no choice; unmasked ones are plain tokens
+            masked = np.flatnonzero(np.ma.getmaskarray(tokens))
+            if masked.size:
+                raise UserError(f"{who}: token {int(masked[0])} is masked; give every token a value")
+            tokens = tokens.data
         if isinstance(tokens, np.ndarray) and tokens.dtype.kind in "iu":
             arr = tokens  # the fast path: an integer array needs no per-token look
         else:
