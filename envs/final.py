@@ -32,7 +32,7 @@ from ma2ml.envs.core.errors import UserError
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ import torch
 
 from ma2ml.envs.core.budget import Budget
 from ma2ml.envs.core.evaluator import resolve_device
-from ma2ml.envs.core.files import atomic_write
+from ma2ml.envs.core.files import MAX_INPUT_BYTES, atomic_write, check_input_file, read_input_file
 from ma2ml.envs.core.records import decode_actions
 from ma2ml.envs.spaces import ModuleSpace
 from ma2ml.envs.tasks import Task
@@ -140,6 +140,33 @@ class FinalRecord:
         return asdict(self)
 
 
+CHECKPOINT_LIMIT = 4 * MAX_INPUT_BYTES
+"""The largest checkpoint file read (1 GiB: the weights of a large network)."""
+
+_RECORD_TYPES = {"env_id": str, "task": str, "env_args": dict, "actions": dict, "pipeline": dict, "epochs": int,
+                 "seed": int, "device": str, "budget": dict, "image_shape": list, "num_classes": int}
+"""The types of the record fields a checkpoint is rebuilt from."""
+
+
+def _record_problem(record: Any) -> str | None:
+    """What makes a checkpoint's record unusable as a :class:`FinalRecord`, or None."""
+    if not isinstance(record, dict):
+        return f"its record is a {type(record).__name__}, expected a dict"
+    names = {f.name for f in fields(FinalRecord)}
+    required = {f.name for f in fields(FinalRecord) if f.default is MISSING and f.default_factory is MISSING}
+    unknown = sorted(str(k) for k in record if k not in names)
+    missing = sorted(n for n in required | set(_RECORD_TYPES) if n not in record)
+    if unknown or missing:
+        return "its record " + " and ".join([f"has unknown fields {unknown}"] * bool(unknown)
+                                            + [f"lacks {missing}"] * bool(missing))
+    for name, kind in _RECORD_TYPES.items():
+        if not isinstance(record[name], kind) or isinstance(record[name], bool):
+            return f"its record's {name!r} is {record[name]!r:.80}, expected {kind.__name__}"
+    if not all(isinstance(t, list) and all(isinstance(x, int) for x in t) for t in record["actions"].values()):
+        return "its record's 'actions' are not agent -> integer tokens"
+    return None
+
+
 @dataclass
 class Checkpoint:
     """A loaded final model: the rebuilt network (eval mode) and its record."""
@@ -180,14 +207,16 @@ def read_pipeline(path: str | Path) -> PipelineFile:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path} is a folder; give a pipeline file, e.g. a search's {path / 'best.json'}")
-    try:
-        text = path.read_text(encoding="utf-8")  # FileNotFoundError names the path
+    try:  # a missing file, a FIFO, /dev/zero or a huge file: refused unread
+        text = read_input_file(path, "pipeline file").decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path} is not a text (JSON) file") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{path} nests JSON too deeply to be a pipeline file; expected a few levels") from None
     expected = 'a JSON object {"tokens": {agent: [tokens, ...], ...}} ("actions" works too)'
     if not isinstance(data, dict):
         raise UserError(f"{path} must hold {expected}, got a JSON {type(data).__name__}")
@@ -333,21 +362,35 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu",
     it runs. Returns the model in eval mode on ``device``.
     """
     path = Path(path)
+    if path.exists():  # a missing one: torch.load's FileNotFoundError names it
+        check_input_file(path, "checkpoint", limit=CHECKPOINT_LIMIT)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
-    except Exception as exc:
-        raise UserError(f"{path} is not a readable ma2ml checkpoint ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # torch's weights-only refusal spans lines: keep the one naming what was refused
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [""]
+        why = next((line for line in lines if "GLOBAL" in line or "WeightsUnpickler error" in line), lines[0])
+        raise UserError(f"{path} is not a readable ma2ml checkpoint ({type(exc).__name__}: {why}); "
+                        "nothing in it was run") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not an ma2ml final checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    problem = _record_problem(payload.get("record"))
+    if problem is not None or not isinstance(payload.get("state_dict"), dict):
+        raise UserError(f"{path} is not an ma2ml final checkpoint: {problem or 'it has no state_dict'}; "
+                        "give a final.pt written by `ma2ml train`")
     record = FinalRecord(**payload["record"])
     env = make_env(record.env_id, file_env_args(record.env_args, str(path)), data_dir)
     env.close()
     recipe = TrainEvaluator(env.task, env.spaces).recipe(decode_actions(env.spaces, record.actions))
-    budget = Budget(**record.budget)
-    model = env.task.build_network(recipe.architecture, record.image_shape[0], record.num_classes, budget,
-                                   drop_path=recipe.hparams.drop_path)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        budget = Budget(**record.budget)
+        model = env.task.build_network(recipe.architecture, record.image_shape[0], record.num_classes, budget,
+                                       drop_path=recipe.hparams.drop_path)
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, IndexError, RuntimeError) as exc:  # a record or weights edited by hand
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise UserError(f"{path}: its record and weights do not rebuild the network ({type(exc).__name__}: "
+                        f"{first}); give a final.pt written by `ma2ml train`") from None
     model.to(resolve_device(device)).eval()
     return Checkpoint(model=model, record=record)

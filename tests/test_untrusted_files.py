@@ -544,3 +544,113 @@ def test_store_under_a_file_is_one_error(tmp_path):
     with pytest.raises(StoreError, match=r"afile/evals\.sqlite: cannot be created \(") as exc:
         EvalStore(tmp_path / "afile" / "evals.sqlite")
     _one_line(exc)
+
+
+# -- pipeline files and final checkpoints (envs/final.py) -------------------------------------------
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["dev zero", "fifo", "huge"])
+def test_pipeline_file_that_is_no_regular_file_is_refused_unread(tmp_path, kind):
+    from ma2ml.envs.final import read_pipeline
+
+    path, problem = _special(kind, tmp_path)
+    with pytest.raises(UserError, match=f"^pipeline file {re.escape(str(path))}: {problem}") as exc:
+        read_pipeline(path)
+    _one_line(exc)
+
+
+def test_deeply_nested_pipeline_json_is_one_line(tmp_path):
+    from ma2ml.envs.final import read_pipeline
+
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(UserError, match=r"deep\.json nests JSON too deeply to be a pipeline file") as exc:
+        read_pipeline(path)
+    _one_line(exc)
+    with pytest.raises(UserError, match=r"nothing\.json: does not exist"):
+        read_pipeline(tmp_path / "nothing.json")
+
+
+def _checkpoint(path: Path, **record_changes) -> Path:
+    import torch
+
+    from ma2ml.envs.final import CHECKPOINT_FORMAT
+
+    record = {"env_id": "ma2ml/AutoML-Digits-v0", "task": "digits", "env_args": {}, "data_dir": None,
+              "actions": {"aug": [0, 0], "nas": [0] * 3, "hpo": [0] * 6}, "pipeline": {}, "epochs": 1, "seed": 0,
+              "device": "cpu", "test_acc": 0.5, "flops": 1, "params": 1, "train_size": 10, "budget": {},
+              "image_shape": [1, 8, 8], "num_classes": 10}
+    record = {k: v for k, v in {**record, **record_changes}.items() if v is not ...}
+    torch.save({"format": CHECKPOINT_FORMAT, "record": record, "state_dict": {}}, path)
+    return path
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"env_id": ...}, r"its record lacks \['env_id'\]"),
+    ({"colour": "red"}, r"its record has unknown fields \['colour'\]"),
+    ({"epochs": "1"}, r"its record's 'epochs' is '1', expected int"),
+    ({"env_args": [1]}, r"its record's 'env_args' is \[1\], expected dict"),
+    ({"actions": {"aug": ["x"]}}, r"its record's 'actions' are not agent -> integer tokens"),
+])
+def test_hand_edited_checkpoint_record_is_one_error(tmp_path, changes, match):
+    from ma2ml.envs.final import load_checkpoint
+
+    path = _checkpoint(tmp_path / "final.pt", **changes)
+    with pytest.raises(UserError, match=rf"final\.pt is not an ma2ml final checkpoint: {match}") as exc:
+        load_checkpoint(path)
+    _one_line(exc)
+
+
+def test_planted_checkpoint_pickle_runs_nothing(tmp_path):
+    from ma2ml.envs.final import load_checkpoint
+
+    marker = tmp_path / "PAYLOAD_RAN"
+    path = tmp_path / "final.pt"
+    import torch
+
+    torch.save({"format": "x", "record": _System(marker)}, path)
+    with pytest.raises(UserError, match=r"final\.pt is not a readable ma2ml checkpoint \(UnpicklingError: "
+                                        r".*GLOBAL posix\.system.*\); nothing in it was run") as exc:
+        load_checkpoint(path)
+    _one_line(exc)
+    assert not marker.exists()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["dev zero", "fifo"])
+def test_checkpoint_that_is_no_regular_file_is_refused_unread(tmp_path, kind):
+    from ma2ml.envs.final import load_checkpoint
+
+    path, problem = _special(kind, tmp_path)
+    with pytest.raises(UserError, match=f"^checkpoint {re.escape(str(path))}: {problem}"):
+        load_checkpoint(path)
+
+
+# -- the ImageFolder cache (np.load) ------------------------------------------------------------------
+@pytest.mark.parametrize("x, y, match", [
+    (np.array([{"a": 1}], dtype=object), np.zeros(1, np.int64), "Python objects in dtype"),
+    (np.zeros((2, 3, 4, 4), np.uint8), np.array([_System], dtype=object), "Python objects in dtype"),
+    (np.zeros((2, 3, 4, 4), np.float32), np.zeros(2, np.int64), r"holds images float32 \(2, 3, 4, 4\)"),
+    (np.zeros((2, 3, 4, 4), np.uint8), np.zeros(3, np.int64), r"and labels int64 \(3,\)"),
+])
+def test_imagefolder_cache_never_unpickles_and_checks_its_arrays(tmp_path, x, y, match):
+    from ma2ml.envs.tasks.imagefolder import _load_cache
+
+    np.save(tmp_path / "x.npy", x, allow_pickle=True)
+    np.save(tmp_path / "y.npy", y, allow_pickle=True)
+    with pytest.raises(UserError, match=f"imagefolder: cache {re.escape(str(tmp_path))} .*{match}") as exc:
+        _load_cache(tmp_path, 4)
+    _one_line(exc)
+
+
+def test_imagefolder_cache_header_claiming_more_than_the_file_is_refused(tmp_path):
+    from ma2ml.envs.tasks.imagefolder import _load_cache
+
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 4, 4), np.uint8))
+    with open(tmp_path / "y.npy", "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<i8", "fortran_order": False, "shape": (10**12,)})
+        fh.write(b"\0" * 16)
+    with pytest.raises(UserError, match=r"cache .* is unreadable \(ValueError: mmap length is greater"):
+        _load_cache(tmp_path, 4)
+    np.save(tmp_path / "y.npy", np.arange(2))
+    x, y = _load_cache(tmp_path, 4)
+    assert x.shape == (2, 3, 4, 4) and y.tolist() == [0, 1]

@@ -215,7 +215,24 @@ def cached_images(folder: Path, samples: list[tuple[str, int]], size: int, cache
     target = cache_dir / f"{folder.name}-{size}px-{digest}"
     if not (target / "meta.json").is_file():
         _build_cache(root, samples, size, target, workers)
-    return np.load(target / "x.npy", mmap_mode="r"), np.load(target / "y.npy")
+    return _load_cache(target, size)
+
+
+def _load_cache(target: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cached (images, labels) of ``target``, memory-mapped: an .npy whose header claims more than
+    the file holds, an object array (no pickle is ever loaded) or arrays of the wrong shape or dtype
+    are one ``UserError`` naming the cache (delete it to rebuild it)."""
+    try:
+        x = np.load(target / "x.npy", mmap_mode="r", allow_pickle=False)
+        y = np.array(np.load(target / "y.npy", mmap_mode="r", allow_pickle=False))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"imagefolder: cache {target} is unreadable ({type(exc).__name__}: {exc}); "
+                        "delete it and it is built again") from None
+    if x.dtype != np.uint8 or x.shape[1:] != (3, size, size) or y.dtype.kind not in "iu" or y.shape != x.shape[:1]:
+        raise UserError(f"imagefolder: cache {target} holds images {x.dtype} {x.shape} and labels {y.dtype} "
+                        f"{y.shape}, expected uint8 (N, 3, {size}, {size}) and N integer labels; delete it and it "
+                        "is built again")
+    return x, y
 
 
 def _build_cache(root: Path, samples: list[tuple[str, int]], size: int, target: Path, workers: int | None) -> None:
