@@ -126,7 +126,7 @@ from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
 from ma2ml.envs.core.evaluator import Evaluator, resolve_device
 from ma2ml.envs.core.fields import Annotated, Range, check_value
-from ma2ml.envs.core.records import Actions, EvalRecord, decode_actions, seeds_from
+from ma2ml.envs.core.records import Actions, EvalRecord, checked_seed, decode_actions, seeds_from
 from ma2ml.envs.core.reward import FlopsReward
 from ma2ml.envs.runtime.executors import Executor, make_executor
 from ma2ml.envs.runtime.runlog import RunLog
@@ -335,6 +335,7 @@ class AutoMLParallelEnv(ParallelEnv):
         return self.descriptor()
 
     def reset(self, seed: int | None = None, options: dict | None = None):
+        seed = None if seed is None else checked_seed(seed)  # NumPy integers too, never a bool
         if seed is not None:
             self.np_random, _ = seeding.np_random(seed)
             for i, space in enumerate(self._action_spaces.values()):
@@ -380,6 +381,9 @@ class AutoMLParallelEnv(ParallelEnv):
 
     def evaluate_batch(self, batch: Sequence[Actions]) -> list[EvalRecord]:
         """Evaluate several joint actions (concurrently through the executor, stored first with a store)."""
+        if isinstance(batch, (str, bytes, Mapping)) or not isinstance(batch, (Sequence, np.ndarray)):
+            raise UserError(f"evaluate_batch takes a list of joint actions ({{agent: tokens}} dicts), got "
+                            f"{type(batch).__name__}")
         if self.run_log is not None:
             return self.run_log.evaluate_batch(list(batch), self.next_seeds(len(batch)))
         return self.evaluator.evaluate_batch(list(batch), self.next_seeds(len(batch)))

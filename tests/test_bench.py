@@ -381,7 +381,7 @@ def _refused(capsys, tmp_path, argv, match):
 @pytest.mark.parametrize("args, match", [
     (["--out", "new/t.npz", "--limit", "-1"], "limit must be an integer >= 1"),
     (["--out", "new/t.npz", "--limit", "0"], "limit must be an integer >= 1"),
-    (["--out", "new/t.npz", "--workers", "0"], "workers must be an integer >= 1"),
+    (["--out", "new/t.npz", "--workers", "0"], "--workers must be an integer in 1..64"),
     (["--out", ""], "--out is empty"),
     (["--out", "t.npz", "--raw", ""], "--raw is empty"),
     (["--out", "new/t.jsonl"], "table new/t.jsonl must end in .npz"),

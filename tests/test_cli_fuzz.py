@@ -54,6 +54,7 @@ FIXTURES: dict[str, bytes | str | None] = {  # name -> file content (None: a fol
     "empty.json": "",
     "list.json": "[1, 2]",
     "binary.json": b"\x89PNG\r\n\x1a\n\x00\xff",
+    "deep.json": "[" * 100_000 + "]" * 100_000,
     "empty.npz": b"",
     "random.npz": bytes(range(256)) * 8,
     "wrongkeys.npz": _npz(a=np.zeros(3)),
@@ -266,6 +267,16 @@ CASES += [
     ("compare-store-arg", ["compare", *TABLE, "--learners", "random", "--env-arg", "store='x.sqlite'",
                            "--out", "o/cmp"], "is set by ma2ml itself"),
     ("search-run-id-arg", ["search", *TABLE, "--env-arg", "run_id='r'", "--out", "o/run"], "is set by ma2ml itself"),
+    # items 2 and 3: untrusted files named on the command line
+    ("search-table-dev-zero", ["search", *TABLE, "--env-arg", "table='/dev/zero'", "--out", "o/run"],
+     "/dev/zero"),
+    ("compare-table-dev-zero", ["compare", *TABLE, "--learners", "random", "--env-arg", "table='/dev/zero'",
+                                "--out", "o/cmp"], "/dev/zero"),
+    ("bench-info-dev-zero", ["bench", "info", "--table", "/dev/zero"], "/dev/zero"),
+    ("train-deep-json", ["train", "deep.json", "--epochs", "1", "--out", "o"], "deep.json"),
+    ("train-dev-zero", ["train", "/dev/zero", "--epochs", "1", "--out", "o"], "/dev/zero"),
+    # item 10
+    ("search-out-too-long", ["search", *TABLE, "--out", "o/" + "x" * 250 + "/" + "y" * 250 + "/run"], "500"),
     # item 13
     ("bench-build-workers-huge", ["bench", "build", "--out", "t.npz", "--workers", "100000"], "--workers must be"),
 ]

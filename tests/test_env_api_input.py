@@ -188,7 +188,6 @@ def test_vector_step_takes_any_iterable_of_joint_actions(env):
     assert rewards.shape == (2,) and len(records) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="AutoMLParallelEnv.reset (envs/automl_v0.py) does not call checked_seed yet")
 def test_parallel_env_reset_takes_numpy_integer_seeds(env):
     env.reset(seed=np.int64(5))
     with pytest.raises(UserError, match="seed must be an integer"):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ma2ml.envs.core.evaluator import Evaluator
-from ma2ml.envs.core.records import Actions, EvalRecord, checked_tokens
+from ma2ml.envs.core.records import Actions, EvalRecord, checked_batch, checked_tokens
 from ma2ml.envs.runtime.store import EvalStore, StoredEvaluation, StoreError, canonical_json, run_settings
 
 
@@ -66,8 +66,7 @@ class RunLog:
         from earlier records; the rest run through ``evaluator.iter_batch`` (its executor).
         Bad input raises ``ValueError`` before anything is evaluated or written.
         """
-        if len(batch) != len(seeds):
-            raise UserError(f"a batch of {len(batch)} joint actions needs as many seeds, got {len(seeds)}")
+        batch, seeds = checked_batch(batch, seeds)
         keys, tokens = [], []  # the one validation of each joint action on its way to the evaluator
         for i, actions in enumerate(batch):
             try:

@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ma2ml import cli
-from ma2ml.commands.search import MAX_SEED, add_repeats_option, check_run_args, check_seed, parse_settings, search
+from ma2ml.commands.search import (MAX_SEED, add_repeats_option, check_env_args, check_run_args, check_seed,
+                                   parse_settings, search)
 from ma2ml.envs import make_parallel
 from ma2ml.runfolder import (BEST_FILE, RunFolderError, check_writable_folder, evaluations_done, folder_lock,
                              log_rows, make_folder, mend_logs, read_json, read_stored_run)
@@ -199,6 +200,7 @@ def run(args: argparse.Namespace) -> None:
     budgets = parse_budgets(args.budgets)
     check_seed(args.first_seed, "--first-seed")
     env_kwargs = parse_settings(args.env_arg, "--env-arg")
+    check_env_args(env_kwargs)  # before the env is made: store= would create its file
     out = check_writable_folder(args.out)
     env = make_parallel(args.env, **env_kwargs)  # its reward reads the runs' stored records
     try:

@@ -93,7 +93,7 @@ MAX_SETTING_CHARS = 10_000
 """Longest ``--env-arg``/``--learner-arg`` value (a setting is a number, a name or a short list)."""
 
 
-def _shorten(text: str, limit: int = 60) -> str:
+def _shorten(text: Any, limit: int = 60) -> str:
     """``repr(text)``, cut to about ``limit`` characters."""
     shown = repr(text)
     return shown if len(shown) <= limit else shown[:limit - 3] + "..."
@@ -134,7 +134,7 @@ def normalized(settings: dict[str, Any], option: str) -> dict[str, Any]:
         try:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise cli.CliError(f"{option} {key} = {_shorten(str(value))} is invalid: values must be finite numbers, "
+            raise cli.CliError(f"{option} {key} = {_shorten(value)} is invalid: values must be finite numbers, "
                                f"strings, lists, dicts, True, False or None ({exc})") from None
     return json.loads(json.dumps(settings, allow_nan=False))
 
