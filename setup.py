@@ -10,13 +10,12 @@ from setuptools import setup
 
 PACKAGE_DIR = {
     "ma2ml": "ma2ml",
-    "ma2ml.commands": "ma2ml/commands",
+    **{f"ma2ml.{sub}": f"ma2ml/{sub}" for sub in ("commands", "models", "training", "runtime", "bench")},
+    "ma2ml.bench.hard": "ma2ml/bench/hard",
     "ma2ml.envs": "envs",
     "ma2ml.agents": "agents",
     "ma2ml.baselines": "baselines",
-    **{f"ma2ml.envs.{layer}": f"envs/{layer}"
-       for layer in ("core", "models", "spaces", "tasks", "training", "runtime", "benchmark")},
-    "ma2ml.envs.benchmark.hard": "envs/benchmark/hard",
+    **{f"ma2ml.envs.{layer}": f"envs/{layer}" for layer in ("core", "spaces", "tasks")},
 }
 """Every package and its folder (tests/test_layers.py checks that every folder with an
 ``__init__.py`` is listed, so a new subpackage cannot be left out of a wheel)."""
@@ -30,7 +29,7 @@ setup(
     python_requires=">=3.10",
     package_dir=PACKAGE_DIR,
     packages=list(PACKAGE_DIR),
-    package_data={"ma2ml.envs": ["data/*"]},
+    package_data={"ma2ml.bench": ["data/*"]},
     install_requires=[
         "numpy>=1.24",
         "torch>=2.2",

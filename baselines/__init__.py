@@ -1,7 +1,7 @@
 """Baselines: one controller, SB3 PPO/A2C, random search, regularized evolution, Optuna's TPE,
 and TorchRL's MAPPO/IPPO.
 
-Each is a :class:`ma2ml.agents.Learner` made by name through :func:`ma2ml.agents.make_learner`
+Each is a :class:`ma2ml.agents.Learner` made by name through :func:`ma2ml.learners.make_learner`
 (``"reinforce"``, ``"ppo"``, ``"a2c"``, ``"random"``, ``"evolution"``, ``"tpe"``, ``"mappo"``,
 ``"ippo"``). The classes are exported here too, imported on first use (so ``import
 ma2ml.baselines`` loads neither torch nor Stable-Baselines3); the classes of optional extras

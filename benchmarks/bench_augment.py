@@ -3,7 +3,7 @@
 Both sides apply torchvision's AutoAugment CIFAR-10 policy to the same random 32x32x3 uint8
 images. References (torchvision, one image at a time, as a DataLoader worker does it):
 ``transforms.AutoAugment`` (v1) on PIL images (the classic CIFAR recipe), ``transforms.v2.AutoAugment``
-on PIL images and on uint8 tensors. Batched: ``ma2ml.envs.models.augment.apply_policy`` on batches of
+on PIL images and on uint8 tensors. Batched: ``ma2ml.models.augment.apply_policy`` on batches of
 ``--batch-size`` (each sample draws its own sub-policy), on ``--device``.
 
 Both sides get the same compute: ``--threads`` torch threads (default 1; PIL is single-threaded),
@@ -28,7 +28,7 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import v2
 
-from ma2ml.envs.models.augment import apply_policy
+from ma2ml.models.augment import apply_policy
 
 TARGET = 5.0
 

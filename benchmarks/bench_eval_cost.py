@@ -21,7 +21,7 @@ import torch
 
 from ma2ml.envs.core.records import EvalRecord
 from ma2ml.envs.tasks import get_task
-from ma2ml.envs.training.evaluators import TrainEvaluator
+from ma2ml.training.evaluators import TrainEvaluator
 
 
 def timed_evaluation(ev: TrainEvaluator, actions: dict, seed: int) -> tuple[float, float, EvalRecord]:

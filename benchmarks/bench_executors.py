@@ -6,7 +6,7 @@ same run:
 
 * in-process, 1 torch thread (``InProcessExecutor(threads=1)``: the records' reference);
 * in-process, torch's threads over every core this process may use (what a plain loop gets);
-* a :class:`~ma2ml.envs.runtime.pool.ProcessPoolExecutor` of ``--workers`` CPU workers (1 thread each).
+* a :class:`~ma2ml.runtime.pool.ProcessPoolExecutor` of ``--workers`` CPU workers (1 thread each).
 
 Throughput is pipelines per wall-clock second of the whole batch (wall time is what
 concurrency buys; other load on a shared machine slows every side). Start-up is not counted:
@@ -34,9 +34,9 @@ import torch
 from ma2ml.envs import automl_v0
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.records import EvalRecord
-from ma2ml.envs.runtime.executors import Executor, InProcessExecutor
-from ma2ml.envs.runtime.pool import ProcessPoolExecutor, available_cpus
-from ma2ml.envs.training.evaluators import network_cost
+from ma2ml.runtime.executors import Executor, InProcessExecutor
+from ma2ml.runtime.pool import ProcessPoolExecutor, available_cpus
+from ma2ml.training.evaluators import network_cost
 
 TARGET = 1.6
 

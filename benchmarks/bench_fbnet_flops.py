@@ -2,7 +2,7 @@
 
 Random architectures of the default :class:`~ma2ml.envs.spaces.fbnet.FBNetSpace` are scored from their
 token vectors (decode + multiply-adds) by :meth:`FBNetSpace.flops` (per-block formula, cached by
-block shape) and by :func:`~ma2ml.envs.models.flops.count_macs` (torch's FlopCounterMode on the meta
+block shape) and by :func:`~ma2ml.models.flops.count_macs` (torch's FlopCounterMode on the meta
 device), on distinct candidates, in the same run; every candidate counted both ways must agree.
 
 With ``--evaluation`` it also times what the README's cost figures come from: one evaluation of
@@ -27,7 +27,7 @@ def time_evaluation() -> None:
     import pettingzoo
 
     import ma2ml.envs  # noqa: F401  (registers the envs)
-    from ma2ml.envs.models.fbnet import REFERENCE_ARCHITECTURES, FBNetwork
+    from ma2ml.models.fbnet import REFERENCE_ARCHITECTURES, FBNetwork
     from ma2ml.envs.tasks.imagefolder import ImageFolderConfig, imagefolder_task, write_synthetic_imagefolder
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,8 +67,8 @@ def time_evaluation() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ma2ml.envs.models.fbnet import FBNetwork
-    from ma2ml.envs.models.flops import count_macs
+    from ma2ml.models.fbnet import FBNetwork
+    from ma2ml.models.flops import count_macs
     from ma2ml.envs.spaces.fbnet import FBNetSpace
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

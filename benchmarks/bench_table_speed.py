@@ -31,12 +31,12 @@ def reference_training(env_id: str) -> float:
     """Seconds of one real training of a pipeline of the env's table (after a first, warming one):
     for the hard tier a pipeline whose training cost (FLOPs x epochs) is nearest the budget B, the
     median cost."""
-    from ma2ml.envs.benchmark.space import bench_spaces, bench_task
-    from ma2ml.envs.training.evaluators import TrainEvaluator
+    from ma2ml.bench.space import bench_spaces, bench_task
+    from ma2ml.training.evaluators import TrainEvaluator
 
     if env_id.endswith("DigitsHard-v0"):
-        from ma2ml.envs.benchmark.hard.candidates import space_table
-        from ma2ml.envs.benchmark.hard.table import CANDIDATE, HARD_BENCH, HARD_REWARD_ARGS
+        from ma2ml.bench.hard.candidates import space_table
+        from ma2ml.bench.hard.table import CANDIDATE, HARD_BENCH, HARD_REWARD_ARGS
 
         task, spaces = HARD_BENCH.task(), HARD_BENCH.spaces()
         table = space_table(CANDIDATE)

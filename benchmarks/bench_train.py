@@ -4,7 +4,7 @@ Both train the CIFAR-10 task's default NASNet network (its budget's skeleton, 10
 ``--steps`` SGD steps of ``--batch-size`` random CIFAR-shaped images (made here, no dataset
 needed), with torchvision's AutoAugment CIFAR-10 policy, random crop (padding 4) and flips:
 
-- fast path: ``ma2ml.envs.training.evaluators.fit_recipe``, what every evaluation runs: uint8 data held on
+- fast path: ``ma2ml.training.evaluators.fit_recipe``, what every evaluation runs: uint8 data held on
   the device, batched per-sample augmentation on the device, bf16 autocast + channels_last +
   cuDNN autotuning on CUDA;
 - reference: the usual pipeline, a ``Dataset`` that turns each uint8 array into a PIL image (as
@@ -37,7 +37,7 @@ from torchvision import transforms
 from ma2ml.envs.core.budget import Budget
 from ma2ml.envs.spaces import HParams, Recipe
 from ma2ml.envs.tasks import Task, get_task
-from ma2ml.envs.training.evaluators import default_optimizer, fit_recipe, normalizer
+from ma2ml.training.evaluators import default_optimizer, fit_recipe, normalizer
 
 TARGET = 3.0
 

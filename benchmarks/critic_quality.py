@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from scipy import stats
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
-from ma2ml.agents import learner_config
+from ma2ml.learners import learner_config
 from ma2ml.agents.critic import Critic
-from ma2ml.envs.benchmark.space import joint_nvec, pipeline_tokens
+from ma2ml.bench.space import joint_nvec, pipeline_tokens
 
 
 def fit_and_score(nvec: np.ndarray, rows: np.ndarray, rewards: np.ndarray, state: np.ndarray, n: int,

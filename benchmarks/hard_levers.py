@@ -3,7 +3,7 @@ best responses to the top 0.1 %, in both agent orders; the additive model's best
 equilibria) and the top-1 % spread, under the poster's reward and a family of training budgets,
 each on the table's seed-averaged ground truth (docs/hard_benchmark_pilot.md, "On the built table").
 
-    python3 benchmarks/hard_levers.py [--table envs/data/digits_hard.npz] [--starts 1000]
+    python3 benchmarks/hard_levers.py [--table ma2ml/bench/data/digits_hard.npz] [--starts 1000]
 
 Only the tier's own reward (B x1, v -3) has its top refined with extra seeds; the other rows use
 whatever seeds their tops have so far, so they are provisional until the build is complete.
@@ -21,10 +21,10 @@ LEVERS = ((1.0, 0.0), (0.5, -3.0), (0.75, -3.0), (1.0, -3.0), (1.5, -3.0), (2.0,
 def main(argv: list[str] | None = None) -> None:
     import numpy as np
 
-    from ma2ml.envs.benchmark.hard.game import game_stats
-    from ma2ml.envs.benchmark.hard.reward import candidate_reward
-    from ma2ml.envs.benchmark.hard.table import CANDIDATE, HARD_BENCH
-    from ma2ml.envs.benchmark.table import TableEvaluator
+    from ma2ml.bench.hard.game import game_stats
+    from ma2ml.bench.hard.reward import candidate_reward
+    from ma2ml.bench.hard.table import CANDIDATE, HARD_BENCH
+    from ma2ml.bench.table import TableEvaluator
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", type=Path, default=None, help="a hard table file (default: the packaged one)")

@@ -1,7 +1,7 @@
-"""Compact the hard tier's build shards into the package table ``envs/data/digits_hard.npz`` and
+"""Compact the hard tier's build shards into the package table ``ma2ml/bench/data/digits_hard.npz`` and
 print how far the build got (the seeds per pipeline). Rerun whenever more shards are committed.
 
-    python3 benchmarks/hard_table.py [--build benchmarks/results/hard_build] [--out envs/data/digits_hard.npz]
+    python3 benchmarks/hard_table.py [--build benchmarks/results/hard_build] [--out ma2ml/bench/data/digits_hard.npz]
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ma2ml.envs.benchmark.hard.table import HARD_TABLE_PATH, compact_build
+    from ma2ml.bench.hard.table import HARD_TABLE_PATH, compact_build
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", type=Path, default=ROOT / "results" / "hard_build", help="the build's shard folder")

@@ -21,7 +21,7 @@ import torch
 from scipy.stats import bootstrap
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
-from ma2ml.agents import make_learner
+from ma2ml.learners import make_learner
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "defaults": {},

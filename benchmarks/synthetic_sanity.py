@@ -14,9 +14,9 @@ import time
 
 import torch
 
-from ma2ml.agents import learner_names, make_learner
+from ma2ml.learners import learner_names, make_learner
 from ma2ml.envs.automl_v0 import parallel_env
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+from ma2ml.bench.synthetic import SyntheticEvaluator
 
 
 def main(budget: int, batch: int, games: int) -> None:

@@ -1,4 +1,5 @@
-"""Environments of ma2ml; importing this module registers them with PettingZoo and Gymnasium.
+"""The game: ma2ml's environments, their spaces, tasks and reward; importing this module registers the
+envs with PettingZoo and Gymnasium.
 
     import ma2ml.envs, pettingzoo, gymnasium
     penv = pettingzoo.make("parallel", "ma2ml/AutoML-Digits-v0")
@@ -8,6 +9,10 @@ The public names (``__all__``) are importable from here; all but the registratio
 load on first use, so ``import ma2ml.envs`` stays light:
 
     from ma2ml.envs import automl_v0, TokenSpace, Task, register_task, register_envs
+
+The machinery lives beside the game, not in it: training (:mod:`ma2ml.training`), networks
+(:mod:`ma2ml.models`), the store and executors (:mod:`ma2ml.runtime`) and the benchmark tables
+(:mod:`ma2ml.bench`).
 """
 from __future__ import annotations
 
@@ -25,13 +30,8 @@ _LAZY = {
     "Task": "ma2ml.envs.tasks", "Budget": "ma2ml.envs.tasks", "register_task": "ma2ml.envs.tasks",
     "get_task": "ma2ml.envs.tasks", "task_names": "ma2ml.envs.tasks",
     "EvalRecord": "ma2ml.envs.core.records", "Evaluator": "ma2ml.envs.core.evaluator",
-    "TrainEvaluator": "ma2ml.envs.training.evaluators", "STATUSES": "ma2ml.envs.core.records",
+    "STATUSES": "ma2ml.envs.core.records",
     "FlopsReward": "ma2ml.envs.core.reward",
-    "EvalStore": "ma2ml.envs.runtime.store", "RunLog": "ma2ml.envs.runtime.runlog", "StoreError": "ma2ml.envs.runtime.store",
-    "make_executor": "ma2ml.envs.runtime.executors", "InProcessExecutor": "ma2ml.envs.runtime.executors",
-    "ProcessPoolExecutor": "ma2ml.envs.runtime.pool", "RayExecutor": "ma2ml.envs.runtime.ray",
-    "TableEvaluator": "ma2ml.envs.benchmark.table", "load_table": "ma2ml.envs.benchmark.table",
-    "load_checkpoint": "ma2ml.envs.final", "train_final": "ma2ml.envs.final",
     "token_v0": "ma2ml.envs.token_v0", "token_env": "ma2ml.envs.token_v0", "TokenAutoMLEnv": "ma2ml.envs.token_v0",
     "TokenLayout": "ma2ml.envs.token_v0",
 }

@@ -93,12 +93,12 @@ record, timing included, is `env.last_record`.
   by `reset(seed=...)`.
 * `executor`: where `evaluate_batch` (and, when set, `step`) runs: None (here, in order),
   `"inprocess"`, `"process"` (a local pool: one worker per GPU, else `workers` CPU
-  workers, default one per core), `"ray"`, or an `Executor` (`ma2ml.envs.runtime.executors`).
+  workers, default one per core), `"ray"`, or an `Executor` (`ma2ml.runtime.executors`).
   Executors built from a name kill an evaluation after `time_limit` seconds from outside
   the worker and retry a crashed worker once; the env closes them in `close()`. The
   executor is attached to the env's evaluator (a shallow copy of an `Evaluator` you passed,
   which is never changed).
-* `store`: an `EvalStore` or a file path (`ma2ml.envs.runtime.store`): every evaluation is written
+* `store`: an `EvalStore` or a file path (`ma2ml.runtime.store`): every evaluation is written
   there before it is returned; `run_id` names the run (re-using one resumes it from its
   first evaluation: stored evaluations are not run again; `env.run_log.seek(n)` continues
   at evaluation n); `cache=True` reuses the record of a pipeline already evaluated under
@@ -116,7 +116,7 @@ import copy
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from gymnasium import spaces as gym_spaces
@@ -128,12 +128,13 @@ from ma2ml.envs.core.evaluator import Evaluator, resolve_device
 from ma2ml.envs.core.fields import Annotated, Range, check_value
 from ma2ml.envs.core.records import Actions, EvalRecord, checked_seed, decode_actions, seeds_from
 from ma2ml.envs.core.reward import FlopsReward
-from ma2ml.envs.runtime.executors import Executor, make_executor
-from ma2ml.envs.runtime.runlog import RunLog
-from ma2ml.envs.runtime.store import EvalStore
 from ma2ml.envs.spaces import ModuleSpace
 from ma2ml.envs.tasks import DESCRIPTOR_FIELDS, Task, descriptor, get_task, load_splits
-from ma2ml.envs.training.evaluators import TrainEvaluator
+
+if TYPE_CHECKING:  # the machinery loads only when an env asks for it (a table env never trains or stores)
+    from ma2ml.runtime.executors import Executor
+    from ma2ml.runtime.runlog import RunLog
+    from ma2ml.runtime.store import EvalStore
 
 EVALUATORS = ("train",)
 
@@ -252,6 +253,8 @@ class AutoMLParallelEnv(ParallelEnv):
             self.spaces = resolve_spaces(self.task, agents, spaces)
             if self.task.needs_data_dir and (data_dir is None or not Path(data_dir).expanduser().is_dir()):
                 load_splits(self.task, data_dir)  # raises: the loader's message names the folder and what to put there
+            from ma2ml.training.evaluators import TrainEvaluator
+
             self.evaluator = TrainEvaluator(self.task, self.spaces, data_dir=data_dir, device=device,
                                             epochs=epochs, time_limit=time_limit, cpu_threads=cpu_threads)
         else:
@@ -286,6 +289,8 @@ class AutoMLParallelEnv(ParallelEnv):
         if workers is not None and executor != "process":
             raise UserError(f"workers={workers} needs executor='process'")
         if isinstance(executor, str):
+            from ma2ml.runtime.executors import make_executor
+
             remote = executor != "inprocess"
             executor = make_executor(executor, workers=workers, device=device if executor == "process" else None,
                                      time_limit=time_limit if remote else None)
@@ -300,6 +305,9 @@ class AutoMLParallelEnv(ParallelEnv):
             if cache or run_id is not None:
                 raise UserError("cache=True and run_id need a store= (an EvalStore or a file path)")
             return None
+        from ma2ml.runtime.runlog import RunLog
+        from ma2ml.runtime.store import EvalStore
+
         if not isinstance(store, EvalStore):
             store = EvalStore(store)
             self._owned.append(store)

@@ -1,5 +1,5 @@
 """``ma2ml/AutoML-DigitsBench-v0`` and ``ma2ml/JointAutoML-DigitsBench-v0``: the AutoML env
-answering from the digits benchmark table (:mod:`ma2ml.envs.benchmark`). Arguments: those
+answering from the digits benchmark table (:mod:`ma2ml.bench`). Arguments: those
 of :mod:`ma2ml.envs.automl_v0` plus ``table`` (a table file), ``table_seed`` (``"random"``
 or a replicate) and ``epoch`` (the fidelity).
 """
@@ -13,7 +13,7 @@ from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
 from ma2ml.envs.automl_v0 import AutoMLParallelEnv
 from ma2ml.envs.core.errors import UserError
-from ma2ml.envs.benchmark.table import DIGITS_BENCH, BenchSpec, TableEvaluator
+from ma2ml.bench.table import DIGITS_BENCH, BenchSpec, TableEvaluator
 from ma2ml.envs.joint import JointAutoMLEnv
 
 
@@ -23,7 +23,7 @@ def table_evaluator(table: str | Path | None, table_seed: int | str, epoch: int 
     wrong type (a bool is not a replicate or an epoch; ``bench`` is a :class:`BenchSpec`)."""
     if not isinstance(bench, BenchSpec):
         raise UserError(f"bench = {bench!r} is invalid; valid values are BenchSpec objects "
-                        "(ma2ml.envs.benchmark.table.DIGITS_BENCH, the hard tier's HARD_BENCH)")
+                        "(ma2ml.bench.table.DIGITS_BENCH, the hard tier's HARD_BENCH)")
     if table is not None and not isinstance(table, (str, Path)):
         raise UserError(f"table = {table!r} is invalid; valid values are None (the packaged table) or a file path")
     for name, value in (("table_seed", table_seed), ("epoch", epoch)):

@@ -47,7 +47,7 @@ def _cmd_list(args: argparse.Namespace) -> None:
     for name in task_names():
         task = get_task(name)
         print(f"  {name:13s} {task.description}")
-    from ma2ml.agents import learner_names, learner_spec
+    from ma2ml.learners import learner_names, learner_spec
 
     print("Learners:")
     for name in learner_names():

@@ -4,7 +4,7 @@ A run folder holds one search (one learner, one env, one seed):
 
 * ``run.json``: the run's settings (env, env_args, learner, learner_args, budget,
   batch_size, seed), as JSON;
-* ``evals.sqlite``: the evaluation store (:mod:`ma2ml.envs.runtime.store`), the source of truth:
+* ``evals.sqlite``: the evaluation store (:mod:`ma2ml.runtime.store`), the source of truth:
   every evaluation is written there, one transaction each, before the learner hears of it;
 * ``checkpoint.pt``: the learner's state, the env's generator, the evaluation count and the
   batch boundaries after the last full batch (plain tensors, lists and numbers: it is
@@ -49,7 +49,7 @@ from ma2ml.envs.core.files import cannot_create_in, nearest_folder
 
 if TYPE_CHECKING:
     from ma2ml.envs.core.records import EvalRecord
-    from ma2ml.envs.runtime.store import StoredEvaluation
+    from ma2ml.runtime.store import StoredEvaluation
 
 RUN_FILE = "run.json"
 STORE_FILE = "evals.sqlite"
@@ -258,7 +258,7 @@ def read_stored_run(folder: Path, batch_size: int) -> StoredRun | None:
     A damaged store or checkpoint is one ``RunFolderError``/``StoreError`` naming the file.
     ``batch_size`` gives the batch starts of a checkpoint written before they were recorded.
     """
-    from ma2ml.envs.runtime.store import EvalStore
+    from ma2ml.runtime.store import EvalStore
 
     checkpoint, store = folder / CHECKPOINT_FILE, folder / STORE_FILE
     if not checkpoint.is_file() or not store.is_file() or store.stat().st_size == 0:

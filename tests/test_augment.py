@@ -1,4 +1,4 @@
-"""Tests of ma2ml.envs.models.augment: parity with torchvision's AutoAugment ops, per-sample policies,
+"""Tests of ma2ml.models.augment: parity with torchvision's AutoAugment ops, per-sample policies,
 determinism, crop/flip and cutout.
 
 Tolerances vs torchvision (measured on CPU with torch 2.14 / torchvision 0.29: every op matched
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from ma2ml.envs.models.augment import (AUG_OPS, NUM_MAGNITUDES, NUM_PROBS, apply_op, apply_policy, cutout,
+from ma2ml.models.augment import (AUG_OPS, NUM_MAGNITUDES, NUM_PROBS, apply_op, apply_policy, cutout,
                                        magnitude_value, random_crop_flip)
 
 DEVICES = [

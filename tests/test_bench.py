@@ -12,11 +12,11 @@ import pytest
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
-from ma2ml.envs import benchmark as bench
-from ma2ml.envs.benchmark import build as bench_build
-from ma2ml.envs.benchmark.space import bench_spaces, joint_nvec, pipeline_index, pipeline_tokens
-from ma2ml.envs.benchmark.stats import table_stats, unexplained_share
-from ma2ml.envs.benchmark.table import TABLE_PATH, TableEvaluator, load_table
+import ma2ml.bench as bench
+from ma2ml.bench import build as bench_build
+from ma2ml.bench.space import bench_spaces, joint_nvec, pipeline_index, pipeline_tokens
+from ma2ml.bench.stats import table_stats, unexplained_share
+from ma2ml.bench.table import TABLE_PATH, TableEvaluator, load_table
 from ma2ml.envs.core.reward import FlopsReward, batch_rewards
 from ma2ml.envs.spaces import AugOp, AugPolicy
 
@@ -210,7 +210,7 @@ def test_cli_info(capsys):
 
 def _retrain(entries, table):
     """Retrain ``(pipeline, replicate)`` entries with their stored seeds (CPU, one torch thread, as the build)."""
-    from ma2ml.envs.training.evaluators import TrainEvaluator
+    from ma2ml.training.evaluators import TrainEvaluator
 
     spaces = bench_spaces()
     trainer = TrainEvaluator(bench.bench_task(), spaces, device="cpu")

@@ -64,7 +64,7 @@ FIXTURES: dict[str, bytes | str | None] = {  # name -> file content (None: a fol
 
 
 def _setup(folder: Path) -> None:
-    from ma2ml.envs.benchmark.table import TABLE_PATH
+    from ma2ml.bench.table import TABLE_PATH
 
     for name, content in FIXTURES.items():
         path = folder / name
@@ -192,7 +192,7 @@ def bad_texts(rule) -> list[str]:
 
 
 def _learner_cases() -> list[tuple[str, list[str], str]]:
-    from ma2ml.agents import learner_config, learner_names
+    from ma2ml.learners import learner_config, learner_names
     from ma2ml.envs.core.fields import field_rules
 
     cases = []
@@ -245,7 +245,7 @@ CASES += [
      "is abstract"),
     ("compare-learner-abstract", ["compare", *TABLE, "--learners", "ma2ml.agents.base:Learner", "--budget", "20",
                                   "--out", "o/cmp"], "is abstract"),
-    ("search-learner-not-a-class", ["search", *TABLE, "--learner", "ma2ml.agents:make_learner", "--out", "o/run"],
+    ("search-learner-not-a-class", ["search", *TABLE, "--learner", "ma2ml.learners:make_learner", "--out", "o/run"],
      "not a subclass"),
     ("search-env-arg-dashes", ["search", *TABLE, "--env-arg", f"epochs={LONG_DASHES}", "--out", "o/run"],
      "characters long"),
@@ -310,7 +310,7 @@ def _offline(*args, **kwargs):
 
 def test_the_list_is_long_enough():
     """Issue 23: at least 300 bad command lines, every registered learner's config among them."""
-    from ma2ml.agents import learner_names
+    from ma2ml.learners import learner_names
 
     assert len(CASES) >= 300
     with_learner_args = {argv[argv.index("--learner") + 1] for _, argv, _ in CASES

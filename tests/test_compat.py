@@ -4,7 +4,7 @@
 (November 2026, before run-folder locks, batch boundaries in checkpoints and
 ``weights_only`` loading): ``ma2ml search --env ma2ml/AutoML-DigitsBench-v0 --env-arg
 table_seed=0 --learner reinforce --budget 20 --batch-size 5 --seed 7``. The golden hashes are
-the store's settings hashes that commit computed (``ma2ml.envs.runtime.store.run_settings``); a change
+the store's settings hashes that commit computed (``ma2ml.runtime.store.run_settings``); a change
 to them would make every existing store refuse to resume and lose its cache.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
 from ma2ml.cli import main
-from ma2ml.envs.runtime.store import EvalStore, canonical_json, run_settings
+from ma2ml.runtime.store import EvalStore, canonical_json, run_settings
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_v0_reinforce"
 
@@ -41,7 +41,7 @@ def test_settings_hashes_are_pinned(env_id, kwargs, policy, digest):
 
 
 def test_a_moved_space_class_keeps_its_name():
-    from ma2ml.envs.runtime.store import space_layout
+    from ma2ml.runtime.store import space_layout
     from ma2ml.envs.spaces import HpoSpace
 
     class Moved(HpoSpace):  # a user's subclass is named by its own module path

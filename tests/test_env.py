@@ -9,7 +9,7 @@ from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
 from ma2ml.envs import automl_v0
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+from ma2ml.bench.synthetic import SyntheticEvaluator
 from ma2ml.envs.joint import JointAutoMLEnv
 
 

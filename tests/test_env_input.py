@@ -22,12 +22,12 @@ from pettingzoo.test import state_test
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
 from ma2ml.envs import automl_v0, digitsbench_v0
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+from ma2ml.bench.synthetic import SyntheticEvaluator
 from ma2ml.envs.core.evaluator import resolve_device
 from ma2ml.envs.joint import JointAutoMLEnv
 from ma2ml.envs.tasks import get_task
 from ma2ml.envs.tasks.data import DatasetNotFoundError, download_cifar, load_cifar
-from ma2ml.envs.training.evaluators import TrainEvaluator
+from ma2ml.training.evaluators import TrainEvaluator
 
 BAD_TOKENS = ["a", None, 1j, 2**70, True, False, 0.5, math.nan, math.inf, -1, [0]]
 """Tokens every entry point refuses: not integers (bools included), or out of range."""

@@ -17,10 +17,10 @@ import test_faults
 from test_faults import FaultyEvaluator, faulty_action
 
 from ma2ml.envs import automl_v0
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
-from ma2ml.envs.runtime.executors import InProcessExecutor, make_executor
-from ma2ml.envs.runtime.pool import ProcessPoolExecutor
-from ma2ml.envs.runtime.ray import RayExecutor
+from ma2ml.bench.synthetic import SyntheticEvaluator
+from ma2ml.runtime.executors import InProcessExecutor, make_executor
+from ma2ml.runtime.pool import ProcessPoolExecutor
+from ma2ml.runtime.ray import RayExecutor
 
 
 def without_timing(records) -> list[dict]:
@@ -218,10 +218,10 @@ import numpy as np
 import torch
 
 from ma2ml.envs.tasks.data import load_digits
-from ma2ml.envs.training.evaluators import TrainEvaluator
+from ma2ml.training.evaluators import TrainEvaluator
 from ma2ml.envs.core.budget import Budget
-from ma2ml.envs.runtime.executors import InProcessExecutor
-from ma2ml.envs.runtime.pool import ProcessPoolExecutor
+from ma2ml.runtime.executors import InProcessExecutor
+from ma2ml.runtime.pool import ProcessPoolExecutor
 from ma2ml.envs.spaces import HpoSpace, TokenSpace
 from ma2ml.envs.tasks import DEFAULT_GENOTYPE, Task
 

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from ma2ml.envs import automl_v0
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator, small_spaces
-from ma2ml.envs.runtime.pool import ProcessPoolExecutor
-from ma2ml.envs.runtime.store import EvalStore
+from ma2ml.bench.synthetic import SyntheticEvaluator, small_spaces
+from ma2ml.runtime.pool import ProcessPoolExecutor
+from ma2ml.runtime.store import EvalStore
 from ma2ml.envs.spaces import HpoSpace, Recipe, TokenSpace
 
 FAULTS = ("none", "oom", "sleep", "exit", "exit_once")

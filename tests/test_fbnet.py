@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from ma2ml.envs.core.budget import Budget
-from ma2ml.envs.models.fbnet import (REFERENCE_ARCHITECTURES, STAGES, FBNetArch, FBNetBudget, FBNetwork, Stage,
+from ma2ml.models.fbnet import (REFERENCE_ARCHITECTURES, STAGES, FBNetArch, FBNetBudget, FBNetwork, Stage,
                                      StageChoices, block_plan, build_fbnet, fbnet_macs, make_divisible)
-from ma2ml.envs.models.flops import count_macs
+from ma2ml.models.flops import count_macs
 from ma2ml.envs.spaces import HParams, Recipe
 from ma2ml.envs.spaces.fbnet import FBNetSpace
 from ma2ml.envs.tasks import DEFAULT_GENOTYPE

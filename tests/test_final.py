@@ -1,4 +1,4 @@
-"""Final training (ma2ml.envs.final) and ``ma2ml train``: pipeline files, one-line errors that
+"""Final training (ma2ml.training.final) and ``ma2ml train``: pipeline files, one-line errors that
 leave nothing written, training on train+val, and checkpoints that load back bit-identically."""
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import torch
 
 from ma2ml import cli
 from ma2ml.envs.core.files import atomic_write
-from ma2ml.envs.final import (Checkpoint, FinalTraining, PipelineFile, load_checkpoint, make_env, read_pipeline,
+from ma2ml.training.final import (Checkpoint, FinalTraining, PipelineFile, load_checkpoint, make_env, read_pipeline,
                               save_checkpoint, train_final)
 from ma2ml.envs.tasks import get_task, load_splits
-from ma2ml.envs.training.evaluators import TrainingDiverged
+from ma2ml.training.evaluators import TrainingDiverged
 
 ENV = "ma2ml/AutoML-Digits-v0"
 SANE_HPO = [3, 2, 2, 0, 0, 0]  # lr 0.1, wd 5e-4, momentum 0.9, batch 32: trains well on digits

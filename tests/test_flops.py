@@ -8,7 +8,7 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
-from ma2ml.envs.models.flops import count_macs, count_module_macs
+from ma2ml.models.flops import count_macs, count_module_macs
 
 # torchvision's meta["_ops"] is in "GFLOPS" = billions of multiply-adds, at the 224 px crop.
 PUBLISHED = [

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from ma2ml.envs.benchmark.hard import build as hard_build
-from ma2ml.envs.benchmark.hard.candidates import CANDIDATES, Candidate, candidate_seed, space_table
-from ma2ml.envs.benchmark.hard.game import (additive_best, additive_unexplained, best_response_runs, equilibria,
+from ma2ml.bench.hard import build as hard_build
+from ma2ml.bench.hard.candidates import CANDIDATES, Candidate, candidate_seed, space_table
+from ma2ml.bench.hard.game import (additive_best, additive_unexplained, best_response_runs, equilibria,
                                             game_stats, random_search_median, ranks)
 from ma2ml.envs.core.reward import FlopsReward, batch_rewards
-from ma2ml.envs.benchmark.hard.runner import ResultsFile, interleave, pilot_jobs
-from ma2ml.envs.benchmark.hard.spaces import AugStrengthSpace, CellNetSpace, TrainSpace
+from ma2ml.bench.hard.runner import ResultsFile, interleave, pilot_jobs
+from ma2ml.bench.hard.spaces import AugStrengthSpace, CellNetSpace, TrainSpace
 from ma2ml.envs.spaces import AugSpace, HParams, Recipe
 
 
@@ -52,7 +52,7 @@ def test_spaces_write_their_choice_into_the_recipe():
 
 
 def test_recipe_epochs_sets_the_training_length():
-    from ma2ml.envs.training.evaluators import TrainEvaluator
+    from ma2ml.training.evaluators import TrainEvaluator
 
     candidate = CANDIDATES["budget"]
     ev = TrainEvaluator(candidate.task(), candidate.spaces(), device="cpu")
@@ -131,7 +131,7 @@ def test_shards_partition_the_space():
 
 
 def _tiny() -> Candidate:
-    from ma2ml.envs.benchmark.hard.candidates import CELL_OPS
+    from ma2ml.bench.hard.candidates import CELL_OPS
 
     return Candidate("tiny", "two epochs at most", lambda: {
         "aug": AugSpace(num_sub_policies=1, ops=("AutoContrast", "Rotate"), probs=(0.5,), magnitudes=(5,)),
@@ -232,7 +232,7 @@ def test_results_file_drops_a_torn_line(tmp_path):
 
 # -- pilot analysis ----------------------------------------------------------------------------------
 def test_pilot_analysis_pieces():
-    from ma2ml.envs.benchmark.hard.pilot import fit_surrogates, pairwise_onehot, seed_noise
+    from ma2ml.bench.hard.pilot import fit_surrogates, pairwise_onehot, seed_noise
 
     rows = np.array([[0, 1], [1, 0], [1, 1]])
     onehot = pairwise_onehot(rows, np.array([2, 2]))

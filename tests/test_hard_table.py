@@ -12,12 +12,12 @@ import pytest
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import ma2ml.envs  # noqa: F401  (registers the ids)
-from ma2ml.envs.benchmark.hard import build as hard_build
-from ma2ml.envs.benchmark.hard.candidates import CANDIDATES, HARD_CANDIDATE, HARD_REWARD, candidate_seed, space_table
-from ma2ml.envs.benchmark.hard.reward import candidate_reward
-from ma2ml.envs.benchmark.hard.table import (HARD_BENCH, HARD_FLOPS_CONSTRAINT, HARD_REWARD_ARGS, compact_build,
+from ma2ml.bench.hard import build as hard_build
+from ma2ml.bench.hard.candidates import CANDIDATES, HARD_CANDIDATE, HARD_REWARD, candidate_seed, space_table
+from ma2ml.bench.hard.reward import candidate_reward
+from ma2ml.bench.hard.table import (HARD_BENCH, HARD_FLOPS_CONSTRAINT, HARD_REWARD_ARGS, compact_build,
                                              hard_reward, hard_stats)
-from ma2ml.envs.benchmark.table import TableEvaluator, load_table
+from ma2ml.bench.table import TableEvaluator, load_table
 from ma2ml.envs.core.reward import batch_rewards
 
 PID, GID, TID = "ma2ml/AutoML-DigitsHard-v0", "ma2ml/JointAutoML-DigitsHard-v0", "ma2ml/TokenAutoML-DigitsHard-v0"

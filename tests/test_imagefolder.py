@@ -13,13 +13,13 @@ from PIL import Image
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
 from ma2ml.envs.core.records import EvalRecord
-from ma2ml.envs.models.fbnet import fbnet_macs
+from ma2ml.models.fbnet import fbnet_macs
 from ma2ml.envs.tasks import get_task, imagefolder, task_names
 from ma2ml.envs.tasks.data import DatasetNotFoundError
 from ma2ml.envs.tasks.imagefolder import (ImageFolderConfig, imagefolder_task, load_imagefolder,
                                           write_synthetic_imagefolder)
-from ma2ml.envs.training import evaluators
-from ma2ml.envs.training.evaluators import normalizer, to_input
+from ma2ml.training import evaluators
+from ma2ml.training.evaluators import normalizer, to_input
 
 PID, GID = "ma2ml/AutoML-ImageNet-v0", "ma2ml/JointAutoML-ImageNet-v0"
 

@@ -6,7 +6,7 @@ import pettingzoo
 import pytest
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
-from ma2ml.envs.benchmark import bench_spaces, pipeline_index, pipeline_tokens
+from ma2ml.bench import bench_spaces, pipeline_index, pipeline_tokens
 from ma2ml.envs.core.layout import JointLayout
 
 
@@ -44,7 +44,7 @@ def test_index_is_the_tables_numbering_and_inverts():
 
 
 def test_every_view_shares_the_envs_layout():
-    from ma2ml.agents import make_learner
+    from ma2ml.learners import make_learner
     from ma2ml.baselines.vec_env import AutoMLVecEnv
     from ma2ml.envs.joint import JointAutoMLEnv
 
@@ -58,7 +58,7 @@ def test_every_view_shares_the_envs_layout():
 
 
 def test_the_envs_implement_the_learner_protocol_and_others_are_refused():
-    from ma2ml.agents import make_learner
+    from ma2ml.learners import make_learner
     from ma2ml.envs.core.protocol import AutoMLEnv
 
     env = pettingzoo.make("parallel", "ma2ml/AutoML-DigitsBench-v0")
@@ -93,8 +93,8 @@ def test_step_infos_and_vecenv_infos_have_one_shape():
 
 def test_the_env_never_changes_an_evaluator_it_was_given():
     from ma2ml.envs import automl_v0
-    from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
-    from ma2ml.envs.runtime.executors import InProcessExecutor
+    from ma2ml.bench.synthetic import SyntheticEvaluator
+    from ma2ml.runtime.executors import InProcessExecutor
 
     ev = SyntheticEvaluator(game=0)
     executor = InProcessExecutor()
@@ -108,7 +108,7 @@ def test_tokens_are_checked_once_and_decoded_once_per_evaluation(tmp_path, monke
     """One validation (``checked_tokens``) and one decode (in ``Evaluator.evaluate``) per agent and evaluation,
     whichever way the evaluation runs (in place, through an executor, through the store)."""
     from ma2ml.envs import automl_v0
-    from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+    from ma2ml.bench.synthetic import SyntheticEvaluator
     from ma2ml.envs.spaces import ModuleSpace
 
     calls = []

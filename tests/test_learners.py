@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import ma2ml.envs
-from ma2ml.agents import learner_config, learner_names, make_learner, register_learner
+from ma2ml.learners import learner_config, learner_names, make_learner, register_learner
 from ma2ml.agents.base import Learner
 from ma2ml.baselines.vec_env import AutoMLVecEnv
 from ma2ml.envs.automl_v0 import parallel_env
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator, small_spaces
+from ma2ml.bench.synthetic import SyntheticEvaluator, small_spaces
 from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.tasks.data import DatasetNotFoundError
 from ma2ml.envs.vector import VectorAutoML
@@ -88,12 +88,12 @@ def test_registry():
 
 
 def test_register_a_user_learner(monkeypatch):
-    import ma2ml.agents as agents
+    import ma2ml.learners as registry
     from ma2ml.baselines.random_search import RandomSearch, RandomSearchConfig
 
-    monkeypatch.setattr(agents, "_REGISTRY", dict(agents._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     register_learner("mine", RandomSearch, RandomSearchConfig, "uniform, registered by a user")
-    assert learner_names()[-1] == "mine" and agents.learner_spec("mine").description.startswith("uniform")
+    assert learner_names()[-1] == "mine" and registry.learner_spec("mine").description.startswith("uniform")
     assert isinstance(make_learner("mine", synthetic_env(), seed=0), RandomSearch)
 
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from ma2ml.agents.ma2ml import MA2ML, MA2MLConfig
 from ma2ml.envs.automl_v0 import parallel_env
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+from ma2ml.bench.synthetic import SyntheticEvaluator
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.spaces import TokenSpace
 

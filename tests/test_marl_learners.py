@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import ma2ml.envs
-from ma2ml.agents import learner_config, learner_names, make_learner
+from ma2ml.learners import learner_config, learner_names, make_learner
 from ma2ml.cli import main
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from ma2ml.envs.models.flops import count_macs, count_module_macs
-from ma2ml.envs.models.nasnet import NAS_OPS, Block, Genotype, NASNetwork, output_blocks
+from ma2ml.models.flops import count_macs, count_module_macs
+from ma2ml.models.nasnet import NAS_OPS, Block, Genotype, NASNetwork, output_blocks
 
 SEP3, SEP5, DIL3, DIL5, MAX, AVG, IDENTITY = range(len(NAS_OPS))
 

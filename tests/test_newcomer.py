@@ -7,7 +7,7 @@ import pettingzoo
 import pytest
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
-from ma2ml.agents import make_learner
+from ma2ml.learners import make_learner
 
 
 @pytest.mark.parametrize("name", ["ppo", "a2c"])

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
-from ma2ml.agents import learner_names, make_learner
+from ma2ml.learners import learner_names, make_learner
 from ma2ml.cli import main
 from ma2ml.envs.automl_v0 import parallel_env
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator, small_spaces
+from ma2ml.bench.synthetic import SyntheticEvaluator, small_spaces
 
 BUILT_IN = ["ma2ml", "ma2ml-onpolicy", "ma2ml-lite", "reinforce", "ppo", "a2c", "random", "evolution"]
 

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
-from ma2ml.agents import make_learner
+from ma2ml.learners import make_learner
 from ma2ml.baselines.optuna_samplers import OptunaLearner, TPEConfig
 from ma2ml.cli import main
 from ma2ml.envs.automl_v0 import parallel_env
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator, small_spaces
+from ma2ml.bench.synthetic import SyntheticEvaluator, small_spaces
 
 optuna = pytest.importorskip("optuna")
 

@@ -27,8 +27,8 @@ import time
 
 import numpy as np
 
-from ma2ml.envs.runtime.pool import ProcessPoolExecutor, die_with_parent
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+from ma2ml.runtime.pool import ProcessPoolExecutor, die_with_parent
+from ma2ml.bench.synthetic import SyntheticEvaluator
 
 
 def nap(folder):
@@ -119,7 +119,7 @@ def test_workers_die_when_their_owner_is_killed(tmp_path, kind):
 def test_a_worker_whose_parent_died_before_the_call_kills_itself(tmp_path):
     """The race: the parent is gone before ``prctl``, so the kernel will never signal this process."""
     child = ("import os, sys, time\n"
-             "from ma2ml.envs.runtime.pool import die_with_parent\n"
+             "from ma2ml.runtime.pool import die_with_parent\n"
              "parent = int(sys.argv[1])\n"
              "while os.getppid() == parent:\n"
              "    time.sleep(0.05)\n"

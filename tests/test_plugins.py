@@ -9,9 +9,9 @@ from pathlib import Path
 import pettingzoo
 import pytest
 
-import ma2ml.agents as agents
+import ma2ml.learners as registry
 import ma2ml.envs  # noqa: F401  (registers the envs)
-from ma2ml.agents import learner_config, learner_names, learner_spec, make_learner
+from ma2ml.learners import learner_config, learner_names, learner_spec, make_learner
 from ma2ml.cli import main
 
 TABLE = ["--env", "ma2ml/AutoML-DigitsBench-v0", "--env-arg", "table_seed=0"]
@@ -78,8 +78,8 @@ def site(tmp_path, monkeypatch):
     (folder / f"{MODULE}.py").write_text(PLUGIN)
     (folder / "broken_learners.py").write_text("raise RuntimeError('boom at import')\n")
     monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setattr(agents, "_REGISTRY", dict(agents._REGISTRY))
-    monkeypatch.setattr(agents, "_entry_points_read", False)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_entry_points_read", False)
     yield folder
     for name in (MODULE, "broken_learners"):
         sys.modules.pop(name, None)
@@ -91,7 +91,7 @@ def install(site: Path, dist: str, entry_points: dict[str, str]) -> None:
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
     lines = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[{agents.ENTRY_POINT_GROUP}]\n{lines}")
+    (info / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\n{lines}")
 
 
 def table_env() -> object:
@@ -115,7 +115,7 @@ def search_and_compare(learner: str, tmp_path: Path, capsys) -> None:
 
 def test_entry_point_learner_is_listed_made_and_runs_in_search_and_compare(site, tmp_path, capsys):
     install(site, "ma2ml-test-plugin", {"hill": f"{MODULE}:Hill", "broken": "broken_learners:Nope"})
-    registered = list(agents._REGISTRY)
+    registered = list(registry._REGISTRY)
     assert learner_names() == [*registered, "hill", "broken"] and MODULE not in sys.modules  # listing imports nothing
     assert learner_spec("hill").description == f"{MODULE}:Hill (from ma2ml-test-plugin)"
     assert type(learner_config("hill", start=2)).__name__ == "HillConfig"  # the class's config_class

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ma2ml.cli import main
-from ma2ml.envs.runtime.store import EvalStore
+from ma2ml.runtime.store import EvalStore
 
 TABLE = ["--env", "ma2ml/AutoML-DigitsBench-v0", "--env-arg", "table_seed=0"]
 

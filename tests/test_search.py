@@ -92,7 +92,7 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
     import sys
     import time
 
-    from ma2ml.envs.runtime.store import EvalStore
+    from ma2ml.runtime.store import EvalStore
 
     out = tmp_path / "run"
     args = ["search", *DIGITS, "--learner", "ma2ml", "--budget", "12", "--batch-size", "3", "--seed", "1",

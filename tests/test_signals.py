@@ -2,7 +2,7 @@
 
 The CLI turns SIGTERM into Ctrl-C's path (``ma2ml.cli.main``): one line "interrupted; rerun
 the same command to resume" and exit code 128 + the signal (130 for SIGINT, 143 for
-SIGTERM). Pool workers ignore SIGINT (``ma2ml.envs.runtime.pool.worker_initializer``): the
+SIGTERM). Pool workers ignore SIGINT (``ma2ml.runtime.pool.worker_initializer``): the
 terminal sends Ctrl-C to the whole process group, and the parent alone stops the run and
 its workers. Each test runs a real search on the digits task (one epoch per training, two
 worker processes), interrupts it after its first batch, then reruns the same command, which
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ma2ml.envs.runtime.store import EvalStore
+from ma2ml.runtime.store import EvalStore
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(sys.platform != "linux", reason="process groups and forkserver workers: Linux")]

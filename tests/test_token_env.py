@@ -8,7 +8,7 @@ from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import ma2ml.envs
 from ma2ml.envs import automl_v0, token_env, token_v0
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator, small_spaces
+from ma2ml.bench.synthetic import SyntheticEvaluator, small_spaces
 
 TABLE = "ma2ml/TokenAutoML-DigitsBench-v0"
 

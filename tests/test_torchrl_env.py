@@ -21,7 +21,8 @@ from torchrl.envs.utils import MarlGroupMapType, check_env_specs  # noqa: E402
 
 import ma2ml.envs  # noqa: E402
 from ma2ml.envs.automl_v0 import parallel_env  # noqa: E402
-from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator  # noqa: E402
+from ma2ml.bench.synthetic import SyntheticEvaluator  # noqa: E402
+from ma2ml.bench.table import TableEvaluator  # noqa: E402
 from ma2ml.envs.torchrl_env import table_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +101,7 @@ def test_random_replicates_are_seeded_and_stored_ones():
     noisy = int(torch.nonzero(table.replicates == 3)[0, 0])
     stored = set(table.values[noisy].tolist())
     assert len(stored) > 1  # the 3-seed subset answers noisily
-    tokens = ma2ml.envs.TableEvaluator().layout.tokens_at(noisy)
+    tokens = TableEvaluator().layout.tokens_at(noisy)
 
     def rewards(seed):  # 256 games of that one pipeline
         env = table_env(256, view="joint", table_seed="random", seed=seed)

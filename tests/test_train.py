@@ -9,7 +9,7 @@ from ma2ml.envs import automl_v0
 from ma2ml.envs.core.reward import FlopsReward
 from ma2ml.envs.spaces import HpoSpace, Recipe, TokenSpace
 from ma2ml.envs.tasks import get_task
-from ma2ml.envs.training.evaluators import TrainEvaluator
+from ma2ml.training.evaluators import TrainEvaluator
 
 
 def _actions(env, seed=0):

@@ -219,7 +219,7 @@ def test_input_file_check_refuses_without_reading(tmp_path, kind):
 
 # -- benchmark tables -------------------------------------------------------------------------------
 def _table_arrays() -> dict[str, np.ndarray]:
-    from ma2ml.envs.benchmark.table import TABLE_PATH
+    from ma2ml.bench.table import TABLE_PATH
 
     with np.load(TABLE_PATH) as data:
         return {k: data[k] for k in data.files}
@@ -232,7 +232,7 @@ def _refused_everywhere(path: Path, match: str, capsys) -> str:
 
     import ma2ml.envs  # noqa: F401  (registers the envs)
     from ma2ml.cli import main
-    from ma2ml.envs.benchmark.table import load_table
+    from ma2ml.bench.table import load_table
 
     with pytest.raises(UserError, match=f"^benchmark table {re.escape(str(path))}: {match}") as exc:
         load_table(path)
@@ -282,7 +282,7 @@ def test_npz_member_claiming_more_than_it_holds_is_refused_before_allocating(tmp
 
 
 def test_npz_unpacking_to_more_than_the_cap_is_refused(tmp_path, monkeypatch, capsys):
-    from ma2ml.envs.benchmark import table
+    from ma2ml.bench import table
 
     monkeypatch.setattr(table, "MAX_INPUT_BYTES", 100_000)  # the packaged table unpacks to 1,041,312 bytes
     path = tmp_path / "big.npz"
@@ -324,7 +324,7 @@ def test_table_values_out_of_range_are_one_error_naming_array_and_row(tmp_path, 
 
 
 def test_failed_trainings_may_store_nan_accuracies_and_zero_flops(tmp_path):
-    from ma2ml.envs.benchmark.table import TableEvaluator, load_table
+    from ma2ml.bench.table import TableEvaluator, load_table
 
     arrays = _table_arrays()
     status, val, test, flops = (arrays[k].copy() for k in ("status", "val_acc", "test_acc", "flops"))
@@ -343,9 +343,9 @@ def _raw(path: Path, **changes) -> Path:
     """A raw build file of two packaged entries; ``changes`` edit the second result (None drops a field)."""
     import json
 
-    from ma2ml.envs.benchmark import space_fingerprint
-    from ma2ml.envs.benchmark.space import BENCH_BUDGET, bench_spaces
-    from ma2ml.envs.benchmark.table import load_table
+    from ma2ml.bench import space_fingerprint
+    from ma2ml.bench.space import BENCH_BUDGET, bench_spaces
+    from ma2ml.bench.table import load_table
 
     table = load_table()
     lines = [json.dumps({"fingerprint": space_fingerprint(bench_spaces(), BENCH_BUDGET)})]
@@ -376,7 +376,7 @@ def _raw(path: Path, **changes) -> Path:
     ({"flops": -3}, r"holds results a table cannot: array 'flops' holds -3 at pipeline 60"),
 ])
 def test_hand_edited_raw_build_results_are_one_error_naming_the_line(tmp_path, changes, match):
-    from ma2ml.envs.benchmark.build import compact
+    from ma2ml.bench.build import compact
 
     raw = _raw(tmp_path / "raw.jsonl", **changes)
     out = tmp_path / "t.npz"
@@ -390,7 +390,7 @@ def test_hand_edited_raw_build_results_are_one_error_naming_the_line(tmp_path, c
 
 
 def test_a_raw_line_that_is_json_but_no_object_is_named(tmp_path):
-    from ma2ml.envs.benchmark.build import compact, read_raw
+    from ma2ml.bench.build import compact, read_raw
 
     raw = _raw(tmp_path / "raw.jsonl")
     raw.write_text(raw.read_text() + "[1, 2]\n" + "[" * 100_000 + "\n")
@@ -426,9 +426,9 @@ def test_raw_build_file_or_table_out_that_is_no_regular_file_is_refused(tmp_path
 # -- the evaluation store -------------------------------------------------------------------------
 def _store_with_rows(path: Path) -> list[int]:
     """A store holding one run of 4 synthetic evaluations; returns the row ids."""
-    from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
-    from ma2ml.envs.runtime.runlog import RunLog
-    from ma2ml.envs.runtime.store import EvalStore
+    from ma2ml.bench.synthetic import SyntheticEvaluator
+    from ma2ml.runtime.runlog import RunLog
+    from ma2ml.runtime.store import EvalStore
 
     ev = SyntheticEvaluator()
     rng = np.random.default_rng(0)
@@ -469,9 +469,9 @@ def _edit(path: Path, sql: str, *args) -> None:
     ("UPDATE evaluations SET val_acc = 'high', seed = 2.5 WHERE id = ?", "field 'seed' is 2.5, expected an integer"),
 ])
 def test_hand_edited_store_row_is_one_error_naming_store_row_and_field(tmp_path, sql, field):
-    from ma2ml.envs.benchmark.synthetic import SyntheticEvaluator
-    from ma2ml.envs.runtime.runlog import RunLog
-    from ma2ml.envs.runtime.store import EvalStore, StoreError
+    from ma2ml.bench.synthetic import SyntheticEvaluator
+    from ma2ml.runtime.runlog import RunLog
+    from ma2ml.runtime.store import EvalStore, StoreError
 
     path = tmp_path / "evals.sqlite"
     rows = _store_with_rows(path)
@@ -495,7 +495,7 @@ def test_hand_edited_store_row_is_one_error_naming_store_row_and_field(tmp_path,
 
 
 def test_hand_edited_run_config_and_settings_are_named(tmp_path):
-    from ma2ml.envs.runtime.store import EvalStore, StoreError
+    from ma2ml.runtime.store import EvalStore, StoreError
 
     path = tmp_path / "evals.sqlite"
     _store_with_rows(path)
@@ -512,7 +512,7 @@ def test_hand_edited_run_config_and_settings_are_named(tmp_path):
 
 
 def test_store_path_sqlite_cannot_open_is_refused_before_creating_anything(tmp_path):
-    from ma2ml.envs.runtime.store import EvalStore, StoreError
+    from ma2ml.runtime.store import EvalStore, StoreError
 
     deep = tmp_path.joinpath(*["d" * 60] * 9)  # each name is legal, the whole is over 512 bytes
     path = deep / "evals.sqlite"
@@ -529,7 +529,7 @@ def test_store_path_sqlite_cannot_open_is_refused_before_creating_anything(tmp_p
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["dev zero", "fifo"])
 def test_store_that_is_a_device_or_fifo_is_refused_without_opening(tmp_path, kind):
-    from ma2ml.envs.runtime.store import EvalStore, StoreError
+    from ma2ml.runtime.store import EvalStore, StoreError
 
     path, problem = _special(kind, tmp_path)
     with pytest.raises(StoreError, match=f"^evaluation store {re.escape(str(path))}: {problem}") as exc:
@@ -538,7 +538,7 @@ def test_store_that_is_a_device_or_fifo_is_refused_without_opening(tmp_path, kin
 
 
 def test_store_under_a_file_is_one_error(tmp_path):
-    from ma2ml.envs.runtime.store import EvalStore, StoreError
+    from ma2ml.runtime.store import EvalStore, StoreError
 
     (tmp_path / "afile").write_text("x")
     with pytest.raises(StoreError, match=r"afile/evals\.sqlite: cannot be created \(") as exc:
@@ -546,11 +546,11 @@ def test_store_under_a_file_is_one_error(tmp_path):
     _one_line(exc)
 
 
-# -- pipeline files and final checkpoints (envs/final.py) -------------------------------------------
+# -- pipeline files and final checkpoints (ma2ml/training/final.py) -------------------------------------------
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["dev zero", "fifo", "huge"])
 def test_pipeline_file_that_is_no_regular_file_is_refused_unread(tmp_path, kind):
-    from ma2ml.envs.final import read_pipeline
+    from ma2ml.training.final import read_pipeline
 
     path, problem = _special(kind, tmp_path)
     with pytest.raises(UserError, match=f"^pipeline file {re.escape(str(path))}: {problem}") as exc:
@@ -559,7 +559,7 @@ def test_pipeline_file_that_is_no_regular_file_is_refused_unread(tmp_path, kind)
 
 
 def test_deeply_nested_pipeline_json_is_one_line(tmp_path):
-    from ma2ml.envs.final import read_pipeline
+    from ma2ml.training.final import read_pipeline
 
     path = tmp_path / "deep.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
@@ -573,7 +573,7 @@ def test_deeply_nested_pipeline_json_is_one_line(tmp_path):
 def _checkpoint(path: Path, **record_changes) -> Path:
     import torch
 
-    from ma2ml.envs.final import CHECKPOINT_FORMAT
+    from ma2ml.training.final import CHECKPOINT_FORMAT
 
     record = {"env_id": "ma2ml/AutoML-Digits-v0", "task": "digits", "env_args": {}, "data_dir": None,
               "actions": {"aug": [0, 0], "nas": [0] * 3, "hpo": [0] * 6}, "pipeline": {}, "epochs": 1, "seed": 0,
@@ -592,7 +592,7 @@ def _checkpoint(path: Path, **record_changes) -> Path:
     ({"actions": {"aug": ["x"]}}, r"its record's 'actions' are not agent -> integer tokens"),
 ])
 def test_hand_edited_checkpoint_record_is_one_error(tmp_path, changes, match):
-    from ma2ml.envs.final import load_checkpoint
+    from ma2ml.training.final import load_checkpoint
 
     path = _checkpoint(tmp_path / "final.pt", **changes)
     with pytest.raises(UserError, match=rf"final\.pt is not an ma2ml final checkpoint: {match}") as exc:
@@ -601,7 +601,7 @@ def test_hand_edited_checkpoint_record_is_one_error(tmp_path, changes, match):
 
 
 def test_planted_checkpoint_pickle_runs_nothing(tmp_path):
-    from ma2ml.envs.final import load_checkpoint
+    from ma2ml.training.final import load_checkpoint
 
     marker = tmp_path / "PAYLOAD_RAN"
     path = tmp_path / "final.pt"
@@ -618,7 +618,7 @@ def test_planted_checkpoint_pickle_runs_nothing(tmp_path):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["dev zero", "fifo"])
 def test_checkpoint_that_is_no_regular_file_is_refused_unread(tmp_path, kind):
-    from ma2ml.envs.final import load_checkpoint
+    from ma2ml.training.final import load_checkpoint
 
     path, problem = _special(kind, tmp_path)
     with pytest.raises(UserError, match=f"^checkpoint {re.escape(str(path))}: {problem}"):

@@ -17,7 +17,7 @@ import torch
 from ma2ml.envs.core.records import Actions, EvalRecord, checked_batch, checked_seed, checked_tokens, decode_actions
 
 if TYPE_CHECKING:
-    from ma2ml.envs.runtime.executors import Executor
+    from ma2ml.runtime.executors import Executor
     from ma2ml.envs.spaces import ModuleSpace
     from ma2ml.envs.tasks import Task
 
@@ -26,7 +26,7 @@ class Evaluator(ABC):
     """Scores joint actions. Subclasses implement :meth:`_evaluate` (may raise)."""
 
     executor: Executor | None = None
-    """Where :meth:`evaluate_batch` runs (:mod:`ma2ml.envs.runtime.executors`); None: here, in order.
+    """Where :meth:`evaluate_batch` runs (:mod:`ma2ml.runtime.executors`); None: here, in order.
     Not pickled: a worker's copy of the evaluator evaluates in place."""
 
     def __init__(self, task: Task, spaces: Mapping[str, ModuleSpace]) -> None:
@@ -75,7 +75,7 @@ class Evaluator(ABC):
         The whole batch is validated first: bad input raises ``ValueError`` before anything runs
         (``checked=True``: the caller validated it with :func:`~ma2ml.envs.core.records.checked_tokens`,
         as the evaluation store's run log does). Without an executor the evaluations run here, in batch order (what
-        :class:`~ma2ml.envs.runtime.executors.InProcessExecutor` does).
+        :class:`~ma2ml.runtime.executors.InProcessExecutor` does).
         """
         batch, seeds = checked_batch(batch, seeds)
         if self.executor is not None:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from gymnasium import spaces as gym_spaces
 
-from ma2ml.envs.models.augment import AUG_OPS, NUM_PROBS
+from ma2ml.models.augment import AUG_OPS, NUM_PROBS
 
 
 def _token_value(value: Any) -> int | None:

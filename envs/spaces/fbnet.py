@@ -1,5 +1,5 @@
 """The FBNetV3 / MobileNetV3-style NAS space of the ImageNet setting (its network is
-:mod:`ma2ml.envs.models.fbnet`).
+:mod:`ma2ml.models.fbnet`).
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from ma2ml.envs.models.fbnet import (ACTIVATIONS, EXPANSIONS, KERNELS, RESOLUTIONS, STAGES, FBNetArch, Stage,
+from ma2ml.models.fbnet import (ACTIVATIONS, EXPANSIONS, KERNELS, RESOLUTIONS, STAGES, FBNetArch, Stage,
                                      StageChoices, fbnet_macs)
 from ma2ml.envs.spaces import ModuleSpace, Recipe, TokenField
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from typing import Any
 
-from ma2ml.envs.models.augment import AUG_OPS, NUM_MAGNITUDES, NUM_PROBS
-from ma2ml.envs.models.nasnet import NAS_OPS, Block, Genotype
+from ma2ml.models.augment import AUG_OPS, NUM_MAGNITUDES, NUM_PROBS
+from ma2ml.models.nasnet import NAS_OPS, Block, Genotype
 from ma2ml.envs.spaces.base import AugOp, AugPolicy, HParams, ModuleSpace, Recipe, TokenField
 
 

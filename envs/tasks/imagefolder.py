@@ -60,7 +60,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ma2ml.envs.models.fbnet import REFERENCE_ARCHITECTURES, RESOLUTIONS, FBNetArch, FBNetBudget, build_fbnet
+from ma2ml.models.fbnet import REFERENCE_ARCHITECTURES, RESOLUTIONS, FBNetArch, FBNetBudget, build_fbnet
 from ma2ml.envs.spaces import AugSpace, HParams, HpoSpace
 from ma2ml.envs.spaces.fbnet import FBNetSpace
 from ma2ml.envs.tasks import Task, register_task

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ma2ml.envs.core.budget import Budget
-from ma2ml.envs.models.nasnet import Block, Genotype, NASNetwork
+from ma2ml.models.nasnet import Block, Genotype, NASNetwork
 from ma2ml.envs.spaces import AugSpace, HParams, HpoSpace, ModuleSpace, NasSpace
 from ma2ml.envs.tasks.data import Splits, load_cifar, load_digits
 
@@ -56,8 +56,8 @@ class Task:
 _TASKS: dict[str, Task] = {}
 
 LAZY_TASKS: dict[str, str] = {"imagefolder": "ma2ml.envs.tasks.imagefolder:imagefolder_task",
-                              "digits-bench": "ma2ml.envs.benchmark.space:bench_task_definition",
-                              "digits-hard-combined": "ma2ml.envs.benchmark.hard.table:hard_task_definition",
+                              "digits-bench": "ma2ml.bench.space:bench_task_definition",
+                              "digits-hard-combined": "ma2ml.bench.hard.table:hard_task_definition",
                               "mnist-sample": "ma2ml.envs.tasks.offline:mnist_sample_task",
                               "shapes": "ma2ml.envs.tasks.offline:shapes_task"}
 """Tasks made on first use, as ``"module:function"`` returning the :class:`Task` (keeps ``import

@@ -1,7 +1,7 @@
 """``ma2ml bench``: build the ``digits`` benchmark table and print its statistics.
 
     ma2ml bench build --out runs/bench/digits_bench.npz --workers 2   # resumable
-    ma2ml bench compact --raw runs/bench/digits_bench.jsonl --out envs/data/digits_bench.npz --force
+    ma2ml bench compact --raw runs/bench/digits_bench.jsonl --out ma2ml/bench/data/digits_bench.npz --force
     ma2ml bench info [--table PATH]
     ma2ml bench info --bench hard [--table PATH] [--comparison PER_RUN_JSON]   # the hard tier
 
@@ -22,7 +22,7 @@ from ma2ml import cli
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
     """(raw, out) of ``build`` / ``compact``, checked; creates nothing."""
-    from ma2ml.envs.benchmark.build import check_table_path
+    from ma2ml.bench.build import check_table_path
 
     for flag in ("out", "raw"):
         if getattr(args, flag) == "":
@@ -41,7 +41,7 @@ MAX_BUILD_WORKERS = 64
 def _cmd_build(args: argparse.Namespace) -> None:
     import torch
 
-    from ma2ml.envs.benchmark.build import BUILD_THREADS, compact, run_build
+    from ma2ml.bench.build import BUILD_THREADS, compact, run_build
 
     if not 1 <= args.workers <= MAX_BUILD_WORKERS:
         raise cli.CliError(f"--workers must be an integer in 1..{MAX_BUILD_WORKERS} (worker processes of one "
@@ -55,7 +55,7 @@ def _cmd_build(args: argparse.Namespace) -> None:
 
 
 def _cmd_compact(args: argparse.Namespace) -> None:
-    from ma2ml.envs.benchmark.build import compact
+    from ma2ml.bench.build import compact
 
     raw, out = _paths(args)
     print(f"table written to {compact(raw, out)}")
@@ -72,8 +72,8 @@ def _cmd_info(args: argparse.Namespace) -> None:
     if args.bench == "hard":
         _hard_info(args)
         return
-    from ma2ml.envs.benchmark.stats import format_stats, table_stats
-    from ma2ml.envs.benchmark.table import TABLE_PATH, load_table
+    from ma2ml.bench.stats import format_stats, table_stats
+    from ma2ml.bench.table import TABLE_PATH, load_table
 
     path = Path(args.table) if args.table else TABLE_PATH
     print(format_stats(table_stats(load_table(path)), path))
@@ -83,7 +83,7 @@ def _hard_info(args: argparse.Namespace) -> None:
     """Properties 1-4 from the hard table, 5 from the committed comparison's ``per_run.json``."""
     import json
 
-    from ma2ml.envs.benchmark.hard.table import HARD_BENCH, format_hard_stats, hard_stats
+    from ma2ml.bench.hard.table import HARD_BENCH, format_hard_stats, hard_stats
     from ma2ml.report import format_budget_power, power_at_budgets
 
     path = Path(args.table) if args.table else HARD_BENCH.path

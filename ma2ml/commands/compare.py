@@ -228,7 +228,7 @@ def _compare(args: argparse.Namespace, learners: list[str], seeds: list[int], bu
 
     from tqdm import tqdm
 
-    from ma2ml.envs.runtime.pool import worker_initializer
+    from ma2ml.runtime.pool import worker_initializer
     from ma2ml.report import write_report
 
     todo = [(learner, seed) for learner in learners for seed in seeds

@@ -111,7 +111,7 @@ SEARCH_ENV_ARGS = ("store", "run_id")
 
 def check_run_args(learner: str, budget: int, batch_size: int, seed: int = 0) -> None:
     """One ``CliError`` for an unknown learner or a budget, batch size or seed out of range."""
-    from ma2ml.agents import learner_spec
+    from ma2ml.learners import learner_spec
 
     try:
         learner_spec(learner)  # a registered name, or "module:Class" (imported now)
@@ -227,7 +227,7 @@ def search(env_id: str, env_kwargs: dict[str, Any], learner_name: str, learner_k
     ``no_repeat`` is the learners' no-repeat protocol (:mod:`ma2ml.agents.base`), recorded in
     ``run.json``; None: on for a new run, a resumed run keeps its own.
     """
-    from ma2ml.agents import learner_config
+    from ma2ml.learners import learner_config
 
     check_env_args(env_kwargs)
     learner_config(learner_name, **learner_kwargs)  # every field's type and range, before anything is made
@@ -259,7 +259,7 @@ def _open_run(out: Path, settings: dict[str, Any], env_id: str, env_kwargs: dict
               learner_kwargs: dict[str, Any], seed: int) -> tuple[Any, Any, dict[str, Any], list[Any]]:
     """The env, the learner (restored when resuming), the resume state and the stored evaluations
     below the checkpoint (checked to be all there)."""
-    from ma2ml.agents import make_learner
+    from ma2ml.learners import make_learner
 
     state = _resume_state(out, settings) or {"evaluations": 0}
     if settings["no_repeat"] is None:  # a new run

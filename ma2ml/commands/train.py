@@ -3,11 +3,11 @@
     ma2ml train runs/digits-ma2ml/best.json --epochs 50 [--env ID] [--data-dir DIR] [--out DIR]
 
 Trains the pipeline at full budget on train + validation, prints test accuracy, FLOPs and
-params, and writes ``final.pt`` (checkpoint, see :func:`ma2ml.envs.final.load_checkpoint`)
+params, and writes ``final.pt`` (checkpoint, see :func:`ma2ml.training.final.load_checkpoint`)
 and ``final.json`` (the record) to ``--out`` (default: the pipeline file's folder). The env is
 ``--env``, else the one a search's ``best.json`` names (made with that search's env arguments);
-the pipeline file format is in :mod:`ma2ml.envs.final`. A pipeline file supplies only
-configuration (:data:`ma2ml.envs.final.FILE_ENV_ARGS`): paths (``--data-dir``, ``--out``),
+the pipeline file format is in :mod:`ma2ml.training.final`. A pipeline file supplies only
+configuration (:data:`ma2ml.training.final.FILE_ENV_ARGS`): paths (``--data-dir``, ``--out``),
 stores, executors and the device come from the command line. Every input, ``--out``'s
 writability included, is checked before training starts; both files are written atomically after it ends, so a bad input or an interrupted run
 leaves nothing half-written.
@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from ma2ml.commands.search import check_seed
-    from ma2ml.envs.final import FinalTraining, read_pipeline, save_checkpoint
-    from ma2ml.envs.training.evaluators import TrainingDiverged
+    from ma2ml.training.final import FinalTraining, read_pipeline, save_checkpoint
+    from ma2ml.training.evaluators import TrainingDiverged
     from ma2ml.runfolder import atomic_write_json, check_writable_folder
 
     if not 1 <= args.epochs <= MAX_EPOCHS:

@@ -30,7 +30,7 @@ import cloudpickle
 import torch
 
 from ma2ml.envs.core.evaluator import Evaluator
-from ma2ml.envs.runtime.executors import (Job, WatchedExecutor, _Crashed, _Event, _exit_text, _Finished, _one_line,
+from ma2ml.runtime.executors import (Job, WatchedExecutor, _Crashed, _Event, _exit_text, _Finished, _one_line,
                                           _Started)
 
 

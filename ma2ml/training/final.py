@@ -15,7 +15,7 @@ ran on and the arguments it was made with (``agents``, ``flops_constraint``, dat
 ignored.
 
 :class:`FinalTraining` (or :func:`train_final`) trains with the same loop as the search's proxy
-evaluations (:func:`ma2ml.envs.training.evaluators.fit_recipe`: uint8 data on the device, batched
+evaluations (:func:`ma2ml.training.evaluators.fit_recipe`: uint8 data on the device, batched
 augmentation, bf16 + channels_last on CUDA) for the given number of epochs, on the union of the
 train and validation splits, standardised with that union's per-channel mean and std. The test
 split is scored once, after training; nothing is selected on it.
@@ -44,7 +44,7 @@ from ma2ml.envs.core.files import MAX_INPUT_BYTES, atomic_write, check_input_fil
 from ma2ml.envs.core.records import decode_actions
 from ma2ml.envs.spaces import ModuleSpace
 from ma2ml.envs.tasks import Task
-from ma2ml.envs.training.evaluators import TrainEvaluator, accuracy, fit_recipe, network_cost, normalizer, to_input
+from ma2ml.training.evaluators import TrainEvaluator, accuracy, fit_recipe, network_cost, normalizer, to_input
 
 CHECKPOINT_FORMAT = "ma2ml-final-v1"
 """Tag stored in every checkpoint; :func:`load_checkpoint` refuses anything else."""
@@ -302,7 +302,7 @@ class FinalTraining:
     def run(self, seed: int = 0, epoch_end: Callable[[int, float], None] | None = None
             ) -> tuple[torch.nn.Module, FinalRecord]:
         """Train on train + val for ``epochs``, score on test; ``epoch_end(epoch, mean_loss)`` after
-        every epoch (progress). Raises :class:`~ma2ml.envs.training.evaluators.TrainingDiverged` if the loss
+        every epoch (progress). Raises :class:`~ma2ml.training.evaluators.TrainingDiverged` if the loss
         becomes non-finite."""
         splits, budget, device = self.splits, self.evaluator.budget, self.device
         build = self.task.build_network

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from ma2ml.envs.core.budget import Budget
 from ma2ml.envs.core.evaluator import Evaluator, resolve_device
 from ma2ml.envs.core.records import EvalRecord
-from ma2ml.envs.models.augment import apply_policy, random_crop_flip
-from ma2ml.envs.models.flops import count_macs
+from ma2ml.models.augment import apply_policy, random_crop_flip
+from ma2ml.models.flops import count_macs
 from ma2ml.envs.spaces import HParams, ModuleSpace, Recipe
 from ma2ml.envs.tasks import Task, load_splits
 from ma2ml.envs.tasks.data import Split, Splits

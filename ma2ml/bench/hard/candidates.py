@@ -4,7 +4,7 @@ a real agent: AUG, NAS and HPO with at least two tokens each.
 * ``budget`` (10,368 pipelines): NAS searches a one-block cell, the width and the cells per
   stage, so it sets the cost of an epoch; HPO searches the number of epochs and the learning
   rate, so it sets how many epochs are paid for. Against a training budget (FLOPs x epochs,
-  :mod:`~ma2ml.envs.benchmark.hard.reward`) the two must agree: a wide network only fits the
+  :mod:`~ma2ml.bench.hard.reward`) the two must agree: a wide network only fits the
   budget with few epochs.
 * ``regularise`` (5,832 pipelines): augmentation strength (op pair, probability, magnitude)
   against capacity (width, cells per stage, the cell's two ops) and training length and weight
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.envs.benchmark.hard.spaces import AugStrengthSpace, CellNetSpace, TrainSpace, build_cell_net
+from ma2ml.bench.hard.spaces import AugStrengthSpace, CellNetSpace, TrainSpace, build_cell_net
 from ma2ml.envs.core.budget import Budget
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.spaces import AugSpace, HParams, ModuleSpace
@@ -192,7 +192,7 @@ def space_table(candidate: Candidate) -> dict[str, np.ndarray]:
     (FLOPs counted on the meta device, once per NAS choice, for the dataset's channels and classes).
     Cached: do not modify the arrays."""
     from ma2ml.envs.tasks import load_splits
-    from ma2ml.envs.training.evaluators import network_cost
+    from ma2ml.training.evaluators import network_cost
 
     spaces, layout = candidate.spaces(), candidate.layout()
     splits = load_splits(get_task(candidate.dataset))
@@ -220,8 +220,20 @@ HARD_CANDIDATE = "combined"
 
 HARD_REWARD = (1.0, -3.0)
 """The chosen reward: (B as a multiple of the median training cost, v); C the median FLOPs, w = -0.07
-(:func:`~ma2ml.envs.benchmark.hard.reward.candidate_reward`)."""
+(:func:`~ma2ml.bench.hard.reward.candidate_reward`)."""
 
 TOP_REWARDS = ((0.5, -3.0), (1.0, -3.0), (2.0, -3.0), (1.0, 0.0))
 """The rewards whose top pipelines get extra seeds in the build: three training budgets and the
 poster's reward (v = 0), so the ground truth is refined wherever the benchmark may be scored."""
+
+# -- the seeds a built table holds (the build, ma2ml.bench.hard.build, trains them) ------------------
+
+BUILD_SEEDS = 2
+"""Replicates of every pipeline (0 and 1)."""
+
+TOP_SEEDS = 4
+"""Extra replicates of those pipelines (replicates 2..5: 6 seeds in all)."""
+
+TOP1_SEEDS = 4
+"""Extra replicates of those (replicates 6..9: 10 seeds in all), so the truth's noise at the top is
+small against the top-1% spread (issue 15's threshold 3)."""

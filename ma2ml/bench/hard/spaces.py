@@ -4,9 +4,9 @@ searches the training length beside the hyper-parameters (:class:`TrainSpace`).
 
 Both are ordinary :class:`~ma2ml.envs.spaces.ModuleSpace` s: ``apply`` writes the choice into
 the training :class:`~ma2ml.envs.spaces.Recipe` (architecture and ``input_size``; hyper-parameters
-and ``epochs``), so :class:`~ma2ml.envs.training.evaluators.TrainEvaluator` trains them as it
+and ``epochs``), so :class:`~ma2ml.training.evaluators.TrainEvaluator` trains them as it
 trains every other pipeline. The network is the project's NASNet skeleton
-(:class:`~ma2ml.envs.models.nasnet.NASNetwork`) with the searched width and cells per stage
+(:class:`~ma2ml.models.nasnet.NASNetwork`) with the searched width and cells per stage
 (:func:`build_cell_net`, a task's ``build_network``).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ma2ml.envs.core.budget import Budget
-from ma2ml.envs.models.nasnet import NAS_OPS, Genotype, NASNetwork
+from ma2ml.models.nasnet import NAS_OPS, Genotype, NASNetwork
 from ma2ml.envs.spaces import AugOp, AugPolicy, HParams, ModuleSpace, NasSpace, Recipe, TokenField
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.envs.benchmark.stats import top_count
+from ma2ml.bench.stats import top_count
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.records import EvalRecord

@@ -1,10 +1,10 @@
 """The hard tier's table (``ma2ml/AutoML-DigitsHard-v0``): the build's shards compacted into the
 package file :data:`HARD_TABLE_PATH`, read by the same
-:class:`~ma2ml.envs.benchmark.table.TableEvaluator` as the ``digits`` table through
+:class:`~ma2ml.bench.table.TableEvaluator` as the ``digits`` table through
 :data:`HARD_BENCH`.
 
 **The space** is the pilot's ``combined`` candidate (10,368 pipelines; see
-:mod:`~ma2ml.envs.benchmark.hard.candidates` and docs/hard_benchmark_pilot.md): AUG an op pair
+:mod:`~ma2ml.bench.hard.candidates` and docs/hard_benchmark_pilot.md): AUG an op pair
 with its probability and magnitude, NAS a one-block cell with the network's width and cells per
 stage, HPO the number of epochs (2 to 16), the weight decay and the learning rate.
 
@@ -13,8 +13,8 @@ stage, HPO the number of epochs (2 to 16), the weight decay and the learning rat
 FLOPs of the space (118,944 multiply-adds), cost = FLOPs x epochs, B = the median cost (691,776):
 a training budget one cannot really exceed.
 
-**The ground truth** (:meth:`~ma2ml.envs.benchmark.table.TableEvaluator.truth`) averages every
-stored replicate of a pipeline. Where the seeds went (:mod:`~ma2ml.envs.benchmark.hard.build`):
+**The ground truth** (:meth:`~ma2ml.bench.table.TableEvaluator.truth`) averages every
+stored replicate of a pipeline. Where the seeds went (:mod:`~ma2ml.bench.hard.build`):
 one seed of every pipeline, a second one in the order of the first seed's rank (best first), and
 four more for the top 2 % by the two-seed mean under each of the build's rewards, and four more
 again (ten in all) for the top 1 % by the six-seed mean. The meta says
@@ -30,16 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.envs.benchmark.build import check_table_path
-from ma2ml.envs.benchmark.hard.build import BUILD_SEEDS, TOP1_SEEDS, TOP_SEEDS, read_build
-from ma2ml.envs.benchmark.hard.candidates import CANDIDATES, HARD_CANDIDATE, space_epochs, space_table
-from ma2ml.envs.benchmark.table import BenchSpec
+from ma2ml.bench.hard.candidates import (BUILD_SEEDS, CANDIDATES, HARD_CANDIDATE, TOP1_SEEDS, TOP_SEEDS, space_epochs,
+                                         space_table)
+from ma2ml.bench.table import BenchSpec
 from ma2ml.envs.core.files import atomic_write
 from ma2ml.envs.core.records import STATUSES
 from ma2ml.envs.core.reward import FlopsReward
 from ma2ml.envs.tasks import Task, get_task
 
-HARD_TABLE_PATH = Path(__file__).resolve().parents[2] / "data" / "digits_hard.npz"
+HARD_TABLE_PATH = Path(__file__).resolve().parents[1] / "data" / "digits_hard.npz"
 """The committed hard table (package data)."""
 
 HARD_BUILD_DIR = Path("benchmarks") / "results" / "hard_build"
@@ -62,7 +61,7 @@ HARD_REWARD_ARGS: dict[str, float] = {"flops_constraint": HARD_FLOPS_CONSTRAINT,
                                       "training_budget": 691_776.0, "budget_exponent": -3.0}
 """The env arguments of the hard tier's reward: C and w, the training budget B (the median
 FLOPs x epochs of the space) and v; the same as
-:func:`~ma2ml.envs.benchmark.hard.reward.candidate_reward` at :data:`HARD_REWARD` (a test checks)."""
+:func:`~ma2ml.bench.hard.reward.candidate_reward` at :data:`HARD_REWARD` (a test checks)."""
 
 
 def hard_reward() -> FlopsReward:
@@ -97,8 +96,11 @@ def compact_build(build: str | Path = HARD_BUILD_DIR, out: str | Path = HARD_TAB
 
     ``meta``: the fingerprint, statuses, entries, C, the build platform (``None`` when several),
     ``seeds_histogram`` (pipelines by stored seeds) and ``complete`` (every pipeline has its
-    :data:`~ma2ml.envs.benchmark.hard.build.BUILD_SEEDS` base seeds).
+    :data:`~ma2ml.bench.hard.build.BUILD_SEEDS` base seeds).
     """
+    from ma2ml.bench.build import check_table_path
+    from ma2ml.bench.hard.build import read_build
+
     path = check_table_path(out, None)
     lines = read_build(CANDIDATE, build)
     if not lines:
@@ -156,7 +158,7 @@ def hard_stats(path: str | Path | None = None, reward_fn: FlopsReward | None = N
     ``reward_fn`` (default: the tier's), on
     the seed-averaged ground truth (every stored replicate of a pipeline averaged).
 
-    * the game (:func:`~ma2ml.envs.benchmark.hard.game.game_stats`): alternating best responses from
+    * the game (:func:`~ma2ml.bench.hard.game.game_stats`): alternating best responses from
       ``starts`` uniform random starts, agent-wise equilibria, the additive model's best, random
       search's median evaluations to the top 0.1%;
     * the truth's noise at the top: the pooled per-seed std of the top-1% pipelines with at least
@@ -165,8 +167,8 @@ def hard_stats(path: str | Path | None = None, reward_fn: FlopsReward | None = N
       threshold);
     * provenance: how many pipelines were really trained, with how many seeds.
     """
-    from ma2ml.envs.benchmark.hard.game import game_stats, top_count
-    from ma2ml.envs.benchmark.table import TableEvaluator
+    from ma2ml.bench.hard.game import game_stats, top_count
+    from ma2ml.bench.table import TableEvaluator
 
     reward_fn = reward_fn or hard_reward()
     evaluator = TableEvaluator(path if path is not None else HARD_BENCH.path, replicate=0, bench=HARD_BENCH)

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ma2ml.envs.benchmark.space import BENCH_FLOPS_CONSTRAINT, bench_spaces, joint_nvec, pipeline_tokens
+from ma2ml.bench.space import BENCH_FLOPS_CONSTRAINT, bench_spaces, joint_nvec, pipeline_tokens
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.records import STATUSES
 from ma2ml.envs.core.reward import batch_rewards
 from ma2ml.envs.spaces import ModuleSpace
 
 if TYPE_CHECKING:
-    from ma2ml.envs.benchmark.table import Table
+    from ma2ml.bench.table import Table
 
 
 # -- statistics -----------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ estimate the hard tier's properties over the whole space.
 The sample is a few hundred of several thousand pipelines, so thresholds 1 and 2 are computed on a
 *surrogate*: a model of the validation accuracy fitted on the sample (its held-out Spearman is
 reported), predicted for every pipeline, turned into rewards with each pipeline's known FLOPs and
-epochs (:func:`~ma2ml.envs.benchmark.hard.reward.candidate_reward`), then played as a game
-(:func:`~ma2ml.envs.benchmark.hard.game.game_stats`). Threshold 3 uses the repeated pipelines
+epochs (:func:`~ma2ml.bench.hard.reward.candidate_reward`), then played as a game
+(:func:`~ma2ml.bench.hard.game.game_stats`). Threshold 3 uses the repeated pipelines
 (seed noise) against the top-1% spread. Caveats: a surrogate is smoother than real training (no
 seed noise, shrunken extremes), so it tends to understate the top-1% spread and may add or remove
 equilibria; the numbers are estimates for choosing a space, not the benchmark's statistics.
@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.envs.benchmark.build import read_raw
-from ma2ml.envs.benchmark.hard.candidates import CANDIDATES, space_table
-from ma2ml.envs.benchmark.hard.game import game_stats
-from ma2ml.envs.benchmark.hard.reward import candidate_reward
+from ma2ml.bench.build import read_raw
+from ma2ml.bench.hard.candidates import CANDIDATES, space_table
+from ma2ml.bench.hard.game import game_stats
+from ma2ml.bench.hard.reward import candidate_reward
 from ma2ml.envs.core.reward import batch_rewards
 
 REWARD_VARIANTS: dict[str, tuple[float, float]] = {

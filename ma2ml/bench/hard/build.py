@@ -7,7 +7,7 @@
   other, so a finished shard never changes again (it can be committed) and every finished shard is
   a uniform random sample of the space.
 * **Seeds.** The seed of ``(index, replicate)`` is
-  :func:`~ma2ml.envs.benchmark.hard.candidates.candidate_seed`, the pilot's, so a pilot result of
+  :func:`~ma2ml.bench.hard.candidates.candidate_seed`, the pilot's, so a pilot result of
   the chosen space *is* a build result: :func:`import_results` copies them into the shards
   (marked ``"imported_from"``) instead of training them again.
 * **Where the seeds go.** Replicate 0 of every pipeline comes first (``--seeds 1``). Once it is
@@ -25,7 +25,7 @@
   first 2,156 pipelines built with both seeds, every pipeline in a two-seed top 2 % had a
   first-seed rank inside the top 5 %, so the 10 % cover leaves a margin of two.)
 
-Every line is a :class:`~ma2ml.envs.benchmark.hard.runner.CandidateTrainer` result (index,
+Every line is a :class:`~ma2ml.bench.hard.runner.CandidateTrainer` result (index,
 replicate, seed, status, per-epoch validation accuracy, test accuracy, FLOPs, params, train
 seconds, error, the build platform). Rerunning the build skips what is done; a torn last line
 is dropped; a shard built for another space is refused.
@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.envs.benchmark.build import raw_fingerprint, read_raw
-from ma2ml.envs.benchmark.hard.candidates import Candidate
-from ma2ml.envs.benchmark.hard.runner import CandidateTrainer, Job, ResultsFile, run_jobs
+from ma2ml.bench.build import raw_fingerprint, read_raw
+from ma2ml.bench.hard.candidates import BUILD_SEEDS, TOP1_SEEDS, TOP_SEEDS, Candidate
+from ma2ml.bench.hard.runner import CandidateTrainer, Job, ResultsFile, run_jobs
 
 RewardOfLines = Callable[[dict[str, np.ndarray]], np.ndarray]
 """A reward of result lines given as arrays ``{"index", "val_acc", "flops", "ok"}``."""
@@ -51,21 +51,14 @@ RewardOfLines = Callable[[dict[str, np.ndarray]], np.ndarray]
 SHARD_SIZE = 1000
 """Pipelines per shard file."""
 
-BUILD_SEEDS = 2
-"""Replicates of every pipeline (0 and 1)."""
 
 TOP_FRACTION = 0.02
 """Share of the pipelines (by seed-mean reward after the base build) trained with more seeds."""
 
-TOP_SEEDS = 4
-"""Extra replicates of those pipelines (replicates 2..5: 6 seeds in all)."""
 
 TOP1_FRACTION = 0.01
 """Share of the pipelines (by their six-seed mean, among the top) trained with more seeds again."""
 
-TOP1_SEEDS = 4
-"""Extra replicates of those (replicates 6..9: 10 seeds in all), so the truth's noise at the top is
-small against the top-1% spread (issue 15's threshold 3)."""
 
 SECOND_SEED_COVER = 0.10
 """The top pass waits until every pipeline with a first-seed rank in this top share has two seeds."""

@@ -20,7 +20,7 @@ ReLU, later ones hard-swish. Stride and activation are stored in each :class:`St
 fields of the space, no tokens), so an :class:`FBNetArch` describes its network completely.
 
 FLOPs are multiply-adds at the chosen resolution, counted like everywhere else (convolutions
-and linear layers; see :mod:`ma2ml.envs.models.flops`). Uniformly random architectures of the default
+and linear layers; see :mod:`ma2ml.models.flops`). Uniformly random architectures of the default
 space span about 150M-1750M (5th-95th percentiles about 280M-1090M, median about 580M), so the
 poster's C = 600M constraint splits the space. :func:`fbnet_macs` computes the same number
 analytically from the block plan, each block's multiply-adds cached by its shape: tens of

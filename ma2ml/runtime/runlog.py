@@ -1,7 +1,7 @@
 """One run's evaluations through an evaluation store (:class:`RunLog`): evaluations answered from the
 store when a resumed run asks the same pipeline at a stored index, from the cache when
 ``cache=True``, else run through the evaluator (its executor) and stored one by one as they finish.
-See :mod:`ma2ml.envs.runtime.store` for the schema and the guarantees.
+See :mod:`ma2ml.runtime.store` for the schema and the guarantees.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.records import Actions, EvalRecord, checked_batch, checked_tokens
-from ma2ml.envs.runtime.store import EvalStore, StoredEvaluation, StoreError, canonical_json, run_settings
+from ma2ml.runtime.store import EvalStore, StoredEvaluation, StoreError, canonical_json, run_settings
 
 
 class RunLog:

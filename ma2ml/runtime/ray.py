@@ -14,8 +14,8 @@ import cloudpickle
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.records import EvalRecord
 from ma2ml.envs.core.threads import torch_threads
-from ma2ml.envs.runtime.executors import Job, WatchedExecutor, _Crashed, _Event, _Finished, _one_line
-from ma2ml.envs.runtime.pool import rebuild_evaluator
+from ma2ml.runtime.executors import Job, WatchedExecutor, _Crashed, _Event, _Finished, _one_line
+from ma2ml.runtime.pool import rebuild_evaluator
 
 _RAY_EVALUATORS: dict[str, Evaluator] = {}
 """The evaluator a Ray worker process has rebuilt, by object-store id (one kept)."""

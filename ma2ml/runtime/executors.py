@@ -307,8 +307,8 @@ def make_executor(
     and ``gpus_per_task`` Ray; ``retries`` and ``time_limit`` (seconds, from outside the
     worker) apply to both. The in-process executor takes none of them.
     """
-    from ma2ml.envs.runtime.pool import ProcessPoolExecutor
-    from ma2ml.envs.runtime.ray import RayExecutor
+    from ma2ml.runtime.pool import ProcessPoolExecutor
+    from ma2ml.runtime.ray import RayExecutor
 
     if name == "inprocess":
         given = {"workers": workers, "ray_address": ray_address, "gpus_per_task": gpus_per_task,

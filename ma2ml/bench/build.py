@@ -16,10 +16,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ma2ml.envs.benchmark.space import (BENCH_BUDGET, BENCH_FLOPS_CONSTRAINT, EXTRA_SEEDS, SUBSET_SEED, TASK_NAME,
+from ma2ml.bench.space import (BENCH_BUDGET, BENCH_FLOPS_CONSTRAINT, EXTRA_SEEDS, SUBSET_SEED, TASK_NAME,
                                         bench_spaces, bench_task, extra_subset, joint_nvec, pipeline_seed,
                                         pipeline_tokens, space_fingerprint)
-from ma2ml.envs.benchmark.table import TABLE_PATH, values_problem
+from ma2ml.bench.table import TABLE_PATH, values_problem
 from ma2ml.envs.core.files import (MAX_INPUT_BYTES, atomic_write, cannot_create_in, check_input_file,
                                    input_file_problem, nearest_folder)
 from ma2ml.envs.core.records import STATUSES
@@ -104,8 +104,8 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(parent_pid: int) -> None:
     import torch
 
-    from ma2ml.envs.runtime.pool import die_with_parent
-    from ma2ml.envs.training.evaluators import TrainEvaluator
+    from ma2ml.runtime.pool import die_with_parent
+    from ma2ml.training.evaluators import TrainEvaluator
 
     die_with_parent(parent_pid)  # a killed build takes its workers along
     torch.set_num_threads(BUILD_THREADS)

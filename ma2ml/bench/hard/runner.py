@@ -1,9 +1,9 @@
 """Training candidate pipelines into resumable JSON-lines files (the pilot's and the build's
 shared loop): one line per finished training, flushed; a rerun skips what is done.
 
-The files are those of :mod:`ma2ml.envs.benchmark.build` (first line: the space fingerprint;
+The files are those of :mod:`ma2ml.bench.build` (first line: the space fingerprint;
 a torn last line is dropped on reopening; a file built for another space is refused), and every
-line records the :func:`~ma2ml.envs.benchmark.build.build_platform` it was trained on.
+line records the :func:`~ma2ml.bench.build.build_platform` it was trained on.
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ma2ml.envs.benchmark.build import BUILD_THREADS, open_raw, build_platform, read_raw
-from ma2ml.envs.benchmark.hard.candidates import Candidate, candidate_seed
+from ma2ml.bench.build import BUILD_THREADS, open_raw, build_platform, read_raw
+from ma2ml.bench.hard.candidates import Candidate, candidate_seed
 from ma2ml.envs.core.records import EvalRecord
-from ma2ml.envs.training.evaluators import TrainEvaluator, train_recipe
+from ma2ml.training.evaluators import TrainEvaluator, train_recipe
 
 Job = tuple[int, int]
 """``(pipeline index, replicate)``; replicate 0 is the main run."""
@@ -76,7 +76,7 @@ class ResultsFile:
 
 
 class CurveTrainEvaluator(TrainEvaluator):
-    """:class:`~ma2ml.envs.training.evaluators.TrainEvaluator` that also scores the test split after
+    """:class:`~ma2ml.training.evaluators.TrainEvaluator` that also scores the test split after
     every epoch (:attr:`test_curve`, of the last evaluation); the training is the same."""
 
     test_curve: list[float]
@@ -91,7 +91,7 @@ class CurveTrainEvaluator(TrainEvaluator):
 
 class CandidateTrainer:
     """Trains one candidate's pipelines with :class:`CurveTrainEvaluator` on CPU with one torch
-    thread (the build's setting, :data:`~ma2ml.envs.benchmark.build.BUILD_THREADS`)."""
+    thread (the build's setting, :data:`~ma2ml.bench.build.BUILD_THREADS`)."""
 
     def __init__(self, candidate: Candidate) -> None:
         self.candidate = candidate
