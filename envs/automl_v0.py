@@ -62,6 +62,17 @@ record, timing included, is `env.last_record`.
 
 ## Arguments
 
+The env class takes the game and little else (eight parameters):
+
+    AutoMLParallelEnv(task=None, agents=None, spaces=None, evaluator="train", reward_fn=None,
+                      train_seed=None, info_timings=False, render_mode=None)
+    env.attach(executor=None, workers=None, store=None, cache=False, run_id=None, device=None,
+               time_limit=None)          # the runtime: where evaluations run, where they are recorded
+
+The registered ids (`pettingzoo.make`, `gymnasium.make`, `ma2ml.make`, `--env-arg`) call the
+factory `parallel_env(**kwargs)`, which takes everything as flat keyword arguments, builds the
+evaluator, the `FlopsReward` and the runtime from them, and checks each first:
+
     parallel_env(task=None, agents=None, spaces=None, evaluator="train",
                  flops_constraint=None, reward_exponent=-0.07, soft_constraint=False,
                  training_budget=None, budget_exponent=0.0, data_dir=None, epochs=None,
@@ -160,6 +171,8 @@ ARGUMENTS: dict[str, Any] = {
 """The type and valid values of the plain arguments (:func:`~ma2ml.envs.core.fields.check_value`)."""
 DEFAULT_TASK = "digits"
 """The task of ``task=None``."""
+DEFAULT_REWARD_EXPONENT = -0.07
+"""MnasNet's w, applied above C."""
 TRAIN_DEFAULTS: dict[str, Any] = {"task": None, "spaces": None, "data_dir": None, "epochs": None, "cpu_threads": 1}
 """Arguments of the train evaluator and their defaults (``task=None`` is :data:`DEFAULT_TASK`): with an
 ``Evaluator`` given, each must be left at its default (the evaluator decides them)."""
@@ -209,65 +222,41 @@ class AutoMLParallelEnv(ParallelEnv):
         agents: Sequence[str] | None = None,
         spaces: Mapping[str, ModuleSpace] | None = None,
         evaluator: str | Evaluator = "train",
-        flops_constraint: float | None = None,
-        reward_exponent: float = -0.07,
-        soft_constraint: bool = False,
-        training_budget: float | None = None,
-        budget_exponent: float = 0.0,
-        data_dir: str | None = None,
-        epochs: int | None = None,
-        device: str | None = None,
-        time_limit: float | None = None,
-        cpu_threads: int | None = 1,
+        reward_fn: FlopsReward | None = None,
         train_seed: int | None = None,
         info_timings: bool = False,
-        executor: str | Executor | None = None,
-        workers: int | None = None,
-        store: str | EvalStore | None = None,
-        cache: bool = False,
-        run_id: str | None = None,
         render_mode: str | None = None,
     ) -> None:
+        """The game: ``task`` (a registered name or a :class:`~ma2ml.envs.tasks.Task`; None: ``"digits"``),
+        the ``agents`` and their ``spaces``, the ``evaluator`` that scores a pipeline (``"train"``: a
+        :class:`~ma2ml.training.evaluators.TrainEvaluator` at the task's proxy budget, or an
+        :class:`~ma2ml.envs.core.evaluator.Evaluator`, which then decides the task and the spaces), the
+        reward (a :class:`~ma2ml.envs.core.reward.FlopsReward`; None: the task's C with w = -0.07),
+        ``train_seed`` (None: drawn per episode) and ``info_timings`` (wall-clock seconds in ``infos``).
+        Where evaluations run and where they are recorded is :meth:`attach`'s; the registered factory
+        :func:`parallel_env` takes all of it as flat keyword arguments."""
         if render_mode is not None:
             raise UserError(f"render_mode {render_mode!r} is not supported; this env does not render")
-        checked = {name: check_value("", name, value, ARGUMENTS[name]) for name, value in (
-            ("soft_constraint", soft_constraint), ("epochs", epochs), ("time_limit", time_limit),
-            ("cpu_threads", cpu_threads), ("train_seed", train_seed), ("info_timings", info_timings),
-            ("workers", workers), ("cache", cache), ("run_id", run_id))}
-        soft_constraint, epochs, time_limit, cpu_threads, train_seed, info_timings, workers, cache, run_id = (
-            checked.values())
-        resolve_device(device)  # a bad device is one UserError now, not a failed evaluation at every step
+        train_seed = check_value("", "train_seed", train_seed, ARGUMENTS["train_seed"])
+        info_timings = check_value("", "info_timings", info_timings, ARGUMENTS["info_timings"])
         if isinstance(evaluator, Evaluator):
-            given = {name: value for name, value in (("task", task), ("spaces", spaces), ("data_dir", data_dir),
-                                                     ("epochs", epochs), ("cpu_threads", cpu_threads))
-                     if value != TRAIN_DEFAULTS[name]}
-            if given:
-                names = ", ".join(f"{name}=" for name in sorted(given))
-                raise UserError(f"{names} does not apply here: the {type(evaluator).__name__} decides the task, its "
-                                "spaces and how a pipeline is scored; leave it out")
+            _refuse_not_applicable(evaluator, {"task": task, "spaces": spaces})
             if agents is not None and list(agents) != list(evaluator.spaces):
                 raise UserError(f"agents {list(agents)} differ from the evaluator's {list(evaluator.spaces)}")
             self.task, self.spaces, self.evaluator = evaluator.task, dict(evaluator.spaces), evaluator
         elif isinstance(evaluator, str) and evaluator == "train":
-            self.task = get_task(DEFAULT_TASK if task is None else task)
-            self.spaces = resolve_spaces(self.task, agents, spaces)
-            if self.task.needs_data_dir and (data_dir is None or not Path(data_dir).expanduser().is_dir()):
-                load_splits(self.task, data_dir)  # raises: the loader's message names the folder and what to put there
             from ma2ml.training.evaluators import TrainEvaluator
 
-            self.evaluator = TrainEvaluator(self.task, self.spaces, data_dir=data_dir, device=device,
-                                            epochs=epochs, time_limit=time_limit, cpu_threads=cpu_threads)
+            self.task = get_task(DEFAULT_TASK if task is None else task)
+            self.spaces = resolve_spaces(self.task, agents, spaces)
+            self.evaluator = TrainEvaluator(self.task, self.spaces)
         else:
             raise UserError(f"unknown evaluator {evaluator!r}; valid values are {list(EVALUATORS)} or an Evaluator")
-        self.reward_fn = FlopsReward(
-            _in_range("flops_constraint", self.task.flops_constraint if flops_constraint is None
-                           else flops_constraint, FLOPS_CONSTRAINT_RANGE, " multiply-adds"),
-            _in_range("reward_exponent", reward_exponent, REWARD_EXPONENT_RANGE),
-            soft_constraint,
-            None if training_budget is None else _in_range("training_budget", training_budget, FLOPS_CONSTRAINT_RANGE,
-                                                           " multiply-adds x epochs"),
-            _in_range("budget_exponent", budget_exponent, REWARD_EXPONENT_RANGE),
-        )
+        if reward_fn is None:
+            reward_fn = flops_reward(self.task)
+        if not isinstance(reward_fn, FlopsReward):
+            raise UserError(f"reward_fn = {reward_fn!r} is invalid; valid values are None or a FlopsReward")
+        self.reward_fn = reward_fn
         self.train_seed = train_seed
         self.info_timings = info_timings
         self.render_mode = render_mode
@@ -281,13 +270,28 @@ class AutoMLParallelEnv(ParallelEnv):
         self.last_record: EvalRecord | None = None
         self.np_random, _ = seeding.np_random(None)
         self._owned: list[Executor | EvalStore] = []
-        self._attach(executor, workers, device, time_limit, copy_evaluator=isinstance(evaluator, Evaluator))
-        self.run_log = self._open_run(store, cache, run_id)
+        self.run_log: RunLog | None = None
+        """The run's record in a store (:meth:`attach` with ``store=``); None: nothing is stored."""
 
-    def _attach(self, executor: str | Executor | None, workers: int | None, device: str | None,
-                time_limit: float | None, copy_evaluator: bool) -> None:
+    # -- the runtime: where evaluations run and where they are recorded --------------------------
+    def attach(self, executor: str | Executor | None = None, workers: int | None = None,
+               store: str | EvalStore | None = None, cache: bool = False, run_id: str | None = None,
+               device: str | None = None, time_limit: float | None = None) -> AutoMLParallelEnv:
+        """Run evaluations through ``executor`` (``"inprocess"``, ``"process"`` with ``workers``, ``"ray"`` or
+        an :class:`~ma2ml.runtime.executors.Executor`; built from a name, it kills an evaluation after
+        ``time_limit`` seconds and uses ``device``) and record every one in ``store`` (a path or an
+        :class:`~ma2ml.runtime.store.EvalStore`) under ``run_id``, reusing earlier records with ``cache``.
+        The executor goes on a shallow copy of the evaluator (the caller's object is never changed); what
+        was built from a name is closed by :meth:`close`. Returns the env. Call it once, before the first
+        evaluation."""
+        workers = check_value("", "workers", workers, ARGUMENTS["workers"])
+        cache = check_value("", "cache", cache, ARGUMENTS["cache"])
+        run_id = check_value("", "run_id", run_id, ARGUMENTS["run_id"])
+        time_limit = check_value("", "time_limit", time_limit, ARGUMENTS["time_limit"])
         if workers is not None and executor != "process":
             raise UserError(f"workers={workers} needs executor='process'")
+        if store is None and (cache or run_id is not None):
+            raise UserError("cache=True and run_id need a store= (an EvalStore or a file path)")
         if isinstance(executor, str):
             from ma2ml.runtime.executors import make_executor
 
@@ -296,24 +300,19 @@ class AutoMLParallelEnv(ParallelEnv):
                                      time_limit=time_limit if remote else None)
             self._owned.append(executor)
         if executor is not None:
-            if copy_evaluator:  # never change the caller's object: attach to a shallow copy
-                self.evaluator = copy.copy(self.evaluator)
+            self.evaluator = copy.copy(self.evaluator)  # never change the caller's object
             self.evaluator.executor = executor
+        if store is not None:
+            from ma2ml.runtime.runlog import RunLog
+            from ma2ml.runtime.store import EvalStore
 
-    def _open_run(self, store: str | EvalStore | None, cache: bool, run_id: str | None) -> RunLog | None:
-        if store is None:
-            if cache or run_id is not None:
-                raise UserError("cache=True and run_id need a store= (an EvalStore or a file path)")
-            return None
-        from ma2ml.runtime.runlog import RunLog
-        from ma2ml.runtime.store import EvalStore
-
-        if not isinstance(store, EvalStore):
-            store = EvalStore(store)
-            self._owned.append(store)
-        policy = "drawn" if self.train_seed is None else f"fixed:{self.train_seed}"
-        return RunLog(store, self.evaluator, run_id=run_id, env_id=f"{self.metadata['name']}/{self.task.name}",
-                      seed_policy=policy, cache=cache)
+            if not isinstance(store, EvalStore):
+                store = EvalStore(store)
+                self._owned.append(store)
+            policy = "drawn" if self.train_seed is None else f"fixed:{self.train_seed}"
+            self.run_log = RunLog(store, self.evaluator, run_id=run_id,
+                                  env_id=f"{self.metadata['name']}/{self.task.name}", seed_policy=policy, cache=cache)
+        return self
 
     # -- spaces ---------------------------------------------------------------------------------
     def observation_space(self, agent: str) -> gym_spaces.Box:
@@ -410,8 +409,80 @@ class AutoMLParallelEnv(ParallelEnv):
         self._owned = []
 
 
-def parallel_env(**kwargs: Any) -> AutoMLParallelEnv:
-    return AutoMLParallelEnv(**kwargs)
+def parallel_env(
+    task: str | Task | None = None,
+    agents: Sequence[str] | None = None,
+    spaces: Mapping[str, ModuleSpace] | None = None,
+    evaluator: str | Evaluator = "train",
+    flops_constraint: float | None = None,
+    reward_exponent: float = -0.07,
+    soft_constraint: bool = False,
+    training_budget: float | None = None,
+    budget_exponent: float = 0.0,
+    data_dir: str | None = None,
+    epochs: int | None = None,
+    device: str | None = None,
+    time_limit: float | None = None,
+    cpu_threads: int | None = 1,
+    train_seed: int | None = None,
+    info_timings: bool = False,
+    executor: str | Executor | None = None,
+    workers: int | None = None,
+    store: str | EvalStore | None = None,
+    cache: bool = False,
+    run_id: str | None = None,
+    render_mode: str | None = None,
+) -> AutoMLParallelEnv:
+    """The registered entry point (``pettingzoo.make``, ``gymnasium.make``, ``--env-arg``): the env from flat
+    keyword arguments (the module docstring's "Arguments"). It builds the evaluator (the training options),
+    the :class:`FlopsReward` and the runtime (:meth:`AutoMLParallelEnv.attach`), each argument checked
+    first: one ``UserError`` naming the first bad one, before anything is built."""
+    checked = {name: check_value("", name, value, ARGUMENTS[name]) for name, value in (
+        ("soft_constraint", soft_constraint), ("epochs", epochs), ("time_limit", time_limit),
+        ("cpu_threads", cpu_threads))}
+    soft_constraint, epochs, time_limit, cpu_threads = checked.values()
+    resolve_device(device)  # a bad device is one UserError now, not a failed evaluation at every step
+    if isinstance(evaluator, Evaluator):
+        _refuse_not_applicable(evaluator, {"task": task, "spaces": spaces, "data_dir": data_dir, "epochs": epochs,
+                                           "cpu_threads": cpu_threads})
+    elif isinstance(evaluator, str) and evaluator == "train":
+        from ma2ml.training.evaluators import TrainEvaluator
+
+        game = get_task(DEFAULT_TASK if task is None else task)
+        chosen = resolve_spaces(game, agents, spaces)
+        if game.needs_data_dir and (data_dir is None or not Path(data_dir).expanduser().is_dir()):
+            load_splits(game, data_dir)  # raises: the loader's message names the folder and what to put there
+        evaluator = TrainEvaluator(game, chosen, data_dir=data_dir, device=device, epochs=epochs,
+                                   time_limit=time_limit, cpu_threads=cpu_threads)
+    else:
+        raise UserError(f"unknown evaluator {evaluator!r}; valid values are {list(EVALUATORS)} or an Evaluator")
+    reward_fn = FlopsReward(
+        _in_range("flops_constraint", evaluator.task.flops_constraint if flops_constraint is None
+                  else flops_constraint, FLOPS_CONSTRAINT_RANGE, " multiply-adds"),
+        _in_range("reward_exponent", reward_exponent, REWARD_EXPONENT_RANGE),
+        soft_constraint,
+        None if training_budget is None else _in_range("training_budget", training_budget, FLOPS_CONSTRAINT_RANGE,
+                                                       " multiply-adds x epochs"),
+        _in_range("budget_exponent", budget_exponent, REWARD_EXPONENT_RANGE),
+    )
+    env = AutoMLParallelEnv(agents=agents, evaluator=evaluator, reward_fn=reward_fn, train_seed=train_seed,
+                            info_timings=info_timings, render_mode=render_mode)
+    return env.attach(executor=executor, workers=workers, store=store, cache=cache, run_id=run_id, device=device,
+                      time_limit=time_limit)
+
+
+def flops_reward(task: Task) -> FlopsReward:
+    """The default reward of a task: its constraint C with MnasNet's w = -0.07 above it."""
+    return FlopsReward(task.flops_constraint, DEFAULT_REWARD_EXPONENT)
+
+
+def _refuse_not_applicable(evaluator: Evaluator, given: Mapping[str, Any]) -> None:
+    """One ``UserError`` naming the training arguments given beside an ``Evaluator`` (it decides them)."""
+    names = sorted(name for name, value in given.items() if value != TRAIN_DEFAULTS[name])
+    if names:
+        listed = ", ".join(f"{name}=" for name in names)
+        raise UserError(f"{listed} does not apply here: the {type(evaluator).__name__} decides the task, its "
+                        "spaces and how a pipeline is scored; leave it out")
 
 
 def raw_env(**kwargs: Any):

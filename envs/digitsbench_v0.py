@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
+from ma2ml.envs import automl_v0
 from ma2ml.envs.automl_v0 import AutoMLParallelEnv
 from ma2ml.envs.core.errors import UserError
 from ma2ml.bench.table import DIGITS_BENCH, BenchSpec, TableEvaluator
@@ -38,7 +39,7 @@ def parallel_env(table: str | Path | None = None, table_seed: int | str = "rando
                  bench: BenchSpec = DIGITS_BENCH, **kwargs: Any) -> AutoMLParallelEnv:
     """``ma2ml/AutoML-DigitsBench-v0``: the AutoML env answering from the table of ``bench`` (kwargs as
     automl_v0's)."""
-    return AutoMLParallelEnv(evaluator=table_evaluator(table, table_seed, epoch, bench), **kwargs)
+    return automl_v0.parallel_env(evaluator=table_evaluator(table, table_seed, epoch, bench), **kwargs)
 
 
 def raw_env(**kwargs: Any):

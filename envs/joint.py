@@ -17,7 +17,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ma2ml.envs.automl_v0 import AutoMLParallelEnv
+from ma2ml.envs.automl_v0 import parallel_env
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.records import checked_seed
 
@@ -28,7 +28,7 @@ class JointAutoMLEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, **kwargs: Any) -> None:
-        self.parallel = AutoMLParallelEnv(**kwargs)
+        self.parallel = parallel_env(**kwargs)
         self.agents = list(self.parallel.possible_agents)
         self.layout = JointLayout.of(self.parallel)
         """Where each agent's tokens sit in the joint action."""

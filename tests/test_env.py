@@ -120,3 +120,26 @@ def test_reward_constraint_in_env():
     actions = {a: env.action_space(a).sample() for a in env.agents}
     _, rew, _, _, infos = env.step(actions)
     assert rew["aug"] == pytest.approx(infos["aug"]["val_acc"] * 2.0 ** -0.07)
+
+
+def test_the_env_takes_the_game_and_little_else():
+    """Issue 24: the env class takes task, agents, spaces, evaluator, reward, seed policy, info format and
+    render mode (at most eight parameters); the runtime is attach()'s; an argument an Evaluator decides is
+    refused by name instead of being silently ignored."""
+    import inspect
+
+    from ma2ml.bench.synthetic import SyntheticEvaluator
+    from ma2ml.envs.automl_v0 import AutoMLParallelEnv
+    from ma2ml.envs.core.errors import UserError
+
+    assert len(inspect.signature(AutoMLParallelEnv.__init__).parameters) - 1 <= 8
+    with pytest.raises(TypeError, match="epochs"):
+        AutoMLParallelEnv(epochs=3)  # a training option is the evaluator's, not the env's
+    with pytest.raises(UserError, match=r"^data_dir=, epochs=, spaces=, task= does not apply here: the "
+                                        r"SyntheticEvaluator decides"):
+        automl_v0.parallel_env(evaluator=SyntheticEvaluator(game=0), task="cifar10", epochs=3,
+                               data_dir="/nonexistent", spaces={"x": None})
+    with pytest.raises(UserError, match="reward_fn = 0.5 is invalid"):
+        AutoMLParallelEnv(evaluator=SyntheticEvaluator(game=0), reward_fn=0.5)
+    env = AutoMLParallelEnv(evaluator=SyntheticEvaluator(game=0))
+    assert env.run_log is None and env.attach(store=None) is env
