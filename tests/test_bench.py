@@ -538,3 +538,12 @@ def test_corrupted_table_is_one_clear_error_everywhere(kind, tmp_path, capsys):
     assert main(["bench", "info", "--table", str(path)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err == f"ma2ml bench: error: {message}\n"
+
+
+def test_one_top_count():
+    """One definition of "the top fraction" for every table (two copies once disagreed: 8 vs 7 at 7% of 100)."""
+    from ma2ml.bench.hard import game
+    from ma2ml.bench.stats import top_count
+
+    assert game.top_count is top_count
+    assert [top_count(100, 0.07), top_count(5184), top_count(10368, 0.001), top_count(5, 0.01)] == [7, 52, 11, 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ma2ml.envs.core.errors import UserError
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,8 +24,9 @@ if TYPE_CHECKING:
 
 # -- statistics -----------------------------------------------------------------------------------
 def top_count(n: int, fraction: float = 0.01) -> int:
-    """How many of ``n`` pipelines make the top ``fraction`` (at least one): the top-1% definition."""
-    return max(int(np.ceil(fraction * n)), 1)
+    """Pipelines in the top ``fraction`` of ``n`` (at least one; ``0.07 * 100`` is 7, not 8: the product's
+    rounding error is not a pipeline)."""
+    return max(int(math.ceil(fraction * n - 1e-9)), 1)
 
 
 def _agent_choices(spaces: Mapping[str, ModuleSpace], n: int) -> dict[str, np.ndarray]:

@@ -65,7 +65,7 @@ HARD_COMPARISON = Path("benchmarks") / "results" / "compare_digitshard" / "per_r
 """The hard tier's committed default comparison (relative to a checkout), the source of property 5."""
 
 POWER_BUDGETS = (50, 100, 300)
-"""The budgets of the hard tier's power table (issue 15's property 5)."""
+"""The budgets of the hard tier's power table (its property 5)."""
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
@@ -123,7 +123,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--raw", required=True, help="the JSON-lines results file of a build")
     c.add_argument("--out", required=True, help="the compact table to write (.npz)")
     c.add_argument("--force", action="store_true", help="overwrite an existing --out")
-    i = bsub.add_parser("info", help="print a table's statistics (--bench hard: issue 15's properties 1-5)")
+    i = bsub.add_parser("info", help="print a table's statistics (--bench hard: the hard tier's properties 1-5 against their thresholds)")
     i.add_argument("--bench", choices=("digits", "hard"), default="digits",
                    help="which benchmark: the digits table (ma2ml/AutoML-DigitsBench-v0) or the hard tier "
                         "(ma2ml/AutoML-DigitsHard-v0)")

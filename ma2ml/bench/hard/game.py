@@ -20,10 +20,7 @@ from typing import Any
 
 import numpy as np
 
-
-def top_count(n: int, fraction: float) -> int:
-    """Pipelines in the top ``fraction`` of ``n`` (at least one)."""
-    return max(int(math.ceil(fraction * n - 1e-9)), 1)
+from ma2ml.bench.stats import top_count
 
 
 def ranks(r: np.ndarray) -> np.ndarray:
