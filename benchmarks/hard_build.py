@@ -32,7 +32,7 @@ OUT = ROOT / "results" / "hard_build"
 def line_rewards(candidate):
     """The rewards that order the second seed and choose the top (:data:`HARD_REWARD` first, then the
     rest of :data:`TOP_REWARDS`), of result lines: their accuracy and FLOPs, and their pipeline's epochs."""
-    from ma2ml.bench.hard.candidates import HARD_REWARD, TOP_REWARDS, space_epochs
+    from ma2ml.bench.hard.definitions import HARD_REWARD, TOP_REWARDS, space_epochs
     from ma2ml.bench.hard.reward import candidate_reward
     from ma2ml.envs.core.reward import batch_rewards
 
@@ -45,10 +45,10 @@ def line_rewards(candidate):
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ma2ml.bench.hard.candidates import CANDIDATES, HARD_CANDIDATE
+    from ma2ml.bench.hard.definitions import DEFINITIONS, HARD_DEFINITION
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--candidate", default=HARD_CANDIDATE, choices=sorted(CANDIDATES))
+    parser.add_argument("--candidate", default=HARD_DEFINITION, choices=sorted(DEFINITIONS))
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--limit", type=int, default=None, help="stop after this many trainings")
     parser.add_argument("--import", dest="sources", type=Path, nargs="*", default=[],
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
                              "seed of every pipeline, implies --no-top)")
     parser.add_argument("--status", action="store_true", help="print the progress and stop")
     args = parser.parse_args(argv)
-    candidate = CANDIDATES[args.candidate]
+    candidate = DEFINITIONS[args.candidate]
     try:
         worker = tuple(int(x) for x in args.worker.split("/"))
         if len(worker) != 2 or not 0 <= worker[0] < worker[1]:

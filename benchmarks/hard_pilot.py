@@ -2,12 +2,12 @@
 
     OMP_NUM_THREADS=1 nohup nice -n 10 python3 benchmarks/hard_pilot.py > /tmp/hard_pilot.log 2>&1 &
 
-trains, for each candidate of :data:`ma2ml.bench.hard.candidates.CANDIDATES`, ``--n``
+trains, for each candidate of :data:`hard_pilot_lib.CANDIDATES`, ``--n``
 uniformly sampled pipelines once and ``--repeat`` of them a second time (a second seed, for the
 noise estimate), the candidates interleaved, one training at a time on one torch thread. Results go
 to ``benchmarks/results/hard_pilot/<candidate>.jsonl`` (one line per training, flushed); rerunning
 the command skips what is done. ``--analyse`` then prints the pilot statistics
-(:mod:`ma2ml.bench.hard.pilot`).
+(:mod:`hard_pilot_lib`).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         plan[name] = (int(sizes[0]) if sizes else args.n, int(sizes[1]) if len(sizes) > 1 else args.repeat)
     names = list(plan)
     if args.analyse:
-        from ma2ml.bench.hard.pilot import analyse_pilot, format_pilot
+        from hard_pilot_lib import analyse_pilot, format_pilot
 
         import json
 
@@ -56,13 +56,13 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from ma2ml.bench.hard.candidates import CANDIDATES
-    from ma2ml.bench.hard.runner import CandidateTrainer, ResultsFile, interleave, pilot_jobs, run_jobs
+    from hard_pilot_lib import CANDIDATES, interleave, pilot_jobs
+    from ma2ml.bench.hard.runner import ResultsFile, TableTrainer, run_jobs
 
     lists, files = [], []
     for name in names:
         candidate = CANDIDATES[name]
-        trainer, out = CandidateTrainer(candidate), ResultsFile(args.out / f"{name}.jsonl", candidate.fingerprint())
+        trainer, out = TableTrainer(candidate), ResultsFile(args.out / f"{name}.jsonl", candidate.fingerprint())
         files.append(out)
         lists.append([(trainer, out, job) for job in pilot_jobs(candidate, *plan[name])])
     work = interleave(lists)

@@ -1,5 +1,6 @@
-"""The hard tier's pilot and build machinery (issue 15): its module spaces, the epochs lever,
-the game statistics, the training-budget reward and the resumable, sharded build."""
+"""The hard tier's pilot and build machinery: its module spaces, the epochs lever, the game statistics,
+the training-budget reward and the resumable, sharded build. The pilot's own code lives with its scripts
+in benchmarks/ (hard_pilot_lib.py), outside the package: tests/conftest.py puts that folder on sys.path."""
 from __future__ import annotations
 
 import json
@@ -8,11 +9,12 @@ import numpy as np
 import pytest
 
 from ma2ml.bench.hard import build as hard_build
-from ma2ml.bench.hard.candidates import CANDIDATES, Candidate, candidate_seed, space_table
+from hard_pilot_lib import CANDIDATES, interleave, pilot_jobs
+from ma2ml.bench.hard.definitions import TableDefinition, space_table, training_seed
 from ma2ml.bench.hard.game import (additive_best, additive_unexplained, best_response_runs, equilibria,
                                             game_stats, random_search_median, ranks)
 from ma2ml.envs.core.reward import FlopsReward, batch_rewards
-from ma2ml.bench.hard.runner import ResultsFile, interleave, pilot_jobs
+from ma2ml.bench.hard.runner import ResultsFile
 from ma2ml.bench.hard.spaces import AugStrengthSpace, CellNetSpace, TrainSpace
 from ma2ml.envs.spaces import AugSpace, HParams, Recipe
 
@@ -120,7 +122,7 @@ def test_pilot_jobs_are_a_fixed_uniform_sample_with_repeats():
     assert jobs == pilot_jobs(CANDIDATES["budget"], 50, 10)
     assert sum(r == 1 for _, r in jobs) == 10 and len({i for i, _ in jobs}) == 50
     assert interleave([[1, 2, 3], [4]]) == [1, 4, 2, 3]
-    assert candidate_seed("budget", 3, 0) != candidate_seed("budget", 3, 1)
+    assert training_seed("budget", 3, 0) != training_seed("budget", 3, 1)
 
 
 def test_shards_partition_the_space():
@@ -130,10 +132,10 @@ def test_shards_partition_the_space():
     assert np.array_equal(np.sort(np.concatenate(shards)), np.arange(candidate.n_pipelines))
 
 
-def _tiny() -> Candidate:
-    from ma2ml.bench.hard.candidates import CELL_OPS
+def _tiny() -> TableDefinition:
+    from hard_pilot_lib import CELL_OPS
 
-    return Candidate("tiny", "two epochs at most", lambda: {
+    return TableDefinition("tiny", "two epochs at most", lambda: {
         "aug": AugSpace(num_sub_policies=1, ops=("AutoContrast", "Rotate"), probs=(0.5,), magnitudes=(5,)),
         "nas": CellNetSpace(ops=CELL_OPS[1:], fixed_inputs=((0, 1),), channels=(8,)),
         "hpo": TrainSpace({"epochs": (1, 2), "lr": (0.1, 0.3)})})
@@ -232,7 +234,7 @@ def test_results_file_drops_a_torn_line(tmp_path):
 
 # -- pilot analysis ----------------------------------------------------------------------------------
 def test_pilot_analysis_pieces():
-    from ma2ml.bench.hard.pilot import fit_surrogates, pairwise_onehot, seed_noise
+    from hard_pilot_lib import fit_surrogates, pairwise_onehot, seed_noise
 
     rows = np.array([[0, 1], [1, 0], [1, 1]])
     onehot = pairwise_onehot(rows, np.array([2, 2]))

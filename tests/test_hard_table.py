@@ -13,7 +13,7 @@ from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import ma2ml.envs  # noqa: F401  (registers the ids)
 from ma2ml.bench.hard import build as hard_build
-from ma2ml.bench.hard.candidates import CANDIDATES, HARD_CANDIDATE, HARD_REWARD, candidate_seed, space_table
+from ma2ml.bench.hard.definitions import DEFINITIONS, HARD_DEFINITION, HARD_REWARD, training_seed, space_table
 from ma2ml.bench.hard.reward import candidate_reward
 from ma2ml.bench.hard.table import (HARD_BENCH, HARD_FLOPS_CONSTRAINT, HARD_REWARD_ARGS, compact_build,
                                              hard_reward, hard_stats)
@@ -21,7 +21,7 @@ from ma2ml.bench.table import TableEvaluator, load_table
 from ma2ml.envs.core.reward import batch_rewards
 
 PID, GID, TID = "ma2ml/AutoML-DigitsHard-v0", "ma2ml/JointAutoML-DigitsHard-v0", "ma2ml/TokenAutoML-DigitsHard-v0"
-CANDIDATE = CANDIDATES[HARD_CANDIDATE]
+CANDIDATE = DEFINITIONS[HARD_DEFINITION]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_packaged_table_is_exhaustive_and_matches_the_space(table):
     # replicates stored from 0 up, each with the build's derived seed
     index, rep = np.nonzero(stored)
     sample = np.random.default_rng(0).choice(len(index), 200, replace=False)
-    assert all(table.seed[index[k], rep[k]] == candidate_seed(CANDIDATE.name, index[k], rep[k]) for k in sample)
+    assert all(table.seed[index[k], rep[k]] == training_seed(CANDIDATE.name, index[k], rep[k]) for k in sample)
     # every curve is as long as its pipeline's epochs and ends at the final validation accuracy
     own = HARD_BENCH.own_epochs()
     lengths = np.isfinite(table.curve).sum(axis=2)
@@ -145,7 +145,7 @@ def test_compact_build_from_shards(tmp_path):
     for index in (5, 9):
         for rep in (0, 1):
             e = int(epochs[index])
-            file.append({"index": index, "replicate": rep, "seed": candidate_seed(CANDIDATE.name, index, rep),
+            file.append({"index": index, "replicate": rep, "seed": training_seed(CANDIDATE.name, index, rep),
                          "status": "ok", "val_acc": 0.5 + rep / 10, "test_acc": 0.4, "flops": int(flops[index]),
                          "params": 100, "curve": [0.1] * (e - 1) + [0.5 + rep / 10], "train_seconds": 1.0})
     file.close()

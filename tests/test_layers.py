@@ -97,7 +97,7 @@ def test_every_package_folder_is_in_the_wheel():
 
 
 MACHINERY = ("ma2ml.training", "ma2ml.runtime", "ma2ml.bench.build", "ma2ml.bench.hard.build",
-             "ma2ml.bench.hard.runner", "ma2ml.bench.hard.pilot", "ma2ml.agents", "ma2ml.baselines")
+             "ma2ml.bench.hard.runner", "hard_pilot_lib", "ma2ml.agents", "ma2ml.baselines")
 """What the game never needs to be played: trainer, store, executors, table builders, learners."""
 
 
@@ -122,3 +122,11 @@ def test_the_game_loads_no_machinery():
     assert "ma2ml.envs.automl_v0" not in by_import  # the env modules load when an env is made
     assert not [m for m in by_tables if m.startswith(MACHINERY)], by_tables
     assert "ma2ml.bench.table" in by_tables  # the check would catch the machinery: the table itself did load
+
+
+def test_no_research_scaffolding_in_the_package():
+    """The hard tier's pilot (its candidate spaces, surrogates and jobs) lives with its scripts in benchmarks/,
+    not in the installed package."""
+    modules = {p.stem for p in (ROOT / "ma2ml").rglob("*.py")} | {p.stem for p in (ROOT / "envs").rglob("*.py")}
+    assert not modules & {"pilot", "candidates"}, modules & {"pilot", "candidates"}
+    assert (ROOT / "benchmarks" / "hard_pilot_lib.py").is_file()

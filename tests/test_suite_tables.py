@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ma2ml.bench.hard.candidates import CANDIDATES, space_table
+from ma2ml.bench.hard.definitions import DEFINITIONS, space_table
 from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.tasks import get_task, task_names
 from ma2ml.envs.tasks import offline
@@ -72,7 +72,7 @@ def test_the_offline_datasets_are_registered_tasks():
 
 @pytest.mark.parametrize("name, dataset, side", [("mnist", "mnist-sample", 10), ("shapes", "shapes", 16)])
 def test_suite_candidates_are_sized_for_a_table(name, dataset, side):
-    candidate = CANDIDATES[name]
+    candidate = DEFINITIONS[name]
     assert candidate.dataset == dataset and candidate.task_name == f"{dataset}-hard-{name}"
     assert 2000 <= candidate.n_pipelines <= 3500
     spaces = candidate.spaces()
@@ -82,9 +82,11 @@ def test_suite_candidates_are_sized_for_a_table(name, dataset, side):
 
 
 def test_the_hard_candidates_keep_their_fingerprints():
+    from hard_pilot_lib import CANDIDATES  # the pilot's spaces, with the scripts in benchmarks/
+
     with open(ROOT / "benchmarks" / "results" / "hard_build" / "combined-00.jsonl") as f:
         committed = json.loads(f.readline())["fingerprint"]
-    assert json.loads(json.dumps(CANDIDATES["combined"].fingerprint())) == committed
+    assert json.loads(json.dumps(DEFINITIONS["combined"].fingerprint())) == committed
     assert all(CANDIDATES[n].dataset == "digits" and CANDIDATES[n].fingerprint()["task"] == f"digits-hard-{n}"
                for n in ("budget", "regularise", "resolution", "combined"))
 
@@ -92,10 +94,10 @@ def test_the_hard_candidates_keep_their_fingerprints():
 def test_space_table_counts_flops_for_the_datasets_classes():
     pytest.importorskip("skimage")
     from ma2ml.bench.hard.spaces import build_cell_net
-    from ma2ml.bench.hard.candidates import HARD_BUDGET
+    from ma2ml.bench.hard.definitions import HARD_BUDGET
     from ma2ml.training.evaluators import network_cost
 
-    candidate = CANDIDATES["shapes"]
+    candidate = DEFINITIONS["shapes"]
     table, layout, nas = space_table(candidate), candidate.layout(), candidate.spaces()["nas"]
     index = 5
     arch = nas.decode(layout.tokens_at(index)["nas"])
@@ -121,7 +123,7 @@ def test_a_suite_pipeline_trains_into_a_shard(tmp_path, name, module):
     pytest.importorskip(module)
     from ma2ml.bench.hard import build
 
-    candidate = CANDIDATES[name]
+    candidate = DEFINITIONS[name]
     layout, hpo = candidate.layout(), candidate.spaces()["hpo"]
     assert build.run_build(candidate, tmp_path, seeds=1, stage="base", limit=1) == 1
     (line,) = build.read_build(candidate, tmp_path)

@@ -7,7 +7,7 @@
   other, so a finished shard never changes again (it can be committed) and every finished shard is
   a uniform random sample of the space.
 * **Seeds.** The seed of ``(index, replicate)`` is
-  :func:`~ma2ml.bench.hard.candidates.candidate_seed`, the pilot's, so a pilot result of
+  :func:`~ma2ml.bench.hard.definitions.training_seed`, the pilot's, so a pilot result of
   the chosen space *is* a build result: :func:`import_results` copies them into the shards
   (marked ``"imported_from"``) instead of training them again.
 * **Where the seeds go.** Replicate 0 of every pipeline comes first (``--seeds 1``). Once it is
@@ -25,7 +25,7 @@
   first 2,156 pipelines built with both seeds, every pipeline in a two-seed top 2 % had a
   first-seed rank inside the top 5 %, so the 10 % cover leaves a margin of two.)
 
-Every line is a :class:`~ma2ml.bench.hard.runner.CandidateTrainer` result (index,
+Every line is a :class:`~ma2ml.bench.hard.runner.TableTrainer` result (index,
 replicate, seed, status, per-epoch validation accuracy, test accuracy, FLOPs, params, train
 seconds, error, the build platform). Rerunning the build skips what is done; a torn last line
 is dropped; a shard built for another space is refused.
@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from ma2ml.bench.build import raw_fingerprint, read_raw
-from ma2ml.bench.hard.candidates import BUILD_SEEDS, TOP1_SEEDS, TOP_SEEDS, Candidate
-from ma2ml.bench.hard.runner import CandidateTrainer, Job, ResultsFile, run_jobs
+from ma2ml.bench.hard.definitions import BUILD_SEEDS, TOP1_SEEDS, TOP_SEEDS, TableDefinition
+from ma2ml.bench.hard.runner import TableTrainer, Job, ResultsFile, run_jobs
 
 RewardOfLines = Callable[[dict[str, np.ndarray]], np.ndarray]
 """A reward of result lines given as arrays ``{"index", "val_acc", "flops", "ok"}``."""
@@ -67,19 +67,19 @@ ORDER_SEED = 15_2027
 """Seed of the permutation that cuts the space into shards."""
 
 
-def shards(candidate: Candidate) -> list[np.ndarray]:
+def shards(candidate: TableDefinition) -> list[np.ndarray]:
     """The pipelines of every shard (a fixed random permutation, cut into :data:`SHARD_SIZE` pieces)."""
     perm = np.random.default_rng([ORDER_SEED, *candidate.name.encode()]).permutation(candidate.n_pipelines)
     return [perm[k:k + SHARD_SIZE] for k in range(0, len(perm), SHARD_SIZE)]
 
 
-def shard_path(out: str | Path, candidate: Candidate, k: int | str) -> Path:
+def shard_path(out: str | Path, candidate: TableDefinition, k: int | str) -> Path:
     """``<out>/<candidate>-<k:02d>.jsonl`` (``k="top"``, ``"top-1of2"``...: the extra seeds of the
     best pipelines)."""
     return Path(out) / (f"{candidate.name}-{k:02d}.jsonl" if isinstance(k, int) else f"{candidate.name}-{k}.jsonl")
 
 
-def top_paths(out: str | Path, candidate: Candidate) -> list[Path]:
+def top_paths(out: str | Path, candidate: TableDefinition) -> list[Path]:
     """Every file of extra seeds of the top (one per top worker)."""
     return sorted(Path(out).glob(f"{candidate.name}-top*.jsonl"))
 
@@ -92,7 +92,7 @@ def line_arrays(lines: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
             "ok": np.array([r["status"] == "ok" for r in lines], dtype=bool)}
 
 
-def base_work(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS,
+def base_work(candidate: TableDefinition, out: str | Path, seeds: int = BUILD_SEEDS,
               worker: tuple[int, int] = (0, 1), rank: np.ndarray | None = None) -> Iterator[tuple[ResultsFile, Job]]:
     """Every base job, shard by shard, each pipeline's replicates together; ``worker=(i, n)``: only
     the shards ``k`` with ``k % n == i`` (so ``n`` processes can build disjoint shards at once).
@@ -110,7 +110,7 @@ def base_work(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS,
     yield from work
 
 
-def first_seed_rank(candidate: Candidate, out: str | Path, rewards: Sequence[RewardOfLines],
+def first_seed_rank(candidate: TableDefinition, out: str | Path, rewards: Sequence[RewardOfLines],
                     lines: Sequence[dict[str, Any]] | None = None) -> np.ndarray | None:
     """Each pipeline's best rank quantile (0 = best) by its replicate-0 reward under any of
     ``rewards``; ``None`` while replicate 0 is incomplete. ``lines``: the build's lines when
@@ -130,7 +130,7 @@ def first_seed_rank(candidate: Candidate, out: str | Path, rewards: Sequence[Rew
     return best
 
 
-def import_results(candidate: Candidate, out: str | Path, sources: list[str | Path],
+def import_results(candidate: TableDefinition, out: str | Path, sources: list[str | Path],
                    seeds: int = BUILD_SEEDS) -> int:
     """Copy results of the same space and seeds (e.g. the pilot's) into the shards; returns how many.
 
@@ -155,7 +155,7 @@ def import_results(candidate: Candidate, out: str | Path, sources: list[str | Pa
     return copied
 
 
-def read_build(candidate: Candidate, out: str | Path) -> list[dict[str, Any]]:
+def read_build(candidate: TableDefinition, out: str | Path) -> list[dict[str, Any]]:
     """Every result line of a build folder (base shards and the top file)."""
     lines: list[dict[str, Any]] = []
     for path in [shard_path(out, candidate, k) for k in range(len(shards(candidate)))] + top_paths(out, candidate):
@@ -164,7 +164,7 @@ def read_build(candidate: Candidate, out: str | Path) -> list[dict[str, Any]]:
     return lines
 
 
-def top_pipelines(candidate: Candidate, out: str | Path, rewards: Sequence[RewardOfLines],
+def top_pipelines(candidate: TableDefinition, out: str | Path, rewards: Sequence[RewardOfLines],
                   fraction: float = TOP_FRACTION, seeds: int = BUILD_SEEDS,
                   cover: float = SECOND_SEED_COVER) -> np.ndarray:
     """The pipelines in the top ``fraction`` (a share of the whole space) by their mean reward over
@@ -204,7 +204,7 @@ def _union_top(arrays: dict[str, np.ndarray], rewards: Sequence[RewardOfLines], 
     return np.array(sorted(top), dtype=np.int64)
 
 
-def top_work(candidate: Candidate, out: str | Path, pipelines: np.ndarray, seeds: int = BUILD_SEEDS,
+def top_work(candidate: TableDefinition, out: str | Path, pipelines: np.ndarray, seeds: int = BUILD_SEEDS,
              extra: int = TOP_SEEDS, worker: tuple[int, int] = (0, 1)) -> Iterator[tuple[ResultsFile, Job]]:
     """The extra replicates of the top pipelines not yet in any top file; ``worker=(i, n)``: those at
     positions ``p % n == i``, into ``<out>/<candidate>-top.jsonl`` (``-top-<i>of<n>.jsonl`` for
@@ -220,7 +220,7 @@ def top_work(candidate: Candidate, out: str | Path, pipelines: np.ndarray, seeds
                 yield file, (int(index), rep)
 
 
-def top1_pipelines(candidate: Candidate, out: str | Path, rewards: Sequence[RewardOfLines],
+def top1_pipelines(candidate: TableDefinition, out: str | Path, rewards: Sequence[RewardOfLines],
                    fraction: float = TOP1_FRACTION, seeds: int = BUILD_SEEDS + TOP_SEEDS) -> np.ndarray:
     """Among :func:`top_pipelines` (which must all have their ``seeds`` replicates), those in the top
     ``fraction`` of the space by their mean over ``seeds`` replicates under any of ``rewards``."""
@@ -238,7 +238,7 @@ def top1_pipelines(candidate: Candidate, out: str | Path, rewards: Sequence[Rewa
     return _union_top(arrays, rewards, inside, seeds, fraction)
 
 
-def run_build(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS, limit: int | None = None,
+def run_build(candidate: TableDefinition, out: str | Path, seeds: int = BUILD_SEEDS, limit: int | None = None,
               top: Sequence[RewardOfLines] = (), worker: tuple[int, int] = (0, 1), stage: str = "all") -> int:
     """Train the missing base jobs (at most ``limit``; ``worker``: see :func:`base_work`), then, when
     ``top`` rewards are given and the base is far enough (see :func:`top_pipelines`), the extra
@@ -256,7 +256,7 @@ def run_build(candidate: Candidate, out: str | Path, seeds: int = BUILD_SEEDS, l
         raise UserError(f"worker must be (i, n) with 0 <= i < n, got {worker}")
     if stage not in ("all", "base", "top"):
         raise UserError(f"stage must be one of 'all', 'base', 'top', got {stage!r}")
-    trainer = CandidateTrainer(candidate)
+    trainer = TableTrainer(candidate)
     trained = 0
     if stage != "top":
         lines = read_build(candidate, out)

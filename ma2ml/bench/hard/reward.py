@@ -19,14 +19,14 @@ import numpy as np
 from ma2ml.envs.core.reward import FlopsReward
 
 if TYPE_CHECKING:
-    from ma2ml.bench.hard.candidates import Candidate
+    from ma2ml.bench.hard.definitions import TableDefinition
 
 
-def candidate_reward(candidate: Candidate, budget_multiple: float, budget_exponent: float,
+def candidate_reward(candidate: TableDefinition, budget_multiple: float, budget_exponent: float,
                      exponent: float = -0.07) -> FlopsReward:
     """The reward of a candidate space: C = the median forward FLOPs of its pipelines, B =
     ``budget_multiple`` x the median training cost (FLOPs x epochs) of its pipelines."""
-    from ma2ml.bench.hard.candidates import space_table
+    from ma2ml.bench.hard.definitions import space_table
 
     table = space_table(candidate)
     return FlopsReward(constraint=float(np.median(table["flops"])), exponent=exponent,

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ma2ml.bench.build import BUILD_THREADS, open_raw, build_platform, read_raw
-from ma2ml.bench.hard.candidates import Candidate, candidate_seed
+from ma2ml.bench.hard.definitions import TableDefinition, training_seed
 from ma2ml.envs.core.records import EvalRecord
 from ma2ml.training.evaluators import TrainEvaluator, train_recipe
 
@@ -29,27 +29,6 @@ Job = tuple[int, int]
 def done_jobs(path: str | Path) -> set[Job]:
     """The ``(index, replicate)`` pairs already in a results file."""
     return {(int(r["index"]), int(r["replicate"])) for r in read_raw(path)}
-
-
-def pilot_jobs(candidate: Candidate, n: int, repeat: int, seed: int = 15) -> list[Job]:
-    """A uniform sample of ``n`` distinct pipelines (replicate 0), the first ``repeat`` of them again
-    with a second seed, each repeat right after its main run (so a partial run has both kinds)."""
-    total = candidate.n_pipelines
-    if not 1 <= n <= total or not 0 <= repeat <= n:
-        raise UserError(f"need 1 <= n <= {total} and 0 <= repeat <= n, got n={n}, repeat={repeat}")
-    rng = np.random.default_rng([seed, *candidate.name.encode()])
-    sample = rng.choice(total, size=n, replace=False)
-    step = n / max(repeat, 1)
-    twice = {int(sample[int(k * step)]) for k in range(repeat)}
-    return [job for i in sample for job in ((int(i), 0), (int(i), 1))[:1 + (int(i) in twice)]]
-
-
-def interleave(lists: Sequence[Sequence[Any]]) -> list[Any]:
-    """Round-robin merge (so every list advances together)."""
-    out: list[Any] = []
-    for k in range(max(map(len, lists), default=0)):
-        out += [lst[k] for lst in lists if k < len(lst)]
-    return out
 
 
 class ResultsFile:
@@ -89,11 +68,11 @@ class CurveTrainEvaluator(TrainEvaluator):
             return train_recipe(self.recipe(configs), self, seed, test_curve=self.test_curve)
 
 
-class CandidateTrainer:
+class TableTrainer:
     """Trains one candidate's pipelines with :class:`CurveTrainEvaluator` on CPU with one torch
     thread (the build's setting, :data:`~ma2ml.bench.build.BUILD_THREADS`)."""
 
-    def __init__(self, candidate: Candidate) -> None:
+    def __init__(self, candidate: TableDefinition) -> None:
         self.candidate = candidate
         self.layout = candidate.layout()
         self.evaluator = CurveTrainEvaluator(candidate.task(), candidate.spaces(), device="cpu",
@@ -103,7 +82,7 @@ class CandidateTrainer:
     def train(self, job: Job) -> dict[str, Any]:
         """Train one job with its derived seed; the result line."""
         index, replicate = job
-        seed = candidate_seed(self.candidate.name, index, replicate)
+        seed = training_seed(self.candidate.name, index, replicate)
         record = self.evaluator.evaluate(self.layout.tokens_at(index), seed)
         return {"index": index, "replicate": replicate, "seed": seed, "status": record.status,
                 "val_acc": record.val_acc, "test_acc": record.test_acc, "flops": record.flops,
@@ -112,7 +91,7 @@ class CandidateTrainer:
                 "error": record.error, "finished_at": time.time(), "platform": self.platform}
 
 
-def run_jobs(work: Iterable[tuple[CandidateTrainer, ResultsFile, Job]], log_every: int = 25) -> int:
+def run_jobs(work: Iterable[tuple[TableTrainer, ResultsFile, Job]], log_every: int = 25) -> int:
     """Train each ``(trainer, file, job)`` whose job is not yet in its file, in order, appending the
     result to the file and printing progress; returns how many were trained."""
     trained, start = 0, time.perf_counter()

@@ -4,7 +4,7 @@ package file :data:`HARD_TABLE_PATH`, read by the same
 :data:`HARD_BENCH`.
 
 **The space** is the pilot's ``combined`` candidate (10,368 pipelines; see
-:mod:`~ma2ml.bench.hard.candidates` and docs/hard_benchmark_pilot.md): AUG an op pair
+:mod:`~ma2ml.bench.hard.definitions` and docs/hard_benchmark_pilot.md): AUG an op pair
 with its probability and magnitude, NAS a one-block cell with the network's width and cells per
 stage, HPO the number of epochs (2 to 16), the weight decay and the learning rate.
 
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.bench.hard.candidates import (BUILD_SEEDS, CANDIDATES, HARD_CANDIDATE, TOP1_SEEDS, TOP_SEEDS, space_epochs,
+from ma2ml.bench.hard.definitions import (BUILD_SEEDS, DEFINITIONS, HARD_DEFINITION, TOP1_SEEDS, TOP_SEEDS, space_epochs,
                                          space_table)
 from ma2ml.bench.table import BenchSpec
 from ma2ml.envs.core.files import atomic_write
@@ -47,10 +47,10 @@ HARD_BUILD_DIR = Path("benchmarks") / "results" / "hard_build"
 HARD_EPOCHS = 16
 """The longest training of the space (the stored curves' length)."""
 
-CANDIDATE = CANDIDATES[HARD_CANDIDATE]
+CANDIDATE = DEFINITIONS[HARD_DEFINITION]
 """The space the hard table was built for."""
 
-TASK_NAME = f"digits-hard-{HARD_CANDIDATE}"
+TASK_NAME = f"digits-hard-{HARD_DEFINITION}"
 """The registered task of the hard tier."""
 
 HARD_FLOPS_CONSTRAINT = 118_944.0

