@@ -27,6 +27,9 @@ pipelines drawn from the learner's generator. Once every pipeline of the space h
 seen, repeats are unavoidable and allowed. Learners with their own mechanism set
 ``handles_repeats = True`` (SB3's PPO/A2C and Optuna's samplers answer a repeat with its
 known reward, not charged to the budget).
+* ``recommend()`` names the pipeline the learner stands behind at any point (by default the best mean
+  of its own observations, preferring pipelines told more than once: the winner's curse under seed
+  noise); ``observations()`` lists what it was told;
 * ``state_dict()`` / ``load_state_dict()`` hold everything a resumed run needs to continue
   identically (networks, optimizers, buffers, generator states, counters). Like torch's,
   ``state_dict()`` returns live references: snapshot it with ``torch.save`` or ``deepcopy``.
@@ -96,6 +99,10 @@ RESAMPLE_ROUNDS = 20
 """Calls of ``_ask`` that replace repeated proposals before uniform unseen pipelines fill in."""
 
 
+RECOMMEND_REPEATS = 2
+"""Observations that make a pipeline preferred by :meth:`Learner.recommend` over single draws."""
+
+
 ENUMERATE_LIMIT = 1 << 22
 """Largest space whose unseen pipelines are enumerated once rejection sampling stalls."""
 
@@ -132,6 +139,8 @@ class Learner(ABC):
         """Pipelines in the joint space."""
         self._seen: set[bytes] = set()
         self._seen_rows: list[np.ndarray] = []
+        self._observed: dict[bytes, list[Any]] = {}
+        """Pipeline key -> [joint row, sum of its told rewards, how many]: what :meth:`recommend` reads."""
 
     # -- the interface ---------------------------------------------------------------------------
     def ask(self, n: int) -> list[dict[str, np.ndarray]]:
@@ -163,6 +172,7 @@ class Learner(ABC):
         with torch_threads(LEARNER_THREADS):
             self._tell(joint, np.asarray(rewards, dtype=np.float64), records)
         self.remember(joint)
+        self._observe(joint, rewards)
         self.num_evaluations += len(actions)
         self.num_batches += 1
 
@@ -196,6 +206,30 @@ class Learner(ABC):
 
     def close(self) -> None:
         """Release threads or other resources (a no-op for most learners)."""
+
+    # -- the recommendation ----------------------------------------------------------------------
+    def recommend(self) -> dict[str, np.ndarray]:
+        """The pipeline this learner stands behind now (agent -> tokens), from its own observations:
+        the best mean reward among the pipelines it was told at least :data:`RECOMMEND_REPEATS` times,
+        if any was; otherwise the best single observation. On a deterministic table every pipeline is
+        told once and this is the best observed; under seed noise, a pipeline observed again is preferred
+        to one lucky draw (the winner's curse). A learner may override it (e.g. its greedy action)."""
+        if not self._observed:
+            raise UserError("recommend() needs at least one told evaluation; call tell() or learn() first")
+        repeated = [v for v in self._observed.values() if v[2] >= RECOMMEND_REPEATS]
+        pool = repeated or list(self._observed.values())
+        best = max(pool, key=lambda v: v[1] / v[2])  # ties: the first observed
+        return self.split(best[0][None, :])[0]
+
+    def observations(self) -> list[tuple[np.ndarray, float, int]]:
+        """Every pipeline told so far: (joint row, mean reward, times told), in the order first told."""
+        return [(row.copy(), total / count, count) for row, total, count in self._observed.values()]
+
+    def _observe(self, joint: np.ndarray, rewards: Sequence[float]) -> None:
+        for row, reward in zip(joint, rewards):
+            entry = self._observed.setdefault(self.row_key(row), [np.array(row, dtype=np.int64), 0.0, 0])
+            entry[1] += float(reward)
+            entry[2] += 1
 
     # -- the no-repeat protocol ------------------------------------------------------------------
     @staticmethod
@@ -280,6 +314,7 @@ class Learner(ABC):
             "rng": self.rng.bit_generator.state,
             "no_repeat": self.no_repeat,
             "seen": [row.tolist() for row in self._seen_rows],
+            "observed": [[row.tolist(), total, count] for row, total, count in self._observed.values()],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -294,6 +329,10 @@ class Learner(ABC):
         self.no_repeat = bool(state.get("no_repeat", False))
         self._seen, self._seen_rows = set(), []
         self.remember(np.asarray(state.get("seen", []), dtype=np.int64).reshape(-1, len(self.joint_nvec)))
+        self._observed = {}  # checkpoints before recommend() (December 2026) hold none: it starts afresh
+        for row, total, count in state.get("observed", []):
+            row = np.asarray(row, dtype=np.int64)
+            self._observed[self.row_key(row)] = [row, float(total), int(count)]
 
     def check_checkpoint(self, state: dict[str, Any]) -> None:
         """``ValueError`` unless ``state`` was written by this kind of learner with this config."""
