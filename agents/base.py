@@ -39,8 +39,6 @@ run them with one torch thread (:mod:`ma2ml.envs.core.threads`: the thread polic
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -49,6 +47,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.fields import check_fields
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.protocol import AutoMLEnv

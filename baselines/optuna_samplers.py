@@ -38,8 +38,6 @@ its level afterwards, so Optuna's verbosity stays what the user set for their ow
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import logging
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
@@ -50,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.fields import Annotated, Range
 from ma2ml.agents.base import RESAMPLE_ROUNDS, Learner, LearnerConfig
 from ma2ml.envs.core.protocol import AutoMLEnv

@@ -33,8 +33,6 @@ the same policy, optimizer and rollout-buffer state (checked action by action).
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import queue
 import random
 import re
@@ -46,6 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.fields import Annotated, Length, Range
 from ma2ml.agents.base import Learner, LearnerConfig
 from ma2ml.baselines.vec_env import AutoMLVecEnv

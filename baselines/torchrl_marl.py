@@ -40,8 +40,6 @@ learnt from: a resumed run continues identically (tested). TorchRL is an optiona
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.fields import Annotated, Length, Literal, Range
 from ma2ml.agents.base import Learner, LearnerConfig
 from ma2ml.envs.core.protocol import AutoMLEnv

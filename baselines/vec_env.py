@@ -12,8 +12,6 @@ again, the next episode's. It lives in ``baselines`` beside the SB3 learners so 
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.vector import Evaluate, VectorAutoML

@@ -121,8 +121,6 @@ evaluator, the `FlopsReward` and the runtime from them, and checks each first:
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import copy
 import math
 from collections.abc import Mapping, Sequence
@@ -135,6 +133,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import Evaluator, resolve_device
 from ma2ml.envs.core.fields import Annotated, Range, check_value
 from ma2ml.envs.core.records import Actions, EvalRecord, checked_seed, decode_actions, seeds_from

@@ -5,14 +5,13 @@ multiply-adds. Arguments: those of :mod:`ma2ml.envs.automl_v0` plus the
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
 from ma2ml.envs import automl_v0
 from ma2ml.envs.automl_v0 import AutoMLParallelEnv
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.joint import JointAutoMLEnv
 from ma2ml.envs.tasks.imagefolder import ImageFolderConfig, imagefolder_task
 

@@ -10,14 +10,13 @@ as ``ma2ml/JointAutoML-Digits-v0`` (and -CIFAR10-, -CIFAR100-, -DigitsBench-, -D
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from ma2ml.envs.automl_v0 import parallel_env
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.records import checked_seed
 

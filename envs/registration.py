@@ -18,10 +18,10 @@ ImageNet           ``ma2ml.envs.imagenet_v0``       ``imagefolder`` (C = 600M)
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import gymnasium
 import pettingzoo
+
+from ma2ml.envs.core.errors import UserError
 
 ENV_TASKS: dict[str, dict] = {
     "Digits": {"task": "digits"},

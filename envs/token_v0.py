@@ -78,8 +78,6 @@ timings, see :mod:`ma2ml.envs.automl_v0`), so identically seeded runs have equal
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +88,7 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
 from ma2ml.envs.automl_v0 import OBS_BOUND
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.layout import JointLayout
 
 OBSERVE = ("own", "all")

@@ -40,8 +40,6 @@ episodes in it and fill in the reward of the evaluated pipeline themselves.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +50,7 @@ from torchrl.data import Bounded, Categorical, Composite, MultiCategorical, Unbo
 from torchrl.envs import EnvBase
 
 from ma2ml.envs.automl_v0 import OBS_BOUND
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.token_v0 import TokenLayout
 

@@ -42,13 +42,13 @@ Learners of your own, three ways (each then works in ``ma2ml search`` and ``comp
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import importlib
 import inspect
 import warnings
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
+
+from ma2ml.envs.core.errors import UserError
 
 if TYPE_CHECKING:
     from ma2ml.agents.base import Learner, LearnerConfig

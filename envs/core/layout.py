@@ -17,13 +17,13 @@ module space's job (:meth:`ma2ml.envs.spaces.ModuleSpace.check`), done once per 
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ma2ml.envs.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,14 @@ one check of an agent -> tokens dict against the module spaces), :func:`checked_
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ma2ml.envs.core.errors import UserError
 
 if TYPE_CHECKING:
     from ma2ml.envs.spaces import ModuleSpace

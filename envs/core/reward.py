@@ -17,12 +17,12 @@ A failed evaluation (any status but ``ok``) gets reward 0.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ma2ml.envs.core.errors import UserError
 
 
 @dataclass(frozen=True)

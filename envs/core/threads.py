@@ -21,12 +21,12 @@ the caller's setting back afterwards.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import contextlib
 from collections.abc import Iterator
 
 import torch
+
+from ma2ml.envs.core.errors import UserError
 
 LEARNER_THREADS = 1
 """torch threads of a learner's own computations (policies, critics)."""

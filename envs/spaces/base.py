@@ -17,8 +17,6 @@ enters training), and pass an instance to the environment through ``spaces={name
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 from gymnasium import spaces as gym_spaces
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.models.augment import AUG_OPS, NUM_PROBS
 
 

@@ -3,12 +3,11 @@
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.models.fbnet import (ACTIVATIONS, EXPANSIONS, KERNELS, RESOLUTIONS, STAGES, FBNetArch, Stage,
                                      StageChoices, fbnet_macs)
 from ma2ml.envs.spaces import ModuleSpace, Recipe, TokenField

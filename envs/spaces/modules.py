@@ -4,12 +4,11 @@ modules). What a module space is, and how to write one: :mod:`ma2ml.envs.spaces.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from typing import Any
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.models.augment import AUG_OPS, NUM_MAGNITUDES, NUM_PROBS
 from ma2ml.models.nasnet import NAS_OPS, Block, Genotype
 from ma2ml.envs.spaces.base import AugOp, AugPolicy, HParams, ModuleSpace, Recipe, TokenField

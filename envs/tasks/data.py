@@ -21,8 +21,6 @@ leaves nothing behind.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import io
 import math
 import pickle
@@ -36,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.files import read_input_file
 
 

@@ -44,8 +44,6 @@ per image at S = 320 (ImageNet-200 at 300 images per class: 18 GB).
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import hashlib
 import json
 import os
@@ -60,6 +58,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.models.fbnet import REFERENCE_ARCHITECTURES, RESOLUTIONS, FBNetArch, FBNetBudget, build_fbnet
 from ma2ml.envs.spaces import AugSpace, HParams, HpoSpace
 from ma2ml.envs.spaces.fbnet import FBNetSpace

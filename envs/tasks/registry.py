@@ -3,8 +3,6 @@ search spaces of its modules. Register your own with :func:`register_task`.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import importlib
 import math
 from collections.abc import Callable, Mapping
@@ -16,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ma2ml.envs.core.budget import Budget
+from ma2ml.envs.core.errors import UserError
 from ma2ml.models.nasnet import Block, Genotype, NASNetwork
 from ma2ml.envs.spaces import AugSpace, HParams, HpoSpace, ModuleSpace, NasSpace
 from ma2ml.envs.tasks.data import Splits, load_cifar, load_digits

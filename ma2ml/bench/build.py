@@ -4,8 +4,6 @@ platform of every build result is recorded (:func:`build_platform`).
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import json
 import multiprocessing
 import os
@@ -20,6 +18,7 @@ from ma2ml.bench.space import (BENCH_BUDGET, BENCH_FLOPS_CONSTRAINT, EXTRA_SEEDS
                                         bench_spaces, bench_task, extra_subset, joint_nvec, pipeline_seed,
                                         pipeline_tokens, space_fingerprint)
 from ma2ml.bench.table import TABLE_PATH, values_problem
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.files import (MAX_INPUT_BYTES, atomic_write, cannot_create_in, check_input_file,
                                    input_file_problem, nearest_folder)
 from ma2ml.envs.core.records import STATUSES

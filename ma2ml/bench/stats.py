@@ -3,8 +3,6 @@
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ma2ml.bench.space import BENCH_FLOPS_CONSTRAINT, bench_spaces, joint_nvec, pipeline_tokens
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.records import STATUSES
 from ma2ml.envs.core.reward import batch_rewards

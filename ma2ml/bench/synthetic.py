@@ -8,8 +8,6 @@ space is small, :meth:`SyntheticEvaluator.optimum` enumerates it for exact regre
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ma2ml.bench.stats import top_count
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.records import EvalRecord

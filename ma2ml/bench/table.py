@@ -5,8 +5,6 @@ load), what each benchmark's table is built for (:class:`BenchSpec`: the ``digit
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import io
 import json
 import math
@@ -24,6 +22,7 @@ from ma2ml.bench.space import (BENCH_BUDGET, BENCH_FLOPS_CONSTRAINT, EXTRA_FRACT
                                         bench_spaces, bench_task, joint_nvec, pipeline_index, pipeline_tokens,
                                         space_fingerprint)
 from ma2ml.bench.stats import table_stats
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.files import MAX_INPUT_BYTES, input_file_problem, read_input_file
 from ma2ml.envs.core.layout import JointLayout

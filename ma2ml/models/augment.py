@@ -20,13 +20,13 @@ moved to the images' device, so a seed gives the same draws on CPU and CUDA.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ma2ml.envs.core.errors import UserError
 
 AUG_OPS: tuple[str, ...] = (
     "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Color",

@@ -32,8 +32,6 @@ those of the network that is trained, so a multiplier below 1 also lowers them.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -45,6 +43,7 @@ from torch import Tensor, nn
 from torchvision.ops import Conv2dNormActivation, SqueezeExcitation, StochasticDepth
 
 from ma2ml.envs.core.budget import Budget
+from ma2ml.envs.core.errors import UserError
 
 STEM_CHANNELS = 16
 """Output channels of the stem conv and the fixed first block."""

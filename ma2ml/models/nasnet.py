@@ -14,8 +14,6 @@ path follows DARTS too and can be scheduled by assigning ``network.drop_path`` b
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ma2ml.envs.core.errors import UserError
 
 NAS_OPS: tuple[str, ...] = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
                             "max_pool_3x3", "avg_pool_3x3", "identity")

@@ -56,8 +56,6 @@ wall-clock ``train_seconds`` differ.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import signal
 import time
 import traceback
@@ -66,6 +64,7 @@ from collections import deque
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.records import Actions, EvalRecord, checked_tokens
 from ma2ml.envs.core.threads import torch_threads

@@ -8,8 +8,6 @@ stops the workers, and no worker prints a traceback.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import contextlib
 import ctypes
 import hashlib
@@ -29,6 +27,7 @@ from pathlib import Path
 import cloudpickle
 import torch
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.runtime.executors import (Job, WatchedExecutor, _Crashed, _Event, _exit_text, _Finished, _one_line,
                                           _Started)

@@ -2,8 +2,6 @@
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import contextlib
 import hashlib
 from collections.abc import Hashable, Mapping
@@ -11,6 +9,7 @@ from typing import Any
 
 import cloudpickle
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.records import EvalRecord
 from ma2ml.envs.core.threads import torch_threads

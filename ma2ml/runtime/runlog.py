@@ -5,13 +5,12 @@ See :mod:`ma2ml.runtime.store` for the schema and the guarantees.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.records import Actions, EvalRecord, checked_batch, checked_tokens
 from ma2ml.runtime.store import EvalStore, StoredEvaluation, StoreError, canonical_json, run_settings

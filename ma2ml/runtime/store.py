@@ -45,8 +45,6 @@ before anything is created, and a hand-edited row whose fields are missing or of
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import hashlib
 import json
 import math
@@ -60,6 +58,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.files import input_file_problem
 from ma2ml.envs.core.records import STATUSES, Actions, EvalRecord, checked_tokens

@@ -8,8 +8,6 @@ the time limit and any other error end in a record with a ``status`` and reward 
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ma2ml.envs.core.budget import Budget
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import Evaluator, resolve_device
 from ma2ml.envs.core.records import EvalRecord
 from ma2ml.models.augment import apply_policy, random_crop_flip

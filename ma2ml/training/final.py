@@ -27,8 +27,6 @@ input normalisation. :func:`load_checkpoint` rebuilds the same network and loads
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +37,7 @@ from typing import Any
 import torch
 
 from ma2ml.envs.core.budget import Budget
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import resolve_device
 from ma2ml.envs.core.files import MAX_INPUT_BYTES, atomic_write, check_input_file, read_input_file
 from ma2ml.envs.core.records import decode_actions

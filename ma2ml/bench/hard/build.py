@@ -32,8 +32,6 @@ is dropped; a shard built for another space is refused.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -44,6 +42,7 @@ import numpy as np
 from ma2ml.bench.build import raw_fingerprint, read_raw
 from ma2ml.bench.hard.definitions import BUILD_SEEDS, TOP1_SEEDS, TOP_SEEDS, TableDefinition
 from ma2ml.bench.hard.runner import TableTrainer, Job, ResultsFile, run_jobs
+from ma2ml.envs.core.errors import UserError
 
 RewardOfLines = Callable[[dict[str, np.ndarray]], np.ndarray]
 """A reward of result lines given as arrays ``{"index", "val_acc", "flops", "ok"}``."""

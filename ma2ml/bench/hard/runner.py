@@ -7,8 +7,6 @@ line records the :func:`~ma2ml.bench.build.build_platform` it was trained on.
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +17,7 @@ import numpy as np
 
 from ma2ml.bench.build import BUILD_THREADS, open_raw, build_platform, read_raw
 from ma2ml.bench.hard.definitions import TableDefinition, training_seed
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.records import EvalRecord
 from ma2ml.training.evaluators import TrainEvaluator, train_recipe
 

@@ -11,13 +11,12 @@ trains every other pipeline. The network is the project's NASNet skeleton
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ma2ml.envs.core.budget import Budget
+from ma2ml.envs.core.errors import UserError
 from ma2ml.models.nasnet import NAS_OPS, Genotype, NASNetwork
 from ma2ml.envs.spaces import AugOp, AugPolicy, HParams, ModuleSpace, NasSpace, Recipe, TokenField
 

@@ -22,8 +22,6 @@ how far the build got (``seeds_histogram``).
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import json
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ import numpy as np
 from ma2ml.bench.hard.definitions import (BUILD_SEEDS, DEFINITIONS, HARD_DEFINITION, TOP1_SEEDS, TOP_SEEDS, space_epochs,
                                          space_table)
 from ma2ml.bench.table import BenchSpec
+from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.files import atomic_write
 from ma2ml.envs.core.records import STATUSES
 from ma2ml.envs.core.reward import FlopsReward
