@@ -17,6 +17,8 @@ import torch
 from ma2ml.envs.core.records import Actions, EvalRecord, checked_batch, checked_seed, checked_tokens, decode_actions
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ma2ml.runtime.executors import Executor
     from ma2ml.envs.spaces import ModuleSpace
     from ma2ml.envs.tasks import Task
@@ -86,6 +88,18 @@ class Evaluator(ABC):
             except ValueError as exc:
                 raise UserError(f"batch item {i}: {exc}") from None
         return ((i, self.evaluate(actions, int(seed))) for i, (actions, seed) in enumerate(zip(batch, seeds)))
+
+    def reference(self, reward_fn: Any) -> tuple[float, float] | None:
+        """What the evaluator declares about its best rewards: (optimal reward, top-1% reward threshold)
+        under ``reward_fn`` when it knows its whole space (a benchmark table, a synthetic game); None (the
+        default): unknown, as for real training."""
+        return None
+
+    def truth(self, reward_fn: Any) -> np.ndarray | None:
+        """The declared ground truth: every pipeline's reward under ``reward_fn``, ``(N,)`` in the order of
+        ``JointLayout.of_spaces(self.spaces)`` (a benchmark table's seed-averaged rewards); None (the
+        default): unknown. ``ma2ml compare`` scores each run's recommended pipeline on it."""
+        return None
 
     def use_device(self, device: torch.device) -> None:
         """Move evaluations to ``device`` (an executor's worker pinned to one GPU calls it)."""
