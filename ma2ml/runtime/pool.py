@@ -95,6 +95,20 @@ def worker_initializer(parent_pid: int | None = None) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent_pid)
+    _forget_fork_server()
+
+
+def _forget_fork_server() -> None:
+    """In a process forked from one that had started a fork server (a process pool before, in the same
+    interpreter): drop the inherited handle, so a pool made here starts its own server. (The inherited
+    server is not this process's child: ``multiprocessing`` would fail with ECHILD, "No child processes".)"""
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver  # the module's singleton; its functions are bound to it
+    if server._forkserver_pid is not None:  # set only by inheritance: a new worker has started no server
+        with contextlib.suppress(OSError):
+            os.close(server._forkserver_alive_fd)  # this process's copy only: the parent keeps its server
+        server._forkserver_address = server._forkserver_alive_fd = server._forkserver_pid = None
 
 
 def _parent_of(pid: int) -> int | None:
