@@ -1,5 +1,6 @@
-"""The ``ma2ml`` command line. Each sub-command lives in a small ``_cmd_*`` function;
-bad input ends in one line on stderr and exit code 2, never a traceback.
+"""The ``ma2ml`` command line: ``list`` and ``download`` here, the other sub-commands in
+:mod:`ma2ml.commands` (this module imports them, never the other way); bad input ends in one
+line on stderr and exit code 2, never a traceback.
 """
 from __future__ import annotations
 
@@ -9,28 +10,17 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import Any
 
-
+from ma2ml import commands
+from ma2ml.commands.common import CliError, Handler, Parser
 from ma2ml.envs.core.errors import UserError
 
-CliError = UserError
-"""The command line's name for :class:`~ma2ml.envs.core.errors.UserError` (printed as one line, exit code 2)."""
+__all__ = ["COMMANDS", "CliError", "Parser", "REPORT_LINE", "build_parser", "main"]
 
 REPORT_LINE = "this is a bug in ma2ml, not in your input: please report it with the command line and the traceback above"
 """Printed after the traceback of an error that is not a :class:`UserError`."""
-
-
-class Parser(argparse.ArgumentParser):
-    """``argparse`` with no abbreviated options and usage errors as one line (exit code 2)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -61,7 +51,8 @@ def _cmd_download(args: argparse.Namespace) -> None:
     print(f"{args.dataset} is in {path}")
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {"list": _cmd_list, "download": _cmd_download}
+COMMANDS: dict[str, Handler] = {"list": _cmd_list, "download": _cmd_download}
+"""Sub-command -> its handler: these two, and each :mod:`ma2ml.commands` module's (:func:`build_parser`)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,13 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", help="fetch CIFAR into a folder (torchvision's format)")
     p.add_argument("dataset", choices=["cifar10", "cifar100"])
     p.add_argument("--data-dir", required=True, help="folder to put the dataset in")
-    for extend in EXTENSIONS:
-        extend(sub)
+    for name, module in commands.modules().items():
+        COMMANDS[name] = module.register(sub)
     return parser
-
-
-EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
-"""Functions that add sub-commands (and register them in COMMANDS); see ma2ml.commands."""
 
 
 def _one_line(exc: BaseException) -> str:
@@ -90,7 +77,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import ma2ml.commands  # noqa: F401  (registers the other sub-commands)
     from ma2ml.envs.core.threads import set_process_threads
 
     args = build_parser().parse_args(argv)

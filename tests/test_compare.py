@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from ma2ml.cli import main
-from ma2ml.commands.search import MAX_SEED
+from ma2ml.experiment import MAX_SEED
 
 ARGS = ["compare", "--env", "ma2ml/AutoML-DigitsBench-v0", "--env-arg", "table_seed=0", "--learners",
         "random,evolution", "--seeds", "2", "--budget", "20", "--batch-size", "5", "--top-k", "3", "--budgets", "5,10"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import ma2ml.commands.search as search_module
+import ma2ml.experiment as experiment_module
 import ma2ml.envs.core.files as files
 from ma2ml.cli import main
 
@@ -78,7 +78,7 @@ def test_a_full_disk_on_a_log_append_names_the_log(tmp_path, monkeypatch, capsys
         return _FullFile(fh) if Path(path).name == name and "a" in mode else fh
 
     out = tmp_path / "run"
-    monkeypatch.setattr(search_module, "open", full_open, raising=False)
+    monkeypatch.setattr(experiment_module, "open", full_open, raising=False)
     assert main(["search", *TABLE, "--out", str(out)]) == 2
     assert one_line(capsys) == f"ma2ml search: error: No space left on device: {out / name}"
     monkeypatch.undo()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ma2ml.commands.compare import known_reference, known_truth
+from ma2ml.comparison import known_reference, known_truth
 from ma2ml.envs import make_parallel
 from ma2ml.report import Run, compare_runs, marl_eval_json, per_run_json, power_row, summary_markdown
 from ma2ml.stats import probability_of_improvement, seeds_needed

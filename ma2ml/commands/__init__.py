@@ -1,15 +1,19 @@
-"""Sub-commands of the ``ma2ml`` CLI beyond ``list``: one module each.
+"""Sub-commands of the ``ma2ml`` CLI beyond ``list`` and ``download``: one module each.
 
-Every module here is imported by :func:`ma2ml.cli.main` and defines
-``register(sub)`` that adds its parser to ``sub`` and its handler to ``ma2ml.cli.COMMANDS``.
+Each module in :data:`COMMANDS` defines ``register(sub) -> handler``: it adds its parser to the
+``argparse`` sub-parsers ``sub`` and returns the function that runs it. :func:`ma2ml.cli.build_parser`
+imports them (:func:`modules`) and asks each for its parser and handler; no module here imports
+:mod:`ma2ml.cli`. What they share is in :mod:`ma2ml.commands.common`.
 """
 from __future__ import annotations
 
 import importlib
-import pkgutil
+from types import ModuleType
 
-from ma2ml import cli
+COMMANDS = ("bench", "compare", "search", "train")
+"""The command modules, named as their sub-commands."""
 
-for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-    _module = importlib.import_module(f"{__name__}.{_info.name}")
-    cli.EXTENSIONS.append(_module.register)
+
+def modules() -> dict[str, ModuleType]:
+    """Sub-command name -> its module (imported now)."""
+    return {name: importlib.import_module(f"{__name__}.{name}") for name in COMMANDS}

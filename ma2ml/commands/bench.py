@@ -17,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from ma2ml import cli
+from ma2ml.commands.common import CliError, Handler
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -26,11 +26,11 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
 
     for flag in ("out", "raw"):
         if getattr(args, flag) == "":
-            raise cli.CliError(f"--{flag} is empty")
+            raise CliError(f"--{flag} is empty")
     out = check_table_path(args.out, args.raw)
     raw = Path(args.raw) if args.raw is not None else out.with_suffix(".jsonl")
     if out.exists() and not args.force:
-        raise cli.CliError(f"{out} exists; pass --force to overwrite it")
+        raise CliError(f"{out} exists; pass --force to overwrite it")
     return raw, out
 
 
@@ -44,8 +44,8 @@ def _cmd_build(args: argparse.Namespace) -> None:
     from ma2ml.bench.build import BUILD_THREADS, compact, run_build
 
     if not 1 <= args.workers <= MAX_BUILD_WORKERS:
-        raise cli.CliError(f"--workers must be an integer in 1..{MAX_BUILD_WORKERS} (worker processes of one "
-                           f"torch thread each; this machine has {os.cpu_count()} cores), got {args.workers}")
+        raise CliError(f"--workers must be an integer in 1..{MAX_BUILD_WORKERS} (worker processes of one "
+                       f"torch thread each; this machine has {os.cpu_count()} cores), got {args.workers}")
     raw, out = _paths(args)
     torch.set_num_threads(BUILD_THREADS)
     start = time.perf_counter()
@@ -97,8 +97,8 @@ def _hard_info(args: argparse.Namespace) -> None:
                      f"{len({r['seed'] for r in per_run['runs']})} seeds",
                      *format_budget_power(power_at_budgets(per_run, POWER_BUDGETS), per_run["score"])]
         except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise cli.CliError(f"{comparison} is not a per_run.json of a comparison with budget points "
-                               f"{list(POWER_BUDGETS)} ({type(exc).__name__}: {exc})") from None
+            raise CliError(f"{comparison} is not a per_run.json of a comparison with budget points "
+                           f"{list(POWER_BUDGETS)} ({type(exc).__name__}: {exc})") from None
     print(format_hard_stats(hard_stats(path), path))
     print("5. power (seeds per learner for 80% power, from the default comparison)")
     print("\n".join(power))
@@ -108,7 +108,7 @@ def _dispatch(args: argparse.Namespace) -> None:
     {"build": _cmd_build, "compact": _cmd_compact, "info": _cmd_info}[args.bench_command](args)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> Handler:
     p = sub.add_parser("bench", help="build the digits benchmark table, or print its statistics")
     bsub = p.add_subparsers(dest="bench_command", metavar="ACTION")
     bsub.required = True
@@ -130,4 +130,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--table", help="a table file (default: the packaged one)")
     i.add_argument("--comparison", help="with --bench hard: the per_run.json of the comparison whose power "
                                         f"table to print (default: {HARD_COMPARISON})")
-    cli.COMMANDS["bench"] = _dispatch
+    return _dispatch

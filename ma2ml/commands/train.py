@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ma2ml import cli
+from ma2ml.commands.common import CliError, Handler
 
 MAX_EPOCHS = 100_000
 """Most epochs of a final training."""
@@ -25,7 +25,7 @@ CHECKPOINT_NAME = "final.pt"
 RECORD_NAME = "final.json"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> Handler:
     p = sub.add_parser(
         "train",
         help="train a found pipeline (a search's best.json) at full budget on train+val; report test accuracy",
@@ -40,24 +40,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help=f"folder for {CHECKPOINT_NAME} and {RECORD_NAME} (default: the pipeline's folder)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--device", default="auto", help="cuda, cpu or auto (CUDA when present; default)")
-    cli.COMMANDS["train"] = run
+    return run
 
 
 def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from ma2ml.commands.search import check_seed
+    from ma2ml.experiment import check_seed
     from ma2ml.training.final import FinalTraining, read_pipeline, save_checkpoint
     from ma2ml.training.evaluators import TrainingDiverged
     from ma2ml.runfolder import atomic_write_json, check_writable_folder
 
     if not 1 <= args.epochs <= MAX_EPOCHS:
-        raise cli.CliError(f"--epochs must be an integer in 1..{MAX_EPOCHS:,}, got {args.epochs}")
+        raise CliError(f"--epochs must be an integer in 1..{MAX_EPOCHS:,}, got {args.epochs}")
     check_seed(args.seed, "--seed")
     found = read_pipeline(args.pipeline)
     env_id = args.env or found.env_id
     if env_id is None:
-        raise cli.CliError(f"{args.pipeline} names no env (settings.env); pass --env ID (see `ma2ml list`)")
+        raise CliError(f"{args.pipeline} names no env (settings.env); pass --env ID (see `ma2ml list`)")
     out = check_writable_folder(args.out if args.out is not None else Path(args.pipeline).resolve().parent)
     env_args = found.env_args if env_id == found.env_id else {}  # a search's arguments fit only its env
     job = FinalTraining(env_id, found.actions, args.epochs, data_dir=args.data_dir, device=args.device,
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> None:
         try:
             model, record = job.run(seed=args.seed, epoch_end=progress)
         except TrainingDiverged as exc:
-            raise cli.CliError(f"training diverged ({exc}); nothing written") from None
+            raise CliError(f"training diverged ({exc}); nothing written") from None
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = save_checkpoint(out / CHECKPOINT_NAME, model, record)
     summary = atomic_write_json(out / RECORD_NAME, record.to_dict())
