@@ -102,6 +102,19 @@ RECOMMEND_REPEATS = 2
 """Observations that make a pipeline preferred by :meth:`Learner.recommend` over single draws."""
 
 
+def pick_recommendation(totals: np.ndarray, counts: np.ndarray) -> int:
+    """The rule of :meth:`Learner.recommend` over distinct pipelines (``totals``: the sum of each one's
+    observed rewards, ``counts``: how many; in the order first observed): the index of the best mean among
+    those observed at least :data:`RECOMMEND_REPEATS` times if any was, else of the best single
+    observation; ties go to the first observed. The comparison report scores runs with the same rule."""
+    counts = np.asarray(counts)
+    pool = counts >= RECOMMEND_REPEATS
+    if not pool.any():
+        pool = counts > 0
+    means = np.where(pool, np.asarray(totals, dtype=np.float64) / np.maximum(counts, 1), -np.inf)
+    return int(np.argmax(means))
+
+
 ENUMERATE_LIMIT = 1 << 22
 """Largest space whose unseen pipelines are enumerated once rejection sampling stalls."""
 
@@ -215,10 +228,9 @@ class Learner(ABC):
         to one lucky draw (the winner's curse). A learner may override it (e.g. its greedy action)."""
         if not self._observed:
             raise UserError("recommend() needs at least one told evaluation; call tell() or learn() first")
-        repeated = [v for v in self._observed.values() if v[2] >= RECOMMEND_REPEATS]
-        pool = repeated or list(self._observed.values())
-        best = max(pool, key=lambda v: v[1] / v[2])  # ties: the first observed
-        return self.split(best[0][None, :])[0]
+        entries = list(self._observed.values())
+        best = pick_recommendation(np.array([e[1] for e in entries]), np.array([e[2] for e in entries]))
+        return self.split(entries[best][0][None, :])[0]
 
     def observations(self) -> list[tuple[np.ndarray, float, int]]:
         """Every pipeline told so far: (joint row, mean reward, times told), in the order first told."""

@@ -75,11 +75,13 @@ class Known:
     """Pipelines -> their ground-truth rewards."""
     true_optimum: float | None = None
     """The best ground-truth reward."""
+    noisy: bool = False
+    """Evaluating a pipeline again can answer differently (``Evaluator.seed_noise``)."""
 
     @classmethod
     def of(cls, env: Any) -> Known:
-        """What ``env``'s evaluator declares (:func:`known_reference`, :func:`known_truth`)."""
-        return cls(*known_reference(env), *known_truth(env))
+        """What ``env``'s evaluator declares (:func:`known_reference`, :func:`known_truth`, its seed noise)."""
+        return cls(*known_reference(env), *known_truth(env), bool(env.evaluator.seed_noise()))
 
 
 def known_reference(env: Any) -> tuple[float | None, float | None]:
@@ -223,7 +225,8 @@ class Comparison:
 
         read: list[Run] = [run.read(env, known.truth, mended) for run in runs]
         return write_report(read, Path(self.out), self.env, known.optimum, known.top1, k=self.top_k,
-                            budgets=list(self.budgets or ANYTIME_BUDGETS), true_optimum=known.true_optimum)
+                            budgets=list(self.budgets or ANYTIME_BUDGETS), true_optimum=known.true_optimum,
+                            noisy=known.noisy)
 
 
 def _run_one(experiment: Experiment) -> tuple[str, int]:

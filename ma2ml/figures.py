@@ -121,6 +121,22 @@ def plot_best_so_far(runs: Sequence[Run], path: Path, optimum: float | None = No
                 seed, title, _regret_subtitle(optimum), _regret_axes(optimum, "evaluations (pipelines trained)"))
 
 
+def plot_true_regret(runs: Sequence[Run], path: Path, curve: Callable[[Run], np.ndarray], seed: int = 0,
+                     title: str = "") -> None:
+    """The true regret of each run's recommendation (``curve``: a run -> its value after each evaluation) vs
+    evaluations, bootstrap bands, on a symmetric-log axis: linear below 0.01, so zero (the optimum found)
+    stays visible, unlike a log axis."""
+    def finish(ax: Any) -> None:
+        ax.set_xlabel("evaluations (pipelines trained)")
+        ax.set_ylabel("true regret of the recommendation")
+        ax.set_yscale("symlog", linthresh=1e-2, linscale=2.0)  # linear near 0 (zero stays visible), log above
+        ax.set_ylim(bottom=0.0)
+        ax.grid(alpha=0.3, which="both", lw=0.5)
+
+    _plot_bands(runs, path, lambda mine: _stack([curve(r) for r in mine]), seed, title,
+                "true regret: the best ground truth minus that of the pipeline each run recommends", finish)
+
+
 def plot_best_so_far_seconds(runs: Sequence[Run], path: Path, optimum: float | None = None, seed: int = 0,
                              title: str = "") -> None:
     """Best-so-far (or simple regret) vs cumulative training seconds (every run needs ``train_seconds``):

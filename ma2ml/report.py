@@ -36,8 +36,6 @@ The protocol, in one place:
 """
 from __future__ import annotations
 
-from ma2ml.envs.core.errors import UserError
-
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -47,8 +45,10 @@ from typing import Any
 
 import numpy as np
 
+from ma2ml.agents.base import pick_recommendation
+from ma2ml.envs.core.errors import UserError
 from ma2ml.figures import (by_learner, plot_anytime, plot_batch_scatter, plot_best_so_far, plot_best_so_far_seconds,
-                           plot_performance_profile, plot_topk)
+                           plot_performance_profile, plot_topk, plot_true_regret)
 from ma2ml.stats import (CONFIDENCE, N_RESAMPLES, Interval, best_so_far, iqm, iqm_along, probability_of_improvement,
                          seeds_needed)
 
@@ -101,18 +101,46 @@ class Run:
             return None
         return len({json.dumps(t, sort_keys=True) for t in self.tokens})
 
+    @property
+    def keys(self) -> list[str] | None:
+        """Each evaluation's pipeline as a canonical string (None when its tokens were not recorded)."""
+        return None if self.tokens is None else [json.dumps(t, sort_keys=True) for t in self.tokens]
+
     def recommended(self, n: int | None = None) -> int:
-        """0-based index of the recommendation after the first ``n`` evaluations (default all): the
-        best observed (the highest reward; ties: the earliest)."""
-        return int(np.argmax(self.rewards[:n]))
+        """0-based index of the recommendation after the first ``n`` evaluations (default all), by the
+        learners' own rule (:func:`~ma2ml.agents.base.pick_recommendation`): the best mean among
+        pipelines evaluated at least twice if any was, else the best observed; the index of that
+        pipeline's first evaluation. Without repeats it is the best observed (ties: the earliest)."""
+        return int(recommendation_index(self.rewards, self.keys)[(len(self.rewards) if n is None else n) - 1])
+
+    def observed_mean(self, index: int, n: int | None = None) -> tuple[float, int]:
+        """(mean observed reward, times evaluated) of evaluation ``index``'s pipeline in the first ``n``."""
+        keys = self.keys
+        if keys is None:
+            return float(self.rewards[index]), 1
+        same = [i for i, k in enumerate(keys[:n]) if k == keys[index]]
+        return float(self.rewards[same].mean()), len(same)
 
 
 # -- per-run curves ---------------------------------------------------------------------------------
-def recommendation_index(rewards: np.ndarray) -> np.ndarray:
-    """After each evaluation, the index of the recommendation so far (:meth:`Run.recommended`)."""
-    new_best = np.ones(len(rewards), dtype=bool)
-    new_best[1:] = rewards[1:] > best_so_far(rewards)[:-1]
-    return np.maximum.accumulate(np.where(new_best, np.arange(len(rewards)), 0))
+def recommendation_index(rewards: np.ndarray, keys: Sequence[str] | None = None) -> np.ndarray:
+    """After each evaluation, the index of the recommendation so far (:meth:`Run.recommended`); ``keys``:
+    each evaluation's pipeline (None: every evaluation a pipeline of its own)."""
+    if keys is None:
+        new_best = np.ones(len(rewards), dtype=bool)
+        new_best[1:] = rewards[1:] > best_so_far(rewards)[:-1]
+        return np.maximum.accumulate(np.where(new_best, np.arange(len(rewards)), 0))
+    slot_of: dict[str, int] = {}
+    slots = np.array([slot_of.setdefault(k, len(slot_of)) for k in keys], dtype=np.int64)
+    first_index = np.full(len(slot_of), -1, dtype=np.int64)
+    first_index[slots[::-1]] = np.arange(len(slots))[::-1]  # each pipeline's first evaluation
+    totals, counts = np.zeros(len(slot_of)), np.zeros(len(slot_of), dtype=np.int64)
+    picks = np.empty(len(rewards), dtype=np.int64)
+    for i, (slot, reward) in enumerate(zip(slots, rewards)):
+        totals[slot] += float(reward)
+        counts[slot] += 1
+        picks[i] = first_index[pick_recommendation(totals, counts)]
+    return picks
 
 
 def evals_to_reach(rewards: np.ndarray, threshold: float) -> int | None:
@@ -251,6 +279,8 @@ class Comparison:
     optimum: float | None = None
     top1: float | None = None
     true_optimum: float | None = None
+    noisy: bool = False
+    """The env's evaluations carry seed noise (see :func:`compare_runs`)."""
 
     def learner(self, name: str) -> LearnerSummary:
         return next(s for s in self.learners if s.learner == name)
@@ -293,9 +323,12 @@ def _summarize(mine: list[Run], budgets: list[int], metrics: list[Metric], score
 
 def compare_runs(runs: Sequence[Run], optimum: float | None = None, top1: float | None = None,
                  true_optimum: float | None = None, budgets: Sequence[int] = ANYTIME_BUDGETS,
-                 seed: int = 0) -> Comparison:
+                 seed: int = 0, noisy: bool = False) -> Comparison:
     """The comparison of ``runs`` (learners in first-seen order); ``true_optimum`` (the best
-    ground-truth reward) needs every run's ``true_rewards``."""
+    ground-truth reward) needs every run's ``true_rewards``. ``noisy`` (the env's evaluations carry seed
+    noise): the true regret of the recommendation leads the tables, the simple regret follows with a
+    note on why it can be negative, and ``per_run.json`` adds the winner's-curse gap and the best
+    evaluated pipeline's truth; deterministic envs report exactly as before."""
     if true_optimum is not None and any(r.true_rewards is None for r in runs):
         raise UserError("a true optimum needs every run's true_rewards")
     points = budget_points(max(len(r.rewards) for r in runs), budgets)
@@ -317,8 +350,10 @@ def compare_runs(runs: Sequence[Run], optimum: float | None = None, top1: float 
     clear = (len(summaries) > 1 and min(s.runs for s in summaries) >= 2
              and not any(top.score_mean.overlaps(s.score_mean) for s in summaries if s is not top))
     tabulated = [m for m in metrics if m.key != "return"] or metrics
+    if noisy:  # the truth's regret first: under seed noise the best observed overshoots its truth
+        tabulated.sort(key=lambda m: m.key != "true_regret")
     return Comparison(points, metrics, tabulated, score, summaries, ranking, improvement, power,
-                      top.learner if clear else None, optimum, top1, true_optimum)
+                      top.learner if clear else None, optimum, top1, true_optimum, noisy)
 
 
 # -- summary.md -----------------------------------------------------------------------------------------
@@ -401,8 +436,14 @@ def summary_markdown(c: Comparison, title: str = "") -> str:
         notes.append(f"Ground truth (each pipeline's reward averaged over its stored trainings): best "
                      f"{c.true_optimum:.4f}.")
     notes.append("A run recommends its best observed pipeline (the highest reward; ties: the earliest)"
+                 + (", or the best mean among pipelines it evaluated more than once when it did"
+                    if c.noisy else "")
                  + ("; its true regret is the best ground truth minus the recommendation's, so a lucky noisy "
                     "entry does not count as found." if c.true_optimum is not None else "."))
+    if c.noisy and c.optimum is not None:
+        notes.append("Under seed noise a best observed reward can exceed the optimum's expected reward, so the "
+                     "simple regret (optimum − best observed) can be negative; it is listed after the true "
+                     "regret for that reason.")
     lines = ([f"## {title}", ""] if title else []) + [" ".join(notes), ""]
     lines += [f"### At the full budget ({c.budgets[-1]} evaluations)", ""] + _final_table(c) + [""]
     for m in c.tabulated:
@@ -429,6 +470,12 @@ def per_run_json(runs: Sequence[Run], c: Comparison) -> dict[str, Any]:
                                 "tokens": None if r.tokens is None else r.tokens[rec]}
         if r.true_rewards is not None:
             entry["recommended"]["true_reward"] = float(r.true_rewards[rec])
+        if c.noisy:
+            mean, times = r.observed_mean(rec)
+            entry["recommended"].update(observed_mean=mean, evaluations_of_it=times)
+            if r.true_rewards is not None:  # (b) and the winner's curse
+                entry["recommended"]["winners_curse"] = mean - float(r.true_rewards[rec])
+                entry["best_evaluated_true_reward"] = float(r.true_rewards.max())
         if c.top1 is not None:
             entry["evals_to_top1"] = evals_to_reach(r.rewards, c.top1)
         values = {m.key: m.values(r, budget) for m in c.metrics}
@@ -457,12 +504,12 @@ def marl_eval_json(runs: Sequence[Run], env_name: str, task_name: str, c: Compar
 
 def write_report(runs: Sequence[Run], out: Path, env_name: str, optimum: float | None = None,
                  top1: float | None = None, k: int = 10, seed: int = 0, budgets: Sequence[int] = ANYTIME_BUDGETS,
-                 true_optimum: float | None = None) -> Comparison:
+                 true_optimum: float | None = None, noisy: bool = False) -> Comparison:
     """Write summary.md, the figures, per_run.json, marl_eval.json and wall_seconds.json into ``out``; an
-    ``OSError`` (a full disk) names the file it was writing."""
+    ``OSError`` (a full disk) names the file it was writing. ``noisy``: see :func:`compare_runs`."""
 
     out.mkdir(parents=True, exist_ok=True)
-    c = compare_runs(runs, optimum, top1, true_optimum, budgets, seed)
+    c = compare_runs(runs, optimum, top1, true_optimum, budgets, seed, noisy=noisy)
     seeds = max(s.runs for s in c.learners)
     title = f"{env_name}: {len(c.learners)} learners × {seeds} seeds, budget {c.budgets[-1]}"
     figure_title = f"{env_name}, budget {c.budgets[-1]}, {seeds} seeds per learner"
@@ -471,6 +518,9 @@ def write_report(runs: Sequence[Run], out: Path, env_name: str, optimum: float |
         "regret.png" if optimum is not None else "best_so_far.png":
             lambda p: plot_best_so_far(runs, p, optimum, seed, title=figure_title),
     }
+    if c.noisy and true_optimum is not None:  # the main figure is the truth's: a log axis would hide zeros
+        true_regret = next(m for m in c.metrics if m.key == "true_regret")
+        files["regret.png"] = lambda p: plot_true_regret(runs, p, true_regret.curve, seed, title=figure_title)
     if all(r.train_seconds is not None for r in runs):
         files["best_so_far_seconds.png"] = lambda p: plot_best_so_far_seconds(runs, p, optimum, seed,
                                                                              title=figure_title)

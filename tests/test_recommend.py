@@ -67,3 +67,50 @@ def test_every_learner_recommends_a_pipeline_it_evaluated(name):
     seen = {tuple(r) for r, _, _ in learner.observations()}
     assert tuple(learner.joint([pick])[0]) in seen
     learner.close()
+
+
+def test_the_report_scores_the_learners_own_recommendation():
+    """compare's report picks, from the stored evaluations alone, the pipeline the learner's recommend()
+    names (repeats on a noisy game included), so the two never disagree."""
+    from ma2ml.report import Run
+
+    env = _env(noise=0.05)
+    learner = make_learner("evolution", env, seed=2, population_size=4, sample_size=2)
+    batches = learner.learn(env, budget=60, batch_size=6, no_repeat=False)
+    records = [{"index": b.start + k, "batch": b.index, "reward": r,
+                "tokens": {a: np.asarray(act[a]).tolist() for a in env.possible_agents}}
+               for b in batches for k, (act, r) in enumerate(zip(b.actions, b.rewards))]
+    run = Run.from_records("evolution", 2, records)
+    assert len({tuple(learner.joint([t])[0]) for t in run.tokens}) < len(run.tokens)  # it did repeat
+    rec = run.recommended()
+    assert learner.joint([run.tokens[rec]]).tolist() == learner.joint([learner.recommend()]).tolist()
+    mean, times = run.observed_mean(rec)
+    assert (mean, times) == pytest.approx(next((m, c) for r, m, c in learner.observations()
+                                               if r.tolist() == learner.joint([run.tokens[rec]])[0].tolist()))
+
+
+def test_a_noisy_comparison_leads_with_the_true_regret_and_measures_the_winners_curse():
+    from ma2ml.report import Run, compare_runs, per_run_json, summary_markdown
+
+    tokens = [{"aug": [i, 0]} for i in range(3)]
+    records = [{"index": i, "batch": 0, "reward": r, "tokens": tokens[i]} for i, r in enumerate([0.5, 0.9, 0.6])]
+    truth = lambda ts: np.array([{0: 0.55, 1: 0.70, 2: 0.65}[t["aug"][0]] for t in ts])  # noqa: E731
+    run = Run.from_records("x", 0, records, truth=truth)
+    quiet = compare_runs([run], optimum=0.8, true_optimum=0.7)
+    noisy = compare_runs([run], optimum=0.8, true_optimum=0.7, noisy=True)
+    assert [m.key for m in quiet.tabulated] == ["regret", "true_regret"]  # deterministic tables: as before
+    assert [m.key for m in noisy.tabulated] == ["true_regret", "regret"]
+    assert "simple regret (optimum − best observed) can be negative" in summary_markdown(noisy)
+    assert "can be negative" not in summary_markdown(quiet)
+    entry = per_run_json([run], noisy)["runs"][0]
+    assert entry["recommended"]["winners_curse"] == pytest.approx(0.9 - 0.70)
+    assert entry["best_evaluated_true_reward"] == pytest.approx(0.70)
+    assert "winners_curse" not in per_run_json([run], quiet)["runs"][0]["recommended"]
+
+
+def test_evaluators_declare_their_seed_noise():
+    from ma2ml.envs import make_parallel
+
+    assert make_parallel("ma2ml/AutoML-DigitsHard-v0").evaluator.seed_noise()
+    assert not make_parallel("ma2ml/AutoML-DigitsHard-v0", table_seed=0).evaluator.seed_noise()
+    assert _env(noise=0.05).evaluator.seed_noise() and not _env().evaluator.seed_noise()

@@ -95,6 +95,12 @@ class Evaluator(ABC):
         default): unknown, as for real training."""
         return None
 
+    def seed_noise(self) -> bool:
+        """Whether evaluating a pipeline again can answer differently (another training seed): a table that
+        draws among stored replicates, a noisy synthetic game. False (the default) declares repeats
+        redundant; real training is noisy but declares no truth to score against, so it keeps the default."""
+        return False
+
     def truth(self, reward_fn: Any) -> np.ndarray | None:
         """The declared ground truth: every pipeline's reward under ``reward_fn``, ``(N,)`` in the order of
         ``JointLayout.of_spaces(self.spaces)`` (a benchmark table's seed-averaged rewards); None (the

@@ -55,6 +55,9 @@ class SyntheticEvaluator(Evaluator):
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "noise": self.noise}
 
+    def seed_noise(self) -> bool:
+        return bool(self.noise)
+
     def data_facts(self) -> tuple[tuple[int, int, int], int, int]:
         return (1, 8, 8), 1000, 10
 

@@ -505,6 +505,10 @@ class TableEvaluator(Evaluator):
         stats = table_stats(self.table, reward_fn)
         return stats["optimum"], stats["top1_threshold"]
 
+    def seed_noise(self) -> bool:
+        """True when each evaluation draws one of several stored replicates (``table_seed="random"``)."""
+        return self.replicate == "random" and self.bench.replicates > 1
+
     def truth(self, reward_fn: Any) -> np.ndarray:
         """The seed-averaged ground truth, ``(N,)`` in pipeline order: each pipeline's reward under
         ``reward_fn`` averaged over every stored replicate (on the ``digits`` table: 3 trainings
