@@ -17,4 +17,4 @@ ma2ml compare --env ma2ml/AutoML-DigitsBench-v0 --env-arg table_seed=0 --learner
 # subset answers with a replicate drawn per episode); the recommendation is scored on the
 # seed-averaged truth.
 ma2ml compare --env ma2ml/AutoML-DigitsBench-v0 --learners "$LEARNERS" \
-  --seeds 30 --first-seed 3000 --budget 100 --batch-size 10 --top-k 10 --jobs 2 --out "${OUT}_noisy_budget100"
+  --no-repeats --seeds 30 --first-seed 3000 --budget 100 --batch-size 10 --top-k 10 --jobs 2 --out "${OUT}_noisy_budget100"

@@ -344,6 +344,7 @@ class AutoMLParallelEnv(ParallelEnv):
         seed = None if seed is None else checked_seed(seed)  # NumPy integers too, never a bool
         if seed is not None:
             self.np_random, _ = seeding.np_random(seed)
+            self.evaluator.new_run()  # a seeded reset starts a new run (a table's draws among replicates)
             for i, space in enumerate(self._action_spaces.values()):
                 space.seed(seed + i)
             self._obs_space.seed(seed)

@@ -235,8 +235,6 @@ class Experiment:
 
         out = Path(self.out)
         state = _resume_state(out, settings) or {"evaluations": 0}
-        if settings["no_repeat"] is None:  # a new run
-            settings["no_repeat"] = True
         done = state["evaluations"]
         store = out / STORE_FILE
         if done and (not store.exists() or store.stat().st_size == 0):
@@ -246,12 +244,16 @@ class Experiment:
         env = make_parallel(self.env, **self.env_args, **runtime, store=str(store), run_id=RUN_ID)
         try:
             env.reset(seed=self.seed)
+            if settings["no_repeat"] is None:  # a new run: the no-repeat protocol unless a repeat can differ
+                settings["no_repeat"] = not env.evaluator.seed_noise()
             learner = make_learner(self.learner, env, seed=self.seed, **self.learner_args)
             if "learner" in state:
                 learner.load_state_dict(state["learner"])
                 env.np_random.bit_generator.state = state["np_random"]
             stored = [e for e in env.run_log.records() if e.index < done]
             _check_store(out, stored, done)
+            for evaluation in stored:  # an evaluator that draws among replicates catches up (exact resume)
+                env.evaluator.replay(json.loads(evaluation.key), evaluation.record)
             env.run_log.seek(done)
         except BaseException:
             env.close()

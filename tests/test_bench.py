@@ -97,21 +97,23 @@ def test_lookups_are_exact_through_every_path(table):
 
 @pytest.mark.parametrize("seed, epoch", [("random", None), (0, None), (2, None), ("random", 2), (1, 3)])
 def test_scalar_step_path_equals_the_batched_path(seed, epoch):
-    """``TableEvaluator.evaluate`` (what a PettingZoo step uses) answers exactly like ``evaluate_batch``."""
+    """``TableEvaluator.evaluate`` (what a PettingZoo step uses) answers exactly like ``evaluate_batch`` (two
+    evaluators: with ``"random"`` each draws among a pipeline's replicates as its run goes on)."""
     import dataclasses
 
-    ev = TableEvaluator(replicate=seed, epoch=epoch)
+    ev, other = TableEvaluator(replicate=seed, epoch=epoch), TableEvaluator(replicate=seed, epoch=epoch)
     rng = np.random.default_rng(7)
     indices = rng.integers(0, 5184, 500)
     seeds = rng.integers(0, 2**31 - 1, 500).tolist()
     batch = [_joint(ev, int(i)) for i in indices]
     scalar = [ev.evaluate(actions, s) for actions, s in zip(batch, seeds)]
-    batched = ev.evaluate_batch(batch, seeds)
+    batched = other.evaluate_batch(batch, seeds)
     assert [r.to_dict() for r in scalar] == [r.to_dict() for r in batched]
     assert [r.to_dict() for r in scalar] == [dataclasses.asdict(r) for r in scalar]
     info = scalar[0].to_dict()  # a private copy: changing it changes no later answer
     info["pipeline"]["hpo"]["lr"], info["curve"][0] = -1.0, -1.0
-    assert ev.evaluate(batch[0], seeds[0]).to_dict() == batched[0].to_dict()
+    fresh = TableEvaluator(replicate=seed, epoch=epoch)
+    assert fresh.evaluate(batch[0], seeds[0]).to_dict() == batched[0].to_dict()
 
 
 def test_seed_option_picks_replicates(table):

@@ -109,7 +109,8 @@ def test_lookups_agree_through_every_path(table, seed, epoch):
         assert record.val_acc == pytest.approx(float(expected))
         assert env.reward(record) == pytest.approx(float(r), abs=1e-12)
         assert record.test_acc == (table.test_acc[i, rep] if e == own[i] else 0.0)
-        scalar = ev.evaluate(batch[indices.index(i)], int(s))
+        fresh = pettingzoo.make("parallel", PID, table_seed=seed, epoch=epoch).evaluator  # a run of its own
+        scalar = fresh.evaluate(batch[indices.index(i)], int(s))
         assert scalar.val_acc == record.val_acc and scalar.seed == record.seed
 
 

@@ -95,6 +95,15 @@ class Evaluator(ABC):
         default): unknown, as for real training."""
         return None
 
+    def new_run(self) -> None:
+        """Forget what this run answered (the env's ``reset(seed=...)`` starts a new run); the default has
+        nothing to forget."""
+
+    def replay(self, actions: Actions, record: EvalRecord) -> None:
+        """A stored evaluation of ``actions`` is answered again (a resumed run): an evaluator whose answers
+        depend on what it answered before (a table's draws among replicates) catches up; the default
+        does nothing."""
+
     def seed_noise(self) -> bool:
         """Whether evaluating a pipeline again can answer differently (another training seed): a table that
         draws among stored replicates, a noisy synthetic game. False (the default) declares repeats

@@ -10,7 +10,7 @@ import json
 import math
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -364,6 +364,9 @@ class TableEvaluator(Evaluator):
         self.epoch = epochs if epoch is None else int(epoch)
         self._pipelines: dict[int, dict[str, Any]] = {}
         self._records: dict[tuple[int, int], EvalRecord] = {}
+        self._draws: dict[int, tuple[int, int]] = {}
+        """Pipeline -> (its first replicate, evaluations so far) in ``"random"`` mode: :meth:`_draw`'s state
+        over one run (until :meth:`new_run`: the env's ``reset(seed=...)``)."""
         self.layout = JointLayout.of_spaces(self.spaces)
         """Where each agent's tokens sit in a joint row (pipelines are numbered by it)."""
         self._own_epochs = bench.own_epochs()
@@ -441,7 +444,40 @@ class TableEvaluator(Evaluator):
     def evaluate_batch(self, batch: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> list[EvalRecord]:
         batch, seeds = checked_batch(batch, seeds)
         res = self.lookup(self.joint(batch), np.asarray(seeds, dtype=np.int64))
-        return [replace(self._record_at(int(i), int(r))) for i, r in zip(res.index, res.replicate)]
+        replicates = (res.replicate if self.replicate != "random"
+                      else [self._draw(int(i), int(s)) for i, s in zip(res.index, seeds)])
+        return [replace(self._record_at(int(i), int(r))) for i, r in zip(res.index, replicates)]
+
+    def iter_batch(self, batch: Sequence[Mapping[str, Any]], seeds: Sequence[int],
+                   checked: bool = False) -> Iterator[tuple[int, EvalRecord]]:
+        """Answers in batch order, always here: a lookup costs microseconds (an executor would only add cost)
+        and the draws among replicates (:meth:`_draw`) must see every evaluation of the run."""
+        return enumerate(self.evaluate_batch(batch, seeds))
+
+    def _draw(self, index: int, seed: int) -> int:
+        """The replicate that answers this evaluation of pipeline ``index`` (``table_seed="random"``): the
+        first evaluation takes ``seed % replicates``; each later one of the same pipeline the next replicate
+        not yet drawn (a repeat re-evaluates: it answers with another stored training), until they run out;
+        then ``seed % replicates`` again (with replacement)."""
+        reps = max(int(self.table.replicates[index]), 1)
+        first, drawn = self._draws.get(index, (seed % reps, 0))
+        self._draws[index] = (first, drawn + 1)
+        return (first + drawn) % reps if drawn < reps else seed % reps
+
+    def new_run(self) -> None:
+        """A new run draws afresh (:meth:`_draw`)."""
+        self._draws.clear()
+
+    def replay(self, actions: Mapping[str, Any], record: EvalRecord) -> None:
+        """Catch the draws up with a stored answer (a resumed run): the stored training is found by its seed."""
+        if self.replicate != "random":
+            return
+        index = int(pipeline_index(self.spaces, self.joint([actions]))[0])
+        seeds = self.table.seed[index, :max(int(self.table.replicates[index]), 1)]
+        hit = np.flatnonzero(seeds == record.seed)
+        if hit.size:
+            first, drawn = self._draws.get(index, (int(hit[0]), 0))
+            self._draws[index] = (first, drawn + 1)
 
     def evaluate(self, actions: Mapping[str, Any], seed: int) -> EvalRecord:
         """One answer from the table; the record's ``seed`` is the stored run's training seed.
@@ -457,7 +493,7 @@ class TableEvaluator(Evaluator):
             for token, size in zip(self.spaces[agent].check(actions[agent], agent).tolist(), sizes):
                 index = index * size + token
         reps = int(self.table.replicates[index])
-        replicate = (checked_seed(seed) % max(reps, 1) if self.replicate == "random"
+        replicate = (self._draw(index, checked_seed(seed)) if self.replicate == "random"
                      else (self.replicate if reps > self.replicate else 0))
         return replace(self._record_at(index, replicate))
 

@@ -67,6 +67,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help=f"with --executor process: worker processes, 1..{MAX_WORKERS} (default: one per GPU, "
                         "else one per CPU core)")
-    p.add_argument("--allow-repeats", action="store_const", const=False, default=None, dest="no_repeat",
-                   help="let the learner propose pipelines it has already evaluated (default: the no-repeat "
-                        "protocol, every proposal a new pipeline; a resumed run keeps its own setting)")
+    repeats = p.add_mutually_exclusive_group()
+    repeats.add_argument("--allow-repeats", action="store_const", const=False, default=None, dest="no_repeat",
+                         help="let the learner propose pipelines it has already evaluated: a repeat is charged one "
+                              "evaluation and, on a table with seed noise, answers with another stored training "
+                              "(the default there; elsewhere the default is the no-repeat protocol, every proposal "
+                              "a new pipeline; a resumed run keeps its own setting)")
+    repeats.add_argument("--no-repeats", action="store_const", const=True, dest="no_repeat",
+                         help="the no-repeat protocol even on a table with seed noise")

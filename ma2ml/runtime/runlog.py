@@ -86,6 +86,7 @@ class RunLog:
                         f"evaluation {start + i}; a resumed run must ask the same pipelines (restore the "
                         "learner's checkpoint and seek() to its position) or use a new run id")
                 out[i] = stored.record
+                self.evaluator.replay(tokens[i], stored.record)  # an evaluator with draws catches up
                 self._answered(start + i, stored.record)
                 continue
             hit = self.store.lookup(self.settings_hash, key) if self.cache else None
