@@ -41,14 +41,15 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ma2ml.envs.core.errors import UserError
-from ma2ml.envs.core.fields import check_fields
+from ma2ml.envs.core.fields import Annotated, Range, check_fields
 from ma2ml.envs.core.layout import JointLayout
 from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import Actions, EvalRecord
@@ -59,6 +60,15 @@ from ma2ml.envs.core.threads import LEARNER_THREADS, torch_threads
 class LearnerConfig:
     """Base of every learner's config dataclass: every field is typed and bounded in its annotation
     (:mod:`ma2ml.envs.core.fields`) and documented where declared."""
+
+    reevaluate_share: Annotated[float, Range(0, 0.9)] = 0.0
+    """Share of the budget spent at its end re-evaluating the best pipelines observed so far (each repeat
+    another training on a table with seed noise), so that :meth:`Learner.recommend` stands behind a
+    measured mean instead of one lucky draw; 0 (the default): none. Needs ``learn`` (which knows the
+    budget); the learner's own ``_tell`` never sees these re-evaluations, only the recommendation does."""
+    reevaluate_top: Annotated[int, Range(1, 1000)] = 5
+    """How many of the best pipelines (by observed mean) share those re-evaluations: each batch goes to the
+    ones evaluated the fewest times first (ties: the better mean)."""
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -151,6 +161,10 @@ class Learner(ABC):
         """Pipelines in the joint space."""
         self._seen: set[bytes] = set()
         self._seen_rows: list[np.ndarray] = []
+        self._asked_own: deque[bool] = deque()
+        """Per asked row not yet told, in order: proposed by the learner (True) or a re-evaluation (False)."""
+        self._budget: int | None = None
+        """The budget of the current :meth:`learn` (None outside it): where the re-evaluations start."""
         self._observed: dict[bytes, list[Any]] = {}
         """Pipeline key -> [joint row, sum of its told rewards, how many]: what :meth:`recommend` reads."""
 
@@ -159,15 +173,40 @@ class Learner(ABC):
         """``n`` joint actions to evaluate next."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise UserError(f"ask(n) needs a positive integer n, got {n!r}")
-        with torch_threads(LEARNER_THREADS):  # small tensors: torch's thread pool only spin-waits
-            actions = self._ask(int(n))
-            rows = self.joint(actions)
-            if self.no_repeat and not self.handles_repeats:
-                rows = self._distinct(rows, int(n))
-                actions = self.split(rows)
+        n = int(n)
+        again = self._reevaluations(n)
+        rows = np.zeros((0, len(self.joint_nvec)), dtype=np.int64)
+        if len(again) < n:
+            with torch_threads(LEARNER_THREADS):  # small tensors: torch's thread pool only spin-waits
+                rows = self.joint(self._ask(n - len(again)))
+                if self.no_repeat and not self.handles_repeats:
+                    rows = self._distinct(rows, n - len(again))
+        self._asked_own.extend([True] * len(rows) + [False] * len(again))
+        rows = np.concatenate([rows, again]) if len(again) else rows
         self.remember(rows)
-        self.num_asked += len(actions)
-        return actions
+        self.num_asked += len(rows)
+        return self.split(rows)
+
+    def _reevaluations(self, n: int) -> np.ndarray:
+        """Rows re-evaluating the best pipelines observed so far, once the budget's last
+        ``config.reevaluate_share`` is reached (see :class:`LearnerConfig`); empty before, or without it."""
+        share = getattr(self.config, "reevaluate_share", 0.0)
+        if not share or self._budget is None or not self._observed:
+            return np.zeros((0, len(self.joint_nvec)), dtype=np.int64)
+        start = self._budget - int(round(share * self._budget))
+        k = max(0, min(n, self.num_asked + n - start))
+        if k == 0:
+            return np.zeros((0, len(self.joint_nvec)), dtype=np.int64)
+        entries = list(self._observed.values())
+        means = np.array([e[1] / e[2] for e in entries])
+        top = np.argsort(-means, kind="stable")[:self.config.reevaluate_top]
+        counts = {int(i): entries[int(i)][2] for i in top}
+        picks = []
+        for _ in range(k):  # the fewest evaluations first, then the better mean
+            best = min(top, key=lambda i: (counts[int(i)], -means[int(i)]))
+            counts[int(best)] += 1
+            picks.append(entries[int(best)][0])
+        return np.stack(picks)
 
     def tell(self, actions: Sequence[Actions], rewards: Sequence[float],
              records: Sequence[EvalRecord] | None = None) -> None:
@@ -181,8 +220,11 @@ class Learner(ABC):
         if not np.all(np.isfinite(rewards)):
             raise UserError(f"tell() got non-finite rewards {rewards}")
         joint = self.joint(actions)
-        with torch_threads(LEARNER_THREADS):
-            self._tell(joint, np.asarray(rewards, dtype=np.float64), records)
+        own = np.array([self._asked_own.popleft() if self._asked_own else True for _ in range(len(joint))])
+        if own.any():  # re-evaluations (reevaluate_share) feed the recommendation, not the learner
+            with torch_threads(LEARNER_THREADS):
+                self._tell(joint[own], np.asarray(rewards, dtype=np.float64)[own],
+                           None if records is None else [r for r, o in zip(records, own) if o])
         self.remember(joint)
         self._observe(joint, rewards)
         self.num_evaluations += len(actions)
@@ -204,6 +246,7 @@ class Learner(ABC):
                 raise UserError(f"no_repeat must be True or False, got {no_repeat!r}")
             self.no_repeat = bool(no_repeat)
         self.check_env(env)
+        self._budget = int(budget)
         vec = VectorAutoML(env)
         batches: list[Batch] = []
         while self.num_evaluations < budget:
@@ -346,10 +389,12 @@ class Learner(ABC):
             self._observed[self.row_key(row)] = [row, float(total), int(count)]
 
     def check_checkpoint(self, state: dict[str, Any]) -> None:
-        """``ValueError`` unless ``state`` was written by this kind of learner with this config."""
+        """``ValueError`` unless ``state`` was written by this kind of learner with this config (a checkpoint
+        from before a base field existed holds that field's default)."""
         if state.get("learner") != type(self).__name__:
             raise UserError(f"this checkpoint is of {state.get('learner')!r}, not {type(self).__name__!r}")
-        if state["config"] != asdict(self.config):
+        base = {f.name: f.default for f in fields(LearnerConfig)}
+        if {**base, **state["config"]} != asdict(self.config):
             raise UserError(f"checkpoint config {state['config']} differs from this learner's {asdict(self.config)}")
 
     # -- helpers for subclasses ------------------------------------------------------------------

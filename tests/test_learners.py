@@ -77,7 +77,7 @@ def test_registry():
                         "tpe", "mappo", "ippo"]
     with pytest.raises(ValueError, match=r"unknown learner 'nope'; registered learners are \['ma2ml'"):
         make_learner("nope", synthetic_env())
-    with pytest.raises(ValueError, match=r"learner 'ma2ml' has no setting \['bogus'\]; its settings are \['hidden'"):
+    with pytest.raises(ValueError, match=r"learner 'ma2ml' has no setting \['bogus'\]; its settings are \['reevaluate_share'"):
         learner_config("ma2ml", bogus=1)
     with pytest.raises(ValueError, match=r"MA2MLConfig.kl_coef = -1 is invalid; valid values are finite numbers in \[0, 100\]"):
         learner_config("ma2ml", kl_coef=-1)
