@@ -27,9 +27,9 @@ pipelines drawn from the learner's generator. Once every pipeline of the space h
 seen, repeats are unavoidable and allowed. Learners with their own mechanism set
 ``handles_repeats = True`` (SB3's PPO/A2C and Optuna's samplers answer a repeat with its
 known reward, not charged to the budget).
-* ``recommend()`` names the pipeline the learner stands behind at any point (by default the best mean
-  of its own observations, preferring pipelines told more than once: the winner's curse under seed
-  noise); ``observations()`` lists what it was told;
+* ``recommend()`` names the pipeline the learner stands behind at any point (by default the best lower
+  confidence bound of its observed means, so a pipeline measured several times beats one lucky draw:
+  the winner's curse under seed noise); ``observations()`` lists what it was told;
 * ``state_dict()`` / ``load_state_dict()`` hold everything a resumed run needs to continue
   identically (networks, optimizers, buffers, generator states, counters). Like torch's,
   ``state_dict()`` returns live references: snapshot it with ``torch.save`` or ``deepcopy``.
@@ -108,21 +108,23 @@ RESAMPLE_ROUNDS = 20
 """Calls of ``_ask`` that replace repeated proposals before uniform unseen pipelines fill in."""
 
 
-RECOMMEND_REPEATS = 2
-"""Observations that make a pipeline preferred by :meth:`Learner.recommend` over single draws."""
-
-
-def pick_recommendation(totals: np.ndarray, counts: np.ndarray) -> int:
-    """The rule of :meth:`Learner.recommend` over distinct pipelines (``totals``: the sum of each one's
-    observed rewards, ``counts``: how many; in the order first observed): the index of the best mean among
-    those observed at least :data:`RECOMMEND_REPEATS` times if any was, else of the best single
-    observation; ties go to the first observed. The comparison report scores runs with the same rule."""
-    counts = np.asarray(counts)
-    pool = counts >= RECOMMEND_REPEATS
-    if not pool.any():
-        pool = counts > 0
-    means = np.where(pool, np.asarray(totals, dtype=np.float64) / np.maximum(counts, 1), -np.inf)
-    return int(np.argmax(means))
+def pick_recommendation(totals: np.ndarray, counts: np.ndarray, squares: np.ndarray) -> int:
+    """The rule of :meth:`Learner.recommend` over distinct pipelines (``totals``, ``counts``, ``squares``:
+    each one's sum of observed rewards, how many, sum of squares; in the order first observed): the best
+    lower confidence bound ``mean - noise / sqrt(count)``, where ``noise`` is the pooled standard deviation
+    of repeated observations (0 while no pipeline was observed twice). A pipeline measured several times
+    beats one lucky draw unless that draw exceeds its mean by about one noise standard deviation; a
+    pipeline repeated by chance does not win on its repeats alone. Without repeats (or noise) it is the
+    best observed. Ties go to the first observed. The comparison report scores runs with the same rule."""
+    totals, squares = np.asarray(totals, dtype=np.float64), np.asarray(squares, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.int64)
+    seen = counts > 0
+    means = np.where(seen, totals / np.maximum(counts, 1), -np.inf)
+    repeated = counts >= 2
+    dof = int((counts[repeated] - 1).sum())
+    within = float(np.maximum(squares[repeated] - totals[repeated] ** 2 / counts[repeated], 0.0).sum())
+    noise = math.sqrt(within / dof) if dof else 0.0
+    return int(np.argmax(np.where(seen, means - noise / np.sqrt(np.maximum(counts, 1)), -np.inf)))
 
 
 ENUMERATE_LIMIT = 1 << 22
@@ -166,7 +168,8 @@ class Learner(ABC):
         self._budget: int | None = None
         """The budget of the current :meth:`learn` (None outside it): where the re-evaluations start."""
         self._observed: dict[bytes, list[Any]] = {}
-        """Pipeline key -> [joint row, sum of its told rewards, how many]: what :meth:`recommend` reads."""
+        """Pipeline key -> [joint row, sum of its told rewards, how many, sum of their squares]: what
+        :meth:`recommend` reads."""
 
     # -- the interface ---------------------------------------------------------------------------
     def ask(self, n: int) -> list[dict[str, np.ndarray]]:
@@ -264,26 +267,26 @@ class Learner(ABC):
 
     # -- the recommendation ----------------------------------------------------------------------
     def recommend(self) -> dict[str, np.ndarray]:
-        """The pipeline this learner stands behind now (agent -> tokens), from its own observations:
-        the best mean reward among the pipelines it was told at least :data:`RECOMMEND_REPEATS` times,
-        if any was; otherwise the best single observation. On a deterministic table every pipeline is
-        told once and this is the best observed; under seed noise, a pipeline observed again is preferred
-        to one lucky draw (the winner's curse). A learner may override it (e.g. its greedy action)."""
+        """The pipeline this learner stands behind now (agent -> tokens), from its own observations: the best
+        lower confidence bound of its mean reward (:func:`pick_recommendation`). On a deterministic table
+        every pipeline is told once and this is the best observed; under seed noise a pipeline measured
+        several times is preferred to one lucky draw (the winner's curse). A learner may override it."""
         if not self._observed:
             raise UserError("recommend() needs at least one told evaluation; call tell() or learn() first")
         entries = list(self._observed.values())
-        best = pick_recommendation(np.array([e[1] for e in entries]), np.array([e[2] for e in entries]))
+        best = pick_recommendation(*(np.array([e[k] for e in entries]) for k in (1, 2, 3)))
         return self.split(entries[best][0][None, :])[0]
 
     def observations(self) -> list[tuple[np.ndarray, float, int]]:
         """Every pipeline told so far: (joint row, mean reward, times told), in the order first told."""
-        return [(row.copy(), total / count, count) for row, total, count in self._observed.values()]
+        return [(row.copy(), total / count, count) for row, total, count, _ in self._observed.values()]
 
     def _observe(self, joint: np.ndarray, rewards: Sequence[float]) -> None:
         for row, reward in zip(joint, rewards):
-            entry = self._observed.setdefault(self.row_key(row), [np.array(row, dtype=np.int64), 0.0, 0])
+            entry = self._observed.setdefault(self.row_key(row), [np.array(row, dtype=np.int64), 0.0, 0, 0.0])
             entry[1] += float(reward)
             entry[2] += 1
+            entry[3] += float(reward) ** 2
 
     # -- the no-repeat protocol ------------------------------------------------------------------
     @staticmethod
@@ -368,7 +371,7 @@ class Learner(ABC):
             "rng": self.rng.bit_generator.state,
             "no_repeat": self.no_repeat,
             "seen": [row.tolist() for row in self._seen_rows],
-            "observed": [[row.tolist(), total, count] for row, total, count in self._observed.values()],
+            "observed": [[row.tolist(), total, count, squares] for row, total, count, squares in self._observed.values()],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -384,9 +387,10 @@ class Learner(ABC):
         self._seen, self._seen_rows = set(), []
         self.remember(np.asarray(state.get("seen", []), dtype=np.int64).reshape(-1, len(self.joint_nvec)))
         self._observed = {}  # checkpoints before recommend() (December 2026) hold none: it starts afresh
-        for row, total, count in state.get("observed", []):
+        for row, total, count, *squares in state.get("observed", []):
             row = np.asarray(row, dtype=np.int64)
-            self._observed[self.row_key(row)] = [row, float(total), int(count)]
+            spread = float(squares[0]) if squares else float(total) ** 2 / max(int(count), 1)  # none recorded: 0
+            self._observed[self.row_key(row)] = [row, float(total), int(count), spread]
 
     def check_checkpoint(self, state: dict[str, Any]) -> None:
         """``ValueError`` unless ``state`` was written by this kind of learner with this config (a checkpoint

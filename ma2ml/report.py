@@ -108,9 +108,9 @@ class Run:
 
     def recommended(self, n: int | None = None) -> int:
         """0-based index of the recommendation after the first ``n`` evaluations (default all), by the
-        learners' own rule (:func:`~ma2ml.agents.base.pick_recommendation`): the best mean among
-        pipelines evaluated at least twice if any was, else the best observed; the index of that
-        pipeline's first evaluation. Without repeats it is the best observed (ties: the earliest)."""
+        learners' own rule (:func:`~ma2ml.agents.base.pick_recommendation`: the best lower confidence
+        bound of the observed means); the index of that pipeline's first evaluation. Without repeats it
+        is the best observed (ties: the earliest)."""
         return int(recommendation_index(self.rewards, self.keys)[(len(self.rewards) if n is None else n) - 1])
 
     def observed_mean(self, index: int, n: int | None = None) -> tuple[float, int]:
@@ -134,12 +134,13 @@ def recommendation_index(rewards: np.ndarray, keys: Sequence[str] | None = None)
     slots = np.array([slot_of.setdefault(k, len(slot_of)) for k in keys], dtype=np.int64)
     first_index = np.full(len(slot_of), -1, dtype=np.int64)
     first_index[slots[::-1]] = np.arange(len(slots))[::-1]  # each pipeline's first evaluation
-    totals, counts = np.zeros(len(slot_of)), np.zeros(len(slot_of), dtype=np.int64)
+    totals, counts, squares = np.zeros(len(slot_of)), np.zeros(len(slot_of), dtype=np.int64), np.zeros(len(slot_of))
     picks = np.empty(len(rewards), dtype=np.int64)
     for i, (slot, reward) in enumerate(zip(slots, rewards)):
         totals[slot] += float(reward)
         counts[slot] += 1
-        picks[i] = first_index[pick_recommendation(totals, counts)]
+        squares[slot] += float(reward) ** 2
+        picks[i] = first_index[pick_recommendation(totals, counts, squares)]
     return picks
 
 
@@ -436,7 +437,7 @@ def summary_markdown(c: Comparison, title: str = "") -> str:
         notes.append(f"Ground truth (each pipeline's reward averaged over its stored trainings): best "
                      f"{c.true_optimum:.4f}.")
     notes.append("A run recommends its best observed pipeline (the highest reward; ties: the earliest)"
-                 + (", or the best mean among pipelines it evaluated more than once when it did"
+                 + (", or, where it evaluated pipelines again, the best lower confidence bound of their means"
                     if c.noisy else "")
                  + ("; its true regret is the best ground truth minus the recommendation's, so a lucky noisy "
                     "entry does not count as found." if c.true_optimum is not None else "."))

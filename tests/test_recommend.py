@@ -1,5 +1,5 @@
-"""The recommendation (issue 25): every learner names the pipeline it stands behind; by default the best mean
-of its own observations, preferring pipelines told more than once over one lucky draw."""
+"""The recommendation (issue 25): every learner names the pipeline it stands behind; by default the best lower
+confidence bound of its observed means, so a pipeline measured several times beats one lucky draw."""
 from __future__ import annotations
 
 import io
@@ -24,17 +24,27 @@ def _actions(learner, rows):
     return learner.split(np.asarray(rows, dtype=np.int64))
 
 
-def test_a_repeated_best_mean_beats_the_luckiest_single_draw():
+def test_a_measured_mean_beats_a_lucky_draw_but_not_a_much_better_one():
     env = _env()
     learner = make_learner("random", env, seed=0)
     lucky, steady, other = [0] * 6, [1] * 6, [2] * 6
-    learner.tell(_actions(learner, [lucky, steady, other]), [0.95, 0.80, 0.60])
-    assert learner.recommend()["aug"].tolist() == [0, 0]  # only single draws: the best observed
-    learner.tell(_actions(learner, [steady, other, other]), [0.78, 0.70, 0.72])
-    # steady: mean 0.79 over two; other: mean 0.673 over three; lucky: 0.95 once
+    learner.tell(_actions(learner, [lucky, steady, other]), [0.80, 0.80, 0.60])
+    assert learner.joint([learner.recommend()]).tolist() == [lucky]  # only single draws: the best observed
+    learner.tell(_actions(learner, [steady, steady, steady, other, other]), [0.78, 0.80, 0.78, 0.70, 0.72])
+    # pooled noise sd 0.042: lucky's bound 0.80 - 0.042 < steady's 0.79 - 0.042 / 2
     assert learner.joint([learner.recommend()]).tolist() == [steady]
     assert {tuple(r): (round(m, 4), c) for r, m, c in learner.observations()} == {
-        tuple(lucky): (0.95, 1), tuple(steady): (0.79, 2), tuple(other): (0.6733, 3)}
+        tuple(lucky): (0.80, 1), tuple(steady): (0.79, 4), tuple(other): (0.6733, 3)}
+    learner.tell(_actions(learner, [[3] * 6]), [0.95])  # far above the noise: a single draw wins
+    assert learner.joint([learner.recommend()]).tolist() == [[3] * 6]
+
+
+def test_a_pipeline_repeated_by_chance_does_not_win_on_its_repeats():
+    """Random search with repeats draws a few pipelines twice by chance; they must not displace a far better
+    single observation (a rule that merely preferred repeated pipelines did, on the hard tier)."""
+    learner = make_learner("random", _env(), seed=0)
+    learner.tell(_actions(learner, [[0] * 6, [1] * 6, [1] * 6]), [0.90, 0.30, 0.31])
+    assert learner.joint([learner.recommend()]).tolist() == [[0] * 6]
 
 
 def test_without_observations_it_is_one_clear_error():
