@@ -64,3 +64,12 @@ def test_hard_levers_prints_a_row_per_reward():
     lines = _run(sys.executable, str(BENCHMARKS / "hard_levers.py"), "--starts", "20")
     rows = [line for line in lines if line.startswith("| poster") or line.startswith("| B x")]
     assert len(rows) == 10 and "| B x1, v -3 |" in "\n".join(rows)
+
+
+def test_reevaluation_benchmark_runs():
+    """benchmarks/reevaluation.py on one seed and a small budget prints its table: a row per learner and share."""
+    lines = _run(sys.executable, str(BENCHMARKS / "reevaluation.py"), "--seeds", "6000:6001", "--budget", "30",
+                 "--learners", "random")
+    rows = [line for line in lines if line.startswith("| random |")]
+    assert [row.split(" | ")[1] for row in rows] == ["0", "0.2"]
+    assert all(re.search(r"\| \d\.\d{4} \[", row) for row in rows)
