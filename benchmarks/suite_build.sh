@@ -32,9 +32,9 @@ import sys
 sys.path.insert(0, "benchmarks")
 from hard_build import line_rewards
 from ma2ml.bench.hard.build import SECOND_SEED_COVER, first_seed_rank, read_build
-from ma2ml.bench.hard.candidates import CANDIDATES
+from ma2ml.bench.hard.definitions import DEFINITIONS
 
-candidate, out = CANDIDATES[sys.argv[1]], sys.argv[2]
+candidate, out = DEFINITIONS[sys.argv[1]], sys.argv[2]
 lines = read_build(candidate, out)
 rank = first_seed_rank(candidate, out, line_rewards(candidate), lines)
 two = {r["index"] for r in lines if r["replicate"] == 1}
