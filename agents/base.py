@@ -108,6 +108,29 @@ RESAMPLE_ROUNDS = 20
 """Calls of ``_ask`` that replace repeated proposals before uniform unseen pipelines fill in."""
 
 
+@dataclass
+class Observed:
+    """What a learner was told of one pipeline (:meth:`Learner.observations`, :meth:`Learner.recommend`)."""
+
+    row: np.ndarray
+    """Its joint token row."""
+    total: float = 0.0
+    """Sum of its told rewards."""
+    count: int = 0
+    """How many times it was told."""
+    squares: float = 0.0
+    """Sum of the squares of its told rewards (the repeats' spread)."""
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count
+
+    def add(self, reward: float) -> None:
+        self.total += reward
+        self.count += 1
+        self.squares += reward * reward
+
+
 def pick_recommendation(totals: np.ndarray, counts: np.ndarray, squares: np.ndarray) -> int:
     """The rule of :meth:`Learner.recommend` over distinct pipelines (``totals``, ``counts``, ``squares``:
     each one's sum of observed rewards, how many, sum of squares; in the order first observed): the best
@@ -167,9 +190,8 @@ class Learner(ABC):
         """Per asked row not yet told, in order: proposed by the learner (True) or a re-evaluation (False)."""
         self._budget: int | None = None
         """The budget of the current :meth:`learn` (None outside it): where the re-evaluations start."""
-        self._observed: dict[bytes, list[Any]] = {}
-        """Pipeline key -> [joint row, sum of its told rewards, how many, sum of their squares]: what
-        :meth:`recommend` reads."""
+        self._observed: dict[bytes, Observed] = {}
+        """Pipeline key -> what it was told of that pipeline: what :meth:`recommend` reads."""
 
     # -- the interface ---------------------------------------------------------------------------
     def ask(self, n: int) -> list[dict[str, np.ndarray]]:
@@ -193,7 +215,7 @@ class Learner(ABC):
     def _reevaluations(self, n: int) -> np.ndarray:
         """Rows re-evaluating the best pipelines observed so far, once the budget's last
         ``config.reevaluate_share`` is reached (see :class:`LearnerConfig`); empty before, or without it."""
-        share = getattr(self.config, "reevaluate_share", 0.0)
+        share = self.config.reevaluate_share
         if not share or self._budget is None or not self._observed:
             return np.zeros((0, len(self.joint_nvec)), dtype=np.int64)
         start = self._budget - int(round(share * self._budget))
@@ -201,14 +223,14 @@ class Learner(ABC):
         if k == 0:
             return np.zeros((0, len(self.joint_nvec)), dtype=np.int64)
         entries = list(self._observed.values())
-        means = np.array([e[1] / e[2] for e in entries])
-        top = np.argsort(-means, kind="stable")[:self.config.reevaluate_top]
-        counts = {int(i): entries[int(i)][2] for i in top}
+        means = np.array([e.mean for e in entries])
+        top = [int(i) for i in np.argsort(-means, kind="stable")[:self.config.reevaluate_top]]
+        counts = {i: entries[i].count for i in top}
         picks = []
         for _ in range(k):  # the fewest evaluations first, then the better mean
-            best = min(top, key=lambda i: (counts[int(i)], -means[int(i)]))
-            counts[int(best)] += 1
-            picks.append(entries[int(best)][0])
+            best = min(top, key=lambda i: (counts[i], -means[i]))
+            counts[best] += 1
+            picks.append(entries[best].row)
         return np.stack(picks)
 
     def tell(self, actions: Sequence[Actions], rewards: Sequence[float],
@@ -274,19 +296,20 @@ class Learner(ABC):
         if not self._observed:
             raise UserError("recommend() needs at least one told evaluation; call tell() or learn() first")
         entries = list(self._observed.values())
-        best = pick_recommendation(*(np.array([e[k] for e in entries]) for k in (1, 2, 3)))
-        return self.split(entries[best][0][None, :])[0]
+        best = pick_recommendation(np.array([e.total for e in entries]), np.array([e.count for e in entries]),
+                                   np.array([e.squares for e in entries]))
+        return self.split(entries[best].row[None, :])[0]
 
     def observations(self) -> list[tuple[np.ndarray, float, int]]:
         """Every pipeline told so far: (joint row, mean reward, times told), in the order first told."""
-        return [(row.copy(), total / count, count) for row, total, count, _ in self._observed.values()]
+        return [(e.row.copy(), e.mean, e.count) for e in self._observed.values()]
 
     def _observe(self, joint: np.ndarray, rewards: Sequence[float]) -> None:
         for row, reward in zip(joint, rewards):
-            entry = self._observed.setdefault(self.row_key(row), [np.array(row, dtype=np.int64), 0.0, 0, 0.0])
-            entry[1] += float(reward)
-            entry[2] += 1
-            entry[3] += float(reward) ** 2
+            key = self.row_key(row)
+            if key not in self._observed:
+                self._observed[key] = Observed(np.array(row, dtype=np.int64))
+            self._observed[key].add(float(reward))
 
     # -- the no-repeat protocol ------------------------------------------------------------------
     @staticmethod
@@ -371,7 +394,7 @@ class Learner(ABC):
             "rng": self.rng.bit_generator.state,
             "no_repeat": self.no_repeat,
             "seen": [row.tolist() for row in self._seen_rows],
-            "observed": [[row.tolist(), total, count, squares] for row, total, count, squares in self._observed.values()],
+            "observed": [[e.row.tolist(), e.total, e.count, e.squares] for e in self._observed.values()],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -390,7 +413,7 @@ class Learner(ABC):
         for row, total, count, *squares in state.get("observed", []):
             row = np.asarray(row, dtype=np.int64)
             spread = float(squares[0]) if squares else float(total) ** 2 / max(int(count), 1)  # none recorded: 0
-            self._observed[self.row_key(row)] = [row, float(total), int(count), spread]
+            self._observed[self.row_key(row)] = Observed(row, float(total), int(count), spread)
 
     def check_checkpoint(self, state: dict[str, Any]) -> None:
         """``ValueError`` unless ``state`` was written by this kind of learner with this config (a checkpoint

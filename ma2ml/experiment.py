@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ma2ml.envs import make_parallel
+from ma2ml.envs.automl_v0 import MAX_SEED
 from ma2ml.envs.core.errors import UserError
+from ma2ml.envs.core.fields import shorten
 from ma2ml.runfolder import (BEST_FILE, CHECKPOINT_FILE, RESULTS_FILE, RUN_FILE, RUN_ID, STORE_FILE, TIMINGS_FILE,
                              RunFolderError, append_lines, atomic_write_bytes, atomic_write_json, atomic_write_lines,
                              check_writable_folder, evaluations_done, folder_lock, load_checkpoint, log_rows,
@@ -45,8 +47,6 @@ if TYPE_CHECKING:
 
 DEFAULT_ENV = "ma2ml/AutoML-Digits-v0"
 DEFAULT_LEARNER = "ma2ml"
-MAX_SEED = 2**32 - 1
-"""Largest accepted seed (what numpy and torch both take)."""
 MAX_BUDGET = 10_000_000
 """Largest accepted budget (evaluations in one run)."""
 MAX_BATCH = 100_000
@@ -59,12 +59,6 @@ RUN_ENV_ARGS = ("store", "run_id")
 """Env arguments the experiment sets itself (the run folder's store)."""
 LEGACY_SETTINGS = {"no_repeat": False}
 """Settings of run folders written before the setting existed (runs before December 2026 allowed repeats)."""
-
-
-def shorten(text: Any, limit: int = 60) -> str:
-    """``repr(text)``, cut to about ``limit`` characters."""
-    shown = repr(text)
-    return shown if len(shown) <= limit else shown[:limit - 3] + "..."
 
 
 def check_seed(seed: int, option: str) -> None:

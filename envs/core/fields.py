@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal
 
 from ma2ml.envs.core.errors import UserError
 
-__all__ = ["Annotated", "Length", "Literal", "Range", "check_fields", "check_value", "field_rules"]
+__all__ = ["Annotated", "Length", "Literal", "Range", "check_fields", "check_value", "field_rules", "shorten"]
 
 
 @dataclass(frozen=True)
@@ -194,10 +194,14 @@ def field_rules(config_class: type) -> tuple[FieldRule, ...]:
     return tuple(rule_of(f.name, hints[f.name]) for f in fields(config_class))
 
 
-def _refuse(owner: str, name: str, value: Any, rule: FieldRule) -> UserError:
+def shorten(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (an error line names a value, it does not dump it)."""
     shown = repr(value)
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    return UserError(f"{owner}{name} = {shown} is invalid; valid values are {rule.describe()}")
+    return shown if len(shown) <= limit else shown[:limit - 3] + "..."
+
+
+def _refuse(owner: str, name: str, value: Any, rule: FieldRule) -> UserError:
+    return UserError(f"{owner}{name} = {shorten(value)} is invalid; valid values are {rule.describe()}")
 
 
 def check_value(owner: str, name: str, value: Any, hint: Any) -> Any:

@@ -36,7 +36,7 @@ class Parser(argparse.ArgumentParser):
 def parse_settings(pairs: list[str], option: str) -> dict[str, Any]:
     """``["k=v", ...]`` -> ``{k: literal v}`` (Python literals; anything else is a string); one ``CliError``
     for a malformed pair."""
-    from ma2ml.experiment import shorten
+    from ma2ml.envs.core.fields import shorten
 
     out: dict[str, Any] = {}
     for pair in pairs:
