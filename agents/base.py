@@ -69,9 +69,18 @@ class LearnerConfig:
     reevaluate_top: Annotated[int, Range(1, 1000)] = 5
     """How many of the best pipelines (by observed mean) share those re-evaluations: each batch goes to the
     ones evaluated the fewest times first (ties: the better mean)."""
+    race_seeds: Annotated[int, Range(0, 64)] = 0
+    """Intensification (SMAC's racing rule), for tables with seed noise: 0 (the default) off; ``k >= 2``: the
+    learner keeps an incumbent, and a new pipeline whose first reward beats the incumbent's mean becomes a
+    challenger that meets it on a doubling number of further evaluations (1, 2, 4, ...), dropped as soon as
+    its mean falls below the incumbent's and promoted once it has as many evaluations as the incumbent (at
+    most ``k``); each challenge first gives the incumbent one more evaluation while it has fewer than ``k``.
+    Every race evaluation is charged to the budget and goes before the learner's own proposals in a batch;
+    the learner's ``_tell`` never sees them. With it on, :meth:`Learner.recommend` is the incumbent."""
 
     def __post_init__(self) -> None:
         check_fields(self)
+        self._require("race_seeds", self.race_seeds != 1, "0 (no racing) or 2..64")
         self.validate()
 
     def validate(self) -> None:
@@ -150,6 +159,94 @@ def pick_recommendation(totals: np.ndarray, counts: np.ndarray, squares: np.ndar
     return int(np.argmax(np.where(seen, means - noise / np.sqrt(np.maximum(counts, 1)), -np.inf)))
 
 
+class Race:
+    """SMAC-style intensification over a learner's observations (``LearnerConfig.race_seeds``): an
+    incumbent, the challengers racing it on doubling numbers of evaluations (side by side, each waiting
+    only for its own evaluations and the incumbent's), and the queue of evaluations to ask next.
+    Pipelines are named by their keys (:meth:`Learner.row_key`); their rewards live in the learner's
+    :class:`Observed` records, passed in as ``observed``."""
+
+    def __init__(self, k: int) -> None:
+        self.k = int(k)
+        """Most evaluations a pipeline gets in a race (0: no racing)."""
+        self.incumbent: bytes | None = None
+        self.challengers: list[bytes] = []
+        """Challengers still racing, in the order they appeared."""
+        self.pending: list[bytes] = []
+        """Evaluations decided but not yet asked, in order."""
+        self.in_flight: dict[bytes, int] = {}
+        """Evaluations asked but not yet told, per pipeline (empty between batches)."""
+        self.top_up = False
+        """A challenger appeared since the incumbent's last extra evaluation was decided."""
+
+    def take(self, n: int) -> list[bytes]:
+        """Up to ``n`` pending evaluations, now asked."""
+        keys, self.pending = self.pending[:n], self.pending[n:]
+        for key in keys:
+            self.in_flight[key] = self.in_flight.get(key, 0) + 1
+        return keys
+
+    def told(self, keys: Sequence[bytes]) -> None:
+        """Rows told that the learner did not propose itself (race or re-evaluation rows)."""
+        for key in keys:
+            if self.in_flight.get(key):
+                self.in_flight[key] -= 1
+                if not self.in_flight[key]:
+                    del self.in_flight[key]
+
+    def offer(self, key: bytes, reward: float, observed: dict[bytes, Observed]) -> None:
+        """A pipeline the learner proposed, told for the first time with ``reward``: the first one is the
+        incumbent; a later one that beats its mean challenges it."""
+        if self.incumbent is None:
+            self.incumbent = key
+        elif reward > observed[self.incumbent].mean:
+            self.challengers.append(key)
+            self.top_up = True
+
+    def advance(self, observed: dict[bytes, Observed]) -> None:
+        """Decide the next race evaluations from what is told: the incumbent gets one more evaluation after a
+        new challenge (while it has fewer than ``k``); every challenger with nothing in flight is dropped once
+        its mean falls below the incumbent's, promoted once it has as many evaluations as the incumbent (at
+        most ``k``; not while the incumbent has one pending or in flight), else given as many more evaluations as it has (doubling). Pending evaluations not yet
+        asked are decided afresh, so a challenger dropped meanwhile costs nothing more."""
+        assert self.incumbent is not None
+        pending = [self.incumbent] if self.incumbent in self.pending else []
+        if self.top_up and not pending and not self.in_flight.get(self.incumbent) \
+                and observed[self.incumbent].count < self.k:
+            pending.append(self.incumbent)
+        self.top_up = False
+        for challenger in list(self.challengers):
+            if self.in_flight.get(challenger):
+                continue
+            mine, theirs = observed[challenger], observed[self.incumbent]
+            target = min(theirs.count, self.k)
+            if mine.mean < theirs.mean:
+                self.challengers.remove(challenger)
+            elif mine.count >= target:  # promoted once the incumbent's own evaluations are in
+                if not pending and not self.in_flight.get(self.incumbent):
+                    self.challengers.remove(challenger)
+                    self.incumbent = challenger
+            else:
+                pending.extend([challenger] * min(mine.count, target - mine.count))
+        self.pending = pending
+
+    def state(self, order: list[bytes]) -> dict[str, Any]:
+        """The race as indices into ``order`` (the learner's observed pipelines, in order); taken between
+        batches, when nothing is in flight."""
+        index = {key: i for i, key in enumerate(order)}
+        return {"incumbent": None if self.incumbent is None else index[self.incumbent],
+                "challengers": [index[k] for k in self.challengers], "pending": [index[k] for k in self.pending],
+                "top_up": self.top_up}
+
+    def load(self, state: dict[str, Any] | None, order: list[bytes]) -> None:
+        """Restore :meth:`state` (None: a checkpoint from before racing existed: no race yet)."""
+        if state:
+            self.incumbent = None if state["incumbent"] is None else order[state["incumbent"]]
+            self.challengers = [order[i] for i in state["challengers"]]
+            self.pending = [order[i] for i in state["pending"]]
+            self.top_up = bool(state.get("top_up", False))
+
+
 ENUMERATE_LIMIT = 1 << 22
 """Largest space whose unseen pipelines are enumerated once rejection sampling stalls."""
 
@@ -192,6 +289,8 @@ class Learner(ABC):
         """The budget of the current :meth:`learn` (None outside it): where the re-evaluations start."""
         self._observed: dict[bytes, Observed] = {}
         """Pipeline key -> what it was told of that pipeline: what :meth:`recommend` reads."""
+        self._race = Race(self.config.race_seeds)
+        """The intensification state (``config.race_seeds``; idle when 0)."""
 
     # -- the interface ---------------------------------------------------------------------------
     def ask(self, n: int) -> list[dict[str, np.ndarray]]:
@@ -200,6 +299,10 @@ class Learner(ABC):
             raise UserError(f"ask(n) needs a positive integer n, got {n!r}")
         n = int(n)
         again = self._reevaluations(n)
+        if len(again) < n and self._race.pending:
+            keys = self._race.take(n - len(again))
+            raced = np.stack([self._observed[k].row for k in keys])
+            again = np.concatenate([again, raced]) if len(again) else raced
         rows = np.zeros((0, len(self.joint_nvec)), dtype=np.int64)
         if len(again) < n:
             with torch_threads(LEARNER_THREADS):  # small tensors: torch's thread pool only spin-waits
@@ -251,7 +354,15 @@ class Learner(ABC):
                 self._tell(joint[own], np.asarray(rewards, dtype=np.float64)[own],
                            None if records is None else [r for r, o in zip(records, own) if o])
         self.remember(joint)
+        firsts = [self.row_key(row) not in self._observed and o for row, o in zip(joint, own)]
         self._observe(joint, rewards)
+        if self._race.k:
+            keys = [self.row_key(row) for row in joint]
+            self._race.told([k for k, o in zip(keys, own) if not o])
+            for key, reward, first in zip(keys, rewards, firsts):
+                if first:
+                    self._race.offer(key, reward, self._observed)
+            self._race.advance(self._observed)
         self.num_evaluations += len(actions)
         self.num_batches += 1
 
@@ -295,10 +406,19 @@ class Learner(ABC):
         several times is preferred to one lucky draw (the winner's curse). A learner may override it."""
         if not self._observed:
             raise UserError("recommend() needs at least one told evaluation; call tell() or learn() first")
+        if self._race.incumbent is not None:
+            return self.split(self._observed[self._race.incumbent].row[None, :])[0]
         entries = list(self._observed.values())
         best = pick_recommendation(np.array([e.total for e in entries]), np.array([e.count for e in entries]),
                                    np.array([e.squares for e in entries]))
         return self.split(entries[best].row[None, :])[0]
+
+    @property
+    def own_recommendation(self) -> bool:
+        """Whether :meth:`recommend` answers by something other than the shared rule of
+        :func:`pick_recommendation` over :meth:`observations` (racing, or a subclass's override): a run then
+        records it after every batch, and ``compare`` scores what was recorded."""
+        return bool(self._race.k) or type(self).recommend is not Learner.recommend
 
     def observations(self) -> list[tuple[np.ndarray, float, int]]:
         """Every pipeline told so far: (joint row, mean reward, times told), in the order first told."""
@@ -395,6 +515,7 @@ class Learner(ABC):
             "no_repeat": self.no_repeat,
             "seen": [row.tolist() for row in self._seen_rows],
             "observed": [[e.row.tolist(), e.total, e.count, e.squares] for e in self._observed.values()],
+            "race": self._race.state(list(self._observed)),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -414,6 +535,8 @@ class Learner(ABC):
             row = np.asarray(row, dtype=np.int64)
             spread = float(squares[0]) if squares else float(total) ** 2 / max(int(count), 1)  # none recorded: 0
             self._observed[self.row_key(row)] = Observed(row, float(total), int(count), spread)
+        self._race = Race(self.config.race_seeds)
+        self._race.load(state.get("race"), list(self._observed))
 
     def check_checkpoint(self, state: dict[str, Any]) -> None:
         """``ValueError`` unless ``state`` was written by this kind of learner with this config (a checkpoint

@@ -125,6 +125,9 @@ class Comparison:
     """Registered PettingZoo id."""
     env_args: Mapping[str, Any] = field(default_factory=dict)
     """Keyword arguments of every run's env (JSON values; never ``store``/``run_id``)."""
+    learner_args: Mapping[str, Any] = field(default_factory=dict)
+    """Config fields given to every learner (JSON values), e.g. ``{"race_seeds": 8}``; each learner must have
+    them (the base fields of :class:`ma2ml.agents.base.LearnerConfig` every learner has)."""
     seeds: int | None = None
     """Seeds per learner, 1..:data:`MAX_SEEDS`; None: :data:`TRUTH_SEEDS` where the evaluator declares its
     ground truth, else :data:`OTHER_SEEDS`."""
@@ -162,6 +165,12 @@ class Comparison:
             raise UserError(f"--budgets must be positive integers (evaluations), got {list(self.budgets)}")
         check_seed(self.first_seed, "--first-seed")
         object.__setattr__(self, "env_args", dict(self.env_args))
+        object.__setattr__(self, "learner_args", dict(self.learner_args))
+        from ma2ml.learners import learner_config
+
+        for learner in self.learners:
+            learner_config(learner, **self.learner_args)  # every learner takes them (one clear error if not)
+        normalized(self.learner_args, "--learner-arg")
         check_env_args(self.env_args)  # before the env is made: store= would create its file
         runtime_args(self.env_args, self.executor, self.workers)
         normalized(self.env_args, "--env-arg")
@@ -170,7 +179,8 @@ class Comparison:
     def experiment(self, learner: str, seed: int) -> Experiment:
         """The run of ``learner`` with ``seed``, in ``out/runs/<learner>/seed<seed>``."""
         return Experiment(out=Path(self.out) / "runs" / learner / f"seed{seed}", env=self.env,
-                          env_args=self.env_args, learner=learner, budget=self.budget, batch_size=self.batch_size,
+                          env_args=self.env_args, learner=learner, learner_args=self.learner_args,
+                          budget=self.budget, batch_size=self.batch_size,
                           seed=seed, no_repeat=self.no_repeat, executor=self.executor, workers=self.workers)
 
     def run(self, progress: bool = True, warn: Callable[[str], None] = _stderr) -> Report:

@@ -220,7 +220,7 @@ class Experiment:
             for problem in mend_logs(out, results, timings):
                 if on_mended is not None:
                     on_mended(problem)
-        return Run.from_records(self.learner, self.seed, results, wall, timings, truth)
+        return Run.from_records(self.learner, self.seed, results, wall, timings, truth, stored.picks)
 
     def _open(self, settings: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], list[Any]]:
         """The env, the learner (restored when resuming), the resume state and the stored evaluations
@@ -314,6 +314,11 @@ class _Session:
         self.agents = list(learner.agents)
         done = state["evaluations"]
         self.batch_starts = list(state.get("batch_starts") or range(0, done, settings["batch_size"]))
+        self.picks: list[list[int]] = [list(p) for p in state.get("picks") or ()]
+        """[evaluations told, index of the recommended pipeline's first evaluation] after each batch, for
+        learners whose ``recommend()`` is their own (:attr:`~ma2ml.agents.base.Learner.own_recommendation`)."""
+        self.first_index: dict[str, int] = {}
+        """Pipeline (canonical tokens JSON) -> index of its first evaluation in the run."""
         self.best: dict[str, Any] | None = None
 
     def run(self, stored: list[Any], progress: bool) -> dict[str, Any]:
@@ -355,6 +360,8 @@ class _Session:
         results, timings = log_rows(stored, self.agents, self.env.reward, self.batch_starts)
         atomic_write_lines(self.out / RESULTS_FILE, results)
         atomic_write_lines(self.out / TIMINGS_FILE, timings)
+        for row in results:
+            self.first_index.setdefault(json.dumps(row["tokens"], sort_keys=True), row["index"])
         return max(results, key=lambda row: row["reward"], default=None)  # ties: the earliest
 
     def _record(self, batch: Any, results: Any, timings: Any) -> None:
@@ -371,8 +378,11 @@ class _Session:
         append_lines(results, self.out / RESULTS_FILE, [result for result, _ in rows])
         append_lines(timings, self.out / TIMINGS_FILE, [timing for _, timing in rows])
         for result, _ in rows:
+            self.first_index.setdefault(json.dumps(result["tokens"], sort_keys=True), result["index"])
             if self.best is None or result["reward"] > self.best["reward"]:
                 self.best = result
+        if self.learner.own_recommendation:
+            self.picks.append([self.learner.num_evaluations, self._recommended()["index"]])
         wall = time.perf_counter() - self.start
         self._save_checkpoint(wall)
         self._write_best(wall)
@@ -386,7 +396,7 @@ class _Session:
 
         state = {"learner": self.learner.state_dict(), "np_random": self.env.np_random.bit_generator.state,
                  "evaluations": self.learner.num_evaluations, "batch_starts": list(self.batch_starts),
-                 "wall_seconds": wall}
+                 "picks": [list(p) for p in self.picks], "wall_seconds": wall}
         buffer = io.BytesIO()
         torch.save(state, buffer)
         atomic_write_bytes(self.out / CHECKPOINT_FILE, buffer.getvalue())
@@ -399,4 +409,18 @@ class _Session:
         actions = {a: np.asarray(best["tokens"][a]) for a in self.agents}
         atomic_write_json(self.out / BEST_FILE, {**best, "description": self.env.describe(actions),
                                                  "settings": self.settings, "wall_seconds": wall,
-                                                 "evaluations": self.learner.num_evaluations})
+                                                 "evaluations": self.learner.num_evaluations,
+                                                 "recommended": self._recommended()})
+
+    def _recommended(self) -> dict[str, Any]:
+        """The learner's ``recommend()``: its first evaluation's index, its tokens, its observed mean and how
+        many times it was evaluated (several under seed noise with repeats, re-evaluation or racing)."""
+        import numpy as np
+
+        learner = self.learner
+        pick = learner.recommend()
+        row = learner.joint([pick])[0]
+        mean, count = next((m, c) for r, m, c in learner.observations() if np.array_equal(r, row))
+        tokens = {a: np.asarray(pick[a]).tolist() for a in self.agents}
+        return {"index": self.first_index[json.dumps(tokens, sort_keys=True)], "tokens": tokens,
+                "observed_mean": mean, "evaluations_of_it": count}

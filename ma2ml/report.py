@@ -77,12 +77,18 @@ class Run:
     """Training seconds of each evaluation (``timings.jsonl``), where recorded."""
     true_rewards: np.ndarray | None = None
     """Ground-truth reward of each evaluation's pipeline, on envs that know it."""
+    picks: Mapping[int, int] | None = None
+    """The learner's own ``recommend()`` after each batch, where the run recorded it (learners whose
+    recommendation is not the shared rule, e.g. racing): evaluations told -> index of the recommended
+    pipeline's first evaluation. None: the rule (:func:`recommendation_index`) gives every recommendation."""
 
     @classmethod
     def from_records(cls, learner: str, seed: int, records: Sequence[Mapping[str, Any]], wall_seconds: float = 0.0,
-                     timings: Sequence[Mapping[str, Any]] | None = None, truth: Truth | None = None) -> Run:
+                     timings: Sequence[Mapping[str, Any]] | None = None, truth: Truth | None = None,
+                     picks: Mapping[int, int] | None = None) -> Run:
         """From ``results.jsonl`` rows (fields ``index``, ``reward``, ``batch``, ``tokens``), optionally
-        ``timings.jsonl`` rows (``index``, ``train_seconds``) and the env's ground truth."""
+        ``timings.jsonl`` rows (``index``, ``train_seconds``), the env's ground truth and the recorded
+        recommendations (:attr:`picks`)."""
         rows = sorted(records, key=lambda r: r["index"])
         tokens = [r["tokens"] for r in rows] if rows and all("tokens" in r for r in rows) else None
         seconds = {t["index"]: t["train_seconds"] for t in timings or ()}
@@ -92,7 +98,8 @@ class Run:
             raise UserError(f"{learner} seed {seed}: results rows without tokens cannot be scored on the truth")
         return cls(learner, seed, np.array([r["reward"] for r in rows], dtype=float),
                    np.array([r["batch"] for r in rows], dtype=int), wall_seconds, tokens, train_seconds,
-                   None if truth is None else np.asarray(truth(tokens), dtype=float))
+                   None if truth is None else np.asarray(truth(tokens), dtype=float),
+                   None if picks is None else dict(picks))
 
     @property
     def distinct_pipelines(self) -> int | None:
@@ -107,11 +114,23 @@ class Run:
         return None if self.tokens is None else [json.dumps(t, sort_keys=True) for t in self.tokens]
 
     def recommended(self, n: int | None = None) -> int:
-        """0-based index of the recommendation after the first ``n`` evaluations (default all), by the
-        learners' own rule (:func:`~ma2ml.agents.base.pick_recommendation`: the best lower confidence
-        bound of the observed means); the index of that pipeline's first evaluation. Without repeats it
-        is the best observed (ties: the earliest)."""
-        return int(recommendation_index(self.rewards, self.keys)[(len(self.rewards) if n is None else n) - 1])
+        """0-based index of the recommendation after the first ``n`` evaluations (default all): the index of
+        that pipeline's first evaluation (:meth:`recommendation_curve`)."""
+        return int(self.recommendation_curve()[(len(self.rewards) if n is None else n) - 1])
+
+    def recommendation_curve(self) -> np.ndarray:
+        """After each evaluation, the index of the recommendation: the learner's recorded ``recommend()``
+        after the last batch told by then (:attr:`picks`), else the learners' shared rule
+        (:func:`~ma2ml.agents.base.pick_recommendation`: the best lower confidence bound of the observed means;
+        without repeats the best observed, ties the earliest), which is what ``recommend()`` answers for
+        every learner that keeps it."""
+        curve = recommendation_index(self.rewards, self.keys)
+        if self.picks:
+            ends = np.array(sorted(self.picks), dtype=np.int64)
+            last = np.searchsorted(ends, np.arange(1, len(curve) + 1), side="right") - 1
+            recorded = np.array([self.picks[int(e)] for e in ends], dtype=np.int64)
+            curve = np.where(last >= 0, recorded[np.maximum(last, 0)], curve)
+        return curve
 
     def observed_mean(self, index: int, n: int | None = None) -> tuple[float, int]:
         """(mean observed reward, times evaluated) of evaluation ``index``'s pipeline in the first ``n``."""
@@ -185,7 +204,7 @@ def run_metrics(optimum: float | None = None, true_optimum: float | None = None)
                           lambda r: optimum - best_so_far(r.rewards)))
     if true_optimum is not None:
         out.append(Metric("true_regret", "true regret of the recommendation", True,
-                          lambda r: true_optimum - r.true_rewards[recommendation_index(r.rewards)]))
+                          lambda r: true_optimum - r.true_rewards[r.recommendation_curve()]))
     return out
 
 

@@ -232,6 +232,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                                    and starts == sorted(starts)):
         raise RunFolderError(f"{path} is not a search checkpoint (its batch starts are not sorted integers); "
                              "delete it to restart the run from its store, or choose a new --out")
+    picks = state.get("picks")
+    if picks is not None and not (isinstance(picks, list) and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and all(type(x) is int for x in p)
+            and 0 <= p[1] < p[0] <= state["evaluations"] for p in picks)):
+        raise RunFolderError(f"{path} is not a search checkpoint (its recorded recommendations are not pairs of "
+                             "evaluations told and an earlier evaluation's index); delete it to restart the run "
+                             "from its store, or choose a new --out")
     return state
 
 
@@ -246,6 +253,9 @@ class StoredRun:
     """Evaluations the checkpoint records (the learner has heard of them all)."""
     batch_starts: list[int]
     """The first index of every batch."""
+    picks: dict[int, int] | None = None
+    """The learner's recorded ``recommend()`` after each batch (evaluations told -> index of the pipeline's
+    first evaluation), for learners with their own recommendation; None for the others."""
 
     def complete(self, budget: int) -> bool:
         """Whether the checkpoint records ``budget`` evaluations and the store holds every one of them."""
@@ -267,7 +277,9 @@ def read_stored_run(folder: Path, batch_size: int) -> StoredRun | None:
     done = state["evaluations"]
     with EvalStore(store) as s:
         evaluations = [e for e in s.evaluations(RUN_ID) if e.index < done]
-    return StoredRun(evaluations, done, list(state.get("batch_starts") or range(0, done, batch_size)))
+    picks = {int(n): int(i) for n, i in state.get("picks") or ()}
+    return StoredRun(evaluations, done, list(state.get("batch_starts") or range(0, done, batch_size)),
+                     picks or None)
 
 
 def log_rows(evaluations: Sequence[StoredEvaluation], agents: Sequence[str], reward: Callable[[EvalRecord], float],

@@ -3,6 +3,7 @@ confidence bound of its observed means, so a pipeline measured several times bea
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -157,3 +158,127 @@ def test_reevaluations_are_not_told_to_the_learner(monkeypatch):
     monkeypatch.setattr(learner, "_tell", lambda joint, rewards, records: told.append(len(joint)))
     learner.learn(env, budget=20, batch_size=5, no_repeat=False)
     assert sum(told) == 10 and learner.num_evaluations == 20
+
+
+def _noisy_loop(learner, evaluator, budget, batch, draws=None):
+    """ask/tell by hand on a noisy synthetic game: each pipeline's k-th evaluation answers with a fixed draw
+    (seeded by the pipeline and k), so two loops over the same asks get the same rewards."""
+    draws = {} if draws is None else draws
+    while learner.num_evaluations < budget:
+        actions = learner.ask(min(batch, budget - learner.num_evaluations))
+        rewards = []
+        for row in learner.joint(actions):
+            k = draws[row.tobytes()] = draws.get(row.tobytes(), -1) + 1
+            noise = np.random.default_rng([*row.tolist(), k]).normal(0.0, evaluator.noise)
+            rewards.append(evaluator.score(row.tolist()) + noise)
+        learner.tell(actions, rewards)
+    return draws
+
+
+def test_racing_stands_behind_the_best_mean_not_the_luckiest_draw():
+    """race_seeds (SMAC's intensification): on a noisy game where the luckiest draw is rarely the best
+    pipeline, racing challengers against an incumbent on doubling seeds recommends pipelines nearer the optimum
+    than the best single draw does, and its recommendation's observed mean overshoots the truth less."""
+    regrets, curses = {0: [], 8: []}, {0: [], 8: []}
+    for seed in range(8):
+        for k in (0, 8):
+            ev = SyntheticEvaluator(game=11, noise=0.08)
+            env = parallel_env(evaluator=ev)
+            env.reset(seed=seed)
+            learner = make_learner("random", env, seed=seed, race_seeds=k)
+            _noisy_loop(learner, ev, budget=80, batch=8)
+            pick = learner.joint([learner.recommend()])[0]
+            observed, count = next((m, c) for r, m, c in learner.observations() if r.tolist() == pick.tolist())
+            regrets[k].append(ev.optimum()[0] - ev.score(pick.tolist()))
+            curses[k].append(observed - ev.score(pick.tolist()))
+            if k:
+                assert learner.num_evaluations == 80 and len(learner.observations()) < 80  # races are charged
+                assert count >= 2  # the incumbent was measured more than once
+    assert np.mean(regrets[8]) < np.mean(regrets[0])
+    assert np.mean(curses[8]) < np.mean(curses[0]) / 2
+
+
+def test_a_race_follows_the_doubling_rule():
+    """By hand: the incumbent gets one more evaluation per challenge; a challenger then needs as many
+    evaluations as the incumbent (1 more, then as many more as it has, capped at the incumbent's count) and is
+    dropped as soon as its mean falls
+    below the incumbent's."""
+    learner = make_learner("random", _env(noise=0.05), seed=0, race_seeds=4)
+    inc, ch, weak = [0] * 6, [1] * 6, [2] * 6
+
+    learner.tell(_actions(learner, [inc]), [0.50])
+    learner.tell(_actions(learner, [ch, weak]), [0.60, 0.40])  # ch challenges; weak does not
+    assert learner._race.challengers == [learner.row_key(np.array(ch))]
+    asked = learner.joint(learner.ask(2)).tolist()
+    assert asked[1:] == [inc]  # own proposal first, then the incumbent's extra evaluation
+    learner.tell(_actions(learner, asked), [0.30, 0.52])  # incumbent mean 0.51: ch needs 1 more (2 vs 2)
+    asked = learner.joint(learner.ask(2)).tolist()
+    assert asked[1:] == [ch]
+    learner.tell(_actions(learner, asked), [0.30, 0.58])  # ch 0.59 over 2 >= 0.51 over 2: promoted
+    assert learner.joint([learner.recommend()]).tolist() == [ch]
+    learner.tell(_actions(learner, [[3] * 6]), [0.70])  # a new challenger
+    assert learner.joint(learner.ask(2)).tolist() == [ch, [3] * 6]  # ch's extra evaluation; [3]*6 to 2 (vs 2)
+    learner.tell(_actions(learner, [ch, [3] * 6]), [0.60, 0.66])  # ch 0.5933 over 3; [3]*6 0.68 over 2
+    assert learner.joint(learner.ask(1)).tolist() == [[3] * 6]  # doubling, capped at the incumbent's 3
+    learner.tell(_actions(learner, [[3] * 6]), [0.20])  # its mean 0.52 < ch's 0.5933: dropped
+    assert learner._race.challengers == [] and learner.joint([learner.recommend()]).tolist() == [ch]
+    assert learner.num_evaluations == 11 and learner.observations()[1][2] == 3
+
+
+def test_racing_resumes_exactly_from_a_checkpoint():
+    ev = SyntheticEvaluator(game=5, noise=0.08)
+    env = parallel_env(evaluator=ev)
+    env.reset(seed=0)
+    straight = make_learner("evolution", env, seed=3, race_seeds=8)
+    _noisy_loop(straight, ev, budget=64, batch=8)
+    first = make_learner("evolution", env, seed=3, race_seeds=8)
+    draws = _noisy_loop(first, ev, budget=32, batch=8)
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    resumed = make_learner("evolution", env, seed=3, race_seeds=8)
+    resumed.load_state_dict(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
+    _noisy_loop(resumed, ev, budget=64, batch=8, draws=draws)
+    assert [(r.tolist(), m, c) for r, m, c in resumed.observations()] == \
+        [(r.tolist(), m, c) for r, m, c in straight.observations()]
+    assert resumed.joint([resumed.recommend()]).tolist() == straight.joint([straight.recommend()]).tolist()
+
+
+def test_race_seeds_of_one_is_one_clear_error():
+    with pytest.raises(UserError, match=r"race_seeds = 1 is invalid; valid values are 0 \(no racing\) or 2..64"):
+        make_learner("random", _env(), seed=0, race_seeds=1)
+
+
+def test_compare_scores_a_racing_learners_own_recommendation(tmp_path, capsys):
+    """``compare --learner-arg race_seeds=4`` on the hard tier with seed noise: every run records its learner's
+    recommend() after each batch (the incumbent, which the shared rule would not always pick), and the report's
+    recommendation is that record, equal to best.json's; a resumed comparison rereads the same."""
+    from ma2ml.cli import main
+    from ma2ml.runfolder import read_stored_run
+
+    out = tmp_path / "cmp"
+    args = ["compare", "--env", "ma2ml/AutoML-DigitsHard-v0", "--learners", "random,evolution", "--seeds", "2",
+            "--budget", "60", "--batch-size", "10", "--budgets", "20,40", "--learner-arg", "race_seeds=4",
+            "--out", str(out)]
+    assert main(args) == 0
+    per_run = json.loads((out / "per_run.json").read_text())
+    for entry in per_run["runs"]:
+        folder = out / "runs" / entry["learner"] / f"seed{entry['seed']}"
+        best = json.loads((folder / "best.json").read_text())
+        assert best["settings"]["learner_args"] == {"race_seeds": 4}
+        picks = read_stored_run(folder, 10).picks
+        assert sorted(picks) == list(range(10, 61, 10)) and picks[60] == best["recommended"]["index"]
+        assert entry["recommended"]["index"] == best["recommended"]["index"]
+        assert entry["recommended"]["evaluations_of_it"] == best["recommended"]["evaluations_of_it"]
+        assert entry["distinct_pipelines"] < 60  # the races were charged to the budget
+    first = (out / "summary.md").read_bytes()
+    assert main(args) == 0 and (out / "summary.md").read_bytes() == first
+    capsys.readouterr()
+
+
+def test_compare_refuses_a_learner_arg_one_learner_lacks(tmp_path, capsys):
+    from ma2ml.cli import main
+
+    code = main(["compare", "--env", "ma2ml/AutoML-DigitsHard-v0", "--learners", "random,ma2ml", "--seeds", "2",
+                 "--learner-arg", "kl_coef=0.1", "--out", str(tmp_path / "cmp")])
+    assert code == 2 and not (tmp_path / "cmp").exists()
+    assert "learner 'random' has no setting ['kl_coef']" in capsys.readouterr().err

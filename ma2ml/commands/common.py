@@ -55,12 +55,14 @@ def parse_settings(pairs: list[str], option: str) -> dict[str, Any]:
     return out
 
 
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    """``--env-arg``, ``--executor``, ``--workers`` and ``--allow-repeats`` (``search`` and ``compare``)."""
+def add_run_options(p: argparse.ArgumentParser, learner_help: str) -> None:
+    """``--env-arg``, ``--learner-arg``, ``--executor``, ``--workers`` and ``--allow-repeats`` (``search`` and
+    ``compare``)."""
     from ma2ml.experiment import EXECUTORS, MAX_WORKERS
 
     p.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="keyword argument of the env (repeatable), e.g. epochs=1")
+    p.add_argument("--learner-arg", action="append", default=[], metavar="KEY=VALUE", help=learner_help)
     p.add_argument("--executor", choices=EXECUTORS, default=None,
                    help="where evaluations run: inprocess, process (a local pool), ray (default: in this "
                         "process, in order); not a setting of the run: a run resumes under another executor")

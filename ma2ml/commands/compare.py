@@ -2,7 +2,7 @@
 
     ma2ml compare --env ma2ml/AutoML-DigitsBench-v0 --learners ma2ml,random [--seeds 30] \\
                   --budget 300 --batch-size 10 --out runs/compare [--jobs 2] [--env-arg table_seed=0] \\
-                  [--budgets 25,50,100,200] [--executor process --workers 2]
+                  [--budgets 25,50,100,200] [--executor process --workers 2] [--learner-arg race_seeds=8]
 
 A thin wrapper over :class:`ma2ml.comparison.Comparison`: every run is an ``ma2ml search`` in
 ``DIR/runs/<learner>/seed<k>/``; finished runs are not rerun, unfinished ones resume, and the
@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> Handler:
     p.add_argument("--jobs", type=int, default=1,
                    help="learner x seed runs in parallel processes, one torch thread each (default 1)")
     p.add_argument("--out", required=True, help="output folder")
-    add_run_options(p)
+    add_run_options(p, learner_help="config field of every learner (repeatable), e.g. race_seeds=8; the fields "
+                                     "every learner has: reevaluate_share, reevaluate_top, race_seeds")
     return run
 
 
@@ -59,6 +60,7 @@ def parse_budgets(text: str | None) -> list[int] | None:
 def run(args: argparse.Namespace) -> None:
     budgets = parse_budgets(args.budgets)
     comparison = Comparison(out=args.out, env=args.env, env_args=parse_settings(args.env_arg, "--env-arg"),
+                            learner_args=parse_settings(args.learner_arg, "--learner-arg"),
                             learners=args.learners.split(","), seeds=args.seeds, first_seed=args.first_seed,
                             budget=args.budget, batch_size=args.batch_size, top_k=args.top_k, budgets=budgets,
                             jobs=args.jobs, no_repeat=args.no_repeat, executor=args.executor, workers=args.workers)

@@ -36,9 +36,7 @@ def register(sub: argparse._SubParsersAction) -> Handler:
     p.add_argument("--batch-size", type=int, default=8, help="evaluations per batch (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the env and the learner (default 0)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--learner-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="config field of the learner (repeatable), e.g. kl_coef=0.05")
-    add_run_options(p)
+    add_run_options(p, learner_help="config field of the learner (repeatable), e.g. kl_coef=0.05")
     return run
 
 
