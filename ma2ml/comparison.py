@@ -236,7 +236,18 @@ class Comparison:
         read: list[Run] = [run.read(env, known.truth, mended) for run in runs]
         return write_report(read, Path(self.out), self.env, known.optimum, known.top1, k=self.top_k,
                             budgets=list(self.budgets or ANYTIME_BUDGETS), true_optimum=known.true_optimum,
-                            noisy=known.noisy)
+                            noisy=known.noisy, protocol=self.protocol() if known.noisy else "")
+
+    def protocol(self) -> str:
+        """The evaluation protocol in one sentence (``summary.md`` under seed noise; ``run.json`` records it per
+        run)."""
+        repeats = ("the no-repeat protocol (every proposal of a learner a new pipeline; the re-evaluations of "
+                   "reevaluate_share and race_seeds excepted)" if self.no_repeat else
+                   "repeats allowed (the default under seed noise): evaluating a pipeline again is charged one "
+                   "evaluation and answers with another stored training, without replacement per pipeline until "
+                   "its trainings run out")
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(self.learner_args.items())) or "none (the defaults)"
+        return f"Protocol: {repeats}. Settings given to every learner: {settings}."
 
 
 def _run_one(experiment: Experiment) -> tuple[str, int]:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +276,59 @@ class LearnerSummary:
     """Median over seeds of evaluations to reach the top-1% threshold (inf when fewer than half reach it)."""
     top1_reached: int = 0
     wall_seconds: float = 0.0
+    under_noise: NoiseSummary | None = None
+    """The recommendation under seed noise (noisy envs that know their ground truth; None elsewhere)."""
+
+
+@dataclass
+class NoiseSummary:
+    """One learner's recommendation under seed noise, at the full budget: (a) its true regret (the score),
+    (b) the true regret of the best pipeline it evaluated (by truth: what a perfect recommendation would
+    reach), and the winner's curse (the recommendation's observed mean minus its truth)."""
+
+    best_evaluated: np.ndarray
+    """(b) per run, in the learner's ``seeds`` order."""
+    curse: np.ndarray
+    """The winner's-curse gap per run."""
+    evaluations_of_it: np.ndarray
+    """How many times each run evaluated its recommendation."""
+
+    @property
+    def best_evaluated_mean(self) -> Interval:
+        return Interval.of(self.best_evaluated)
+
+    @property
+    def curse_mean(self) -> Interval:
+        return Interval.of(self.curse)
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """Two learners' paired per-seed difference of one per-run value (first minus second), mean [95% CI]."""
+
+    first: str
+    second: str
+    difference: Interval
+
+    @property
+    def resolved(self) -> bool:
+        """The bootstrap CI of the mean paired difference excludes 0."""
+        return self.difference.low > 0 or self.difference.high < 0
+
+
+def paired_rows(values: Mapping[str, Mapping[int, float]], order: Sequence[str], seed: int = 0) -> list[PairRow]:
+    """Every pair of learners (in ``order``, better first) with the mean [95% bootstrap CI] of their
+    paired per-seed differences; empty unless every learner ran the same seeds."""
+    seeds = {frozenset(v) for v in values.values()}
+    if len(seeds) != 1:
+        return []
+    common = sorted(next(iter(seeds)))
+    rows = []
+    for i, a in enumerate(order):
+        for b in order[i + 1:]:
+            d = [values[a][k] - values[b][k] for k in common]
+            rows.append(PairRow(a, b, Interval.of(d, seed=seed)))
+    return rows
 
 
 @dataclass
@@ -301,6 +354,9 @@ class Comparison:
     true_optimum: float | None = None
     noisy: bool = False
     """The env's evaluations carry seed noise (see :func:`compare_runs`)."""
+    pairs: dict[str, list[PairRow]] = field(default_factory=dict)
+    """Under seed noise with a ground truth: ``"recommended"`` and ``"best_evaluated"`` -> every learner
+    pair's paired difference of (a) and (b) (:class:`NoiseSummary`); empty elsewhere."""
 
     def learner(self, name: str) -> LearnerSummary:
         return next(s for s in self.learners if s.learner == name)
@@ -322,7 +378,7 @@ class Comparison:
 
 
 def _summarize(mine: list[Run], budgets: list[int], metrics: list[Metric], score: Metric,
-               top1: float | None, seed: int) -> LearnerSummary:
+               top1: float | None, seed: int, noisy: bool = False, true_optimum: float | None = None) -> LearnerSummary:
     budget = budgets[-1]
     finals = np.array([r.rewards.max() for r in mine])
     curves = {m.key: np.stack([m.values(r, budget) for r in mine]) for m in metrics}
@@ -338,6 +394,13 @@ def _summarize(mine: list[Run], budgets: list[int], metrics: list[Metric], score
         hits = [evals_to_reach(r.rewards, top1) for r in mine]
         s.top1_reached = sum(h is not None for h in hits)
         s.evals_to_top1_median = float(np.median([math.inf if h is None else h for h in hits]))
+    if noisy and true_optimum is not None:
+        picks = [r.recommended() for r in mine]
+        observed = [r.observed_mean(i) for r, i in zip(mine, picks)]
+        s.under_noise = NoiseSummary(
+            np.array([true_optimum - r.true_rewards.max() for r in mine]),
+            np.array([mean - r.true_rewards[i] for r, i, (mean, _) in zip(mine, picks, observed)]),
+            np.array([times for _, times in observed]))
     return s
 
 
@@ -354,7 +417,8 @@ def compare_runs(runs: Sequence[Run], optimum: float | None = None, top1: float 
     points = budget_points(max(len(r.rewards) for r in runs), budgets)
     metrics = run_metrics(optimum, true_optimum)
     score = next(m for m in metrics if m.key == ("true_regret" if true_optimum is not None else "return"))
-    summaries = [_summarize(mine, points, metrics, score, top1, seed) for mine in by_learner(runs).values()]
+    summaries = [_summarize(mine, points, metrics, score, top1, seed, noisy, true_optimum)
+                 for mine in by_learner(runs).values()]
     sign = 1.0 if score.lower_is_better else -1.0
     ranking = [s.learner for s in sorted(summaries, key=lambda s: sign * s.score_mean.value)]
     improvement: dict[tuple[str, str], Interval] = {}
@@ -372,8 +436,14 @@ def compare_runs(runs: Sequence[Run], optimum: float | None = None, top1: float 
     tabulated = [m for m in metrics if m.key != "return"] or metrics
     if noisy:  # the truth's regret first: under seed noise the best observed overshoots its truth
         tabulated.sort(key=lambda m: m.key != "true_regret")
+    pairs: dict[str, list[PairRow]] = {}
+    if noisy and true_optimum is not None:
+        pairs["recommended"] = paired_rows({s.learner: dict(zip(s.seeds, s.scores)) for s in summaries}, ranking, seed)
+        by_b = sorted(summaries, key=lambda s: s.under_noise.best_evaluated.mean())
+        pairs["best_evaluated"] = paired_rows({s.learner: dict(zip(s.seeds, s.under_noise.best_evaluated))
+                                               for s in summaries}, [s.learner for s in by_b], seed)
     return Comparison(points, metrics, tabulated, score, summaries, ranking, improvement, power,
-                      top.learner if clear else None, optimum, top1, true_optimum, noisy)
+                      top.learner if clear else None, optimum, top1, true_optimum, noisy, pairs)
 
 
 # -- summary.md -----------------------------------------------------------------------------------------
@@ -445,8 +515,34 @@ def _power_section(c: Comparison) -> list[str]:
                      rows))
 
 
-def summary_markdown(c: Comparison, title: str = "") -> str:
-    """``summary.md`` (see the module docstring); deterministic for given runs."""
+def _noise_section(c: Comparison) -> list[str]:
+    """Under seed noise: (a), (b) and the winner's curse per learner, then the resolved pairs of each."""
+    if not c.pairs:
+        return []
+    rows = [[s.learner, s.score_mean.text(), s.under_noise.best_evaluated_mean.text(),
+             s.under_noise.curse_mean.text(), f"{s.under_noise.evaluations_of_it.mean():.1f}"]
+            for s in c.learners if s.under_noise is not None]
+    lines = [f"### The recommendation under seed noise, at {c.budgets[-1]} evaluations, mean [95% CI]", "",
+             "(a) is the score: the true regret of the pipeline the run recommends; (b) the true regret of the best "
+             "pipeline the run evaluated, judged by the truth (what a perfect recommendation would reach: the "
+             "search alone); the winner's curse is the recommendation's observed mean minus its truth.", ""]
+    lines += _table(["learner", "(a) true regret of the recommendation ↓", "(b) best evaluated, by truth ↓",
+                     "winner's curse (observed − truth)", "evaluations of the recommendation (mean)"], rows)
+    for key, what in (("recommended", "(a) the recommendation"), ("best_evaluated", "(b) the best evaluated")):
+        pairs = c.pairs[key]
+        if not pairs:
+            continue
+        resolved = [p for p in pairs if p.resolved]
+        lines += ["", f"Resolved pairs on {what}: **{len(resolved)} of {len(pairs)}** (the 95% bootstrap CI of the "
+                  "mean paired per-seed difference excludes 0)"
+                  + (": " + "; ".join(f"{p.first} − {p.second} = {p.difference.text()}" for p in resolved)
+                     if resolved else "") + "."]
+    return lines
+
+
+def summary_markdown(c: Comparison, title: str = "", protocol: str = "") -> str:
+    """``summary.md`` (see the module docstring); deterministic for given runs. ``protocol``: a sentence on
+    the evaluation protocol, after the notes (empty: none)."""
     notes = []
     if c.optimum is not None:
         notes.append(f"Optimum (known from the table): {c.optimum:.4f}.")
@@ -456,7 +552,8 @@ def summary_markdown(c: Comparison, title: str = "") -> str:
         notes.append(f"Ground truth (each pipeline's reward averaged over its stored trainings): best "
                      f"{c.true_optimum:.4f}.")
     notes.append("A run recommends its best observed pipeline (the highest reward; ties: the earliest)"
-                 + (", or, where it evaluated pipelines again, the best lower confidence bound of their means"
+                 + (", or, where it evaluated pipelines again, the best lower confidence bound of their means "
+                    "(or the learner's own recommendation where the run recorded one: racing)"
                     if c.noisy else "")
                  + ("; its true regret is the best ground truth minus the recommendation's, so a lucky noisy "
                     "entry does not count as found." if c.true_optimum is not None else "."))
@@ -464,11 +561,13 @@ def summary_markdown(c: Comparison, title: str = "") -> str:
         notes.append("Under seed noise a best observed reward can exceed the optimum's expected reward, so the "
                      "simple regret (optimum − best observed) can be negative; it is listed after the true "
                      "regret for that reason.")
-    lines = ([f"## {title}", ""] if title else []) + [" ".join(notes), ""]
+    lines = ([f"## {title}", ""] if title else []) + [" ".join(notes), ""] + ([protocol, ""] if protocol else [])
     lines += [f"### At the full budget ({c.budgets[-1]} evaluations)", ""] + _final_table(c) + [""]
     for m in c.tabulated:
         lines += _anytime_table(c, m) + [""]
     lines += _score_section(c) + [""]
+    if c.pairs:
+        lines += _noise_section(c) + [""]
     if len(c.learners) > 1:
         lines += _improvement_section(c) + [""] + _power_section(c) + [""]
     lines.append(f"Intervals: {CONFIDENCE:.0%} percentile bootstrap over runs ({N_RESAMPLES:,} resamples, fixed "
@@ -524,9 +623,10 @@ def marl_eval_json(runs: Sequence[Run], env_name: str, task_name: str, c: Compar
 
 def write_report(runs: Sequence[Run], out: Path, env_name: str, optimum: float | None = None,
                  top1: float | None = None, k: int = 10, seed: int = 0, budgets: Sequence[int] = ANYTIME_BUDGETS,
-                 true_optimum: float | None = None, noisy: bool = False) -> Comparison:
+                 true_optimum: float | None = None, noisy: bool = False, protocol: str = "") -> Comparison:
     """Write summary.md, the figures, per_run.json, marl_eval.json and wall_seconds.json into ``out``; an
-    ``OSError`` (a full disk) names the file it was writing. ``noisy``: see :func:`compare_runs`."""
+    ``OSError`` (a full disk) names the file it was writing. ``noisy``: see :func:`compare_runs`;
+    ``protocol``: a sentence on the evaluation protocol for ``summary.md`` (empty: none)."""
 
     out.mkdir(parents=True, exist_ok=True)
     c = compare_runs(runs, optimum, top1, true_optimum, budgets, seed, noisy=noisy)
@@ -534,7 +634,7 @@ def write_report(runs: Sequence[Run], out: Path, env_name: str, optimum: float |
     title = f"{env_name}: {len(c.learners)} learners × {seeds} seeds, budget {c.budgets[-1]}"
     figure_title = f"{env_name}, budget {c.budgets[-1]}, {seeds} seeds per learner"
     files: dict[str, Callable[[Path], object]] = {
-        "summary.md": lambda p: p.write_text(summary_markdown(c, title)),
+        "summary.md": lambda p: p.write_text(summary_markdown(c, title, protocol)),
         "regret.png" if optimum is not None else "best_so_far.png":
             lambda p: plot_best_so_far(runs, p, optimum, seed, title=figure_title),
     }
