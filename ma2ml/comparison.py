@@ -242,10 +242,9 @@ class Comparison:
         """The evaluation protocol in one sentence (``summary.md`` under seed noise; ``run.json`` records it per
         run)."""
         repeats = ("the no-repeat protocol (every proposal of a learner a new pipeline; the re-evaluations of "
-                   "reevaluate_share and race_seeds excepted)" if self.no_repeat else
-                   "repeats allowed (the default under seed noise): evaluating a pipeline again is charged one "
-                   "evaluation and answers with another stored training, without replacement per pipeline until "
-                   "its trainings run out")
+                   "reevaluate_share and race_seeds excepted)" if self.no_repeat in (None, True) else
+                   "repeats allowed: evaluating a pipeline again is charged one evaluation and answers with another "
+                   "stored training, without replacement per pipeline until its trainings run out")
         settings = ", ".join(f"{k}={v}" for k, v in sorted(self.learner_args.items())) or "none (the defaults)"
         return f"Protocol: {repeats}. Settings given to every learner: {settings}."
 

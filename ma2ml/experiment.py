@@ -238,8 +238,8 @@ class Experiment:
         env = make_parallel(self.env, **self.env_args, **runtime, store=str(store), run_id=RUN_ID)
         try:
             env.reset(seed=self.seed)
-            if settings["no_repeat"] is None:  # a new run: the no-repeat protocol unless a repeat can differ
-                settings["no_repeat"] = not env.evaluator.seed_noise()
+            if settings["no_repeat"] is None:  # a new run: the no-repeat protocol (docs/learners.md: why also
+                settings["no_repeat"] = True  # under seed noise, where re-evaluation is a learner setting)
             learner = make_learner(self.learner, env, seed=self.seed, **self.learner_args)
             if "learner" in state:
                 learner.load_state_dict(state["learner"])
@@ -353,7 +353,8 @@ class _Session:
             env.close()
         best = self.best
         actions = {a: np.asarray(best["tokens"][a]) for a in self.agents}
-        return {**best, "description": env.describe(actions), "evaluations": learner.num_evaluations}
+        return {**best, "description": env.describe(actions), "evaluations": learner.num_evaluations,
+                "recommended": self._recommended()}
 
     def _rebuild_logs(self, stored: list[Any]) -> dict[str, Any] | None:
         """Rewrite ``results.jsonl``/``timings.jsonl`` from the stored evaluations; returns the best row."""

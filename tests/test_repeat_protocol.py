@@ -1,7 +1,8 @@
 """Re-evaluation under seed noise (issue 25): on a table that draws among stored trainings, evaluating a
-pipeline again is allowed by default, charged one evaluation, and answers with another stored training
-(without replacement until the pipeline's trainings run out, then with); deterministic tables keep the
-no-repeat protocol; a resumed run draws exactly as an uninterrupted one."""
+pipeline again is allowed (``--allow-repeats``, or a learner's re-evaluations), charged one evaluation, and
+answers with another stored training (without replacement until the pipeline's trainings run out, then
+with); the learners' own proposals keep the no-repeat protocol by default on every table; a resumed run
+draws exactly as an uninterrupted one."""
 from __future__ import annotations
 
 import json
@@ -54,17 +55,18 @@ def test_a_repeat_answers_with_another_stored_training_until_they_run_out():
     assert {r.seed for r in fixed.evaluate_batch([fixed.evaluator.layout.tokens_at(i)] * 4)} == {table.seed[i, 0]}
 
 
-def test_the_protocol_follows_the_table_and_is_recorded(tmp_path):
+def test_the_protocol_is_no_repeat_by_default_and_is_recorded(tmp_path):
     noisy = Experiment(out=tmp_path / "noisy", env=HARD, learner="random", budget=10, batch_size=5)
     noisy.run(progress=False)
     fixed = Experiment(out=tmp_path / "fixed", env=HARD, env_args={"table_seed": 0}, learner="random", budget=10,
                        batch_size=5)
     fixed.run(progress=False)
-    assert json.loads((tmp_path / "noisy" / "run.json").read_text())["no_repeat"] is False
+    assert json.loads((tmp_path / "noisy" / "run.json").read_text())["no_repeat"] is True
     assert json.loads((tmp_path / "fixed" / "run.json").read_text())["no_repeat"] is True
-    forced = Experiment(out=tmp_path / "forced", env=HARD, learner="random", budget=10, batch_size=5, no_repeat=True)
-    forced.run(progress=False)
-    assert json.loads((tmp_path / "forced" / "run.json").read_text())["no_repeat"] is True
+    allowed = Experiment(out=tmp_path / "allowed", env=HARD, learner="random", budget=10, batch_size=5,
+                         no_repeat=False)
+    allowed.run(progress=False)
+    assert json.loads((tmp_path / "allowed" / "run.json").read_text())["no_repeat"] is False
 
 
 def _stored(folder) -> list[tuple[int, str, int]]:
@@ -76,10 +78,10 @@ def _stored(folder) -> list[tuple[int, str, int]]:
 
 def test_a_resumed_run_draws_exactly_as_an_uninterrupted_one(tmp_path):
     learner = f"{__name__}:Repeater"
-    whole = Experiment(out=tmp_path / "whole", env=HARD, learner=learner, budget=30, batch_size=6, seed=9)
-    whole.run(progress=False)
-    Experiment(out=tmp_path / "split", env=HARD, learner=learner, budget=12, batch_size=6, seed=9).run(progress=False)
-    Experiment(out=tmp_path / "split", env=HARD, learner=learner, budget=30, batch_size=6, seed=9).run(progress=False)
+    run = dict(env=HARD, learner=learner, batch_size=6, seed=9, no_repeat=False)
+    Experiment(out=tmp_path / "whole", budget=30, **run).run(progress=False)
+    Experiment(out=tmp_path / "split", budget=12, **run).run(progress=False)
+    Experiment(out=tmp_path / "split", budget=30, **run).run(progress=False)
     stored = _stored(tmp_path / "whole")
     assert len(stored) == 30 and len({key for _, key, _ in stored}) == 3  # 10 evaluations of each, all charged
     assert len({seed for _, _, seed in stored}) > 3  # repeats answered with other trainings

@@ -73,7 +73,8 @@ def add_run_options(p: argparse.ArgumentParser, learner_help: str) -> None:
     repeats.add_argument("--allow-repeats", action="store_const", const=False, default=None, dest="no_repeat",
                          help="let the learner propose pipelines it has already evaluated: a repeat is charged one "
                               "evaluation and, on a table with seed noise, answers with another stored training "
-                              "(the default there; elsewhere the default is the no-repeat protocol, every proposal "
-                              "a new pipeline; a resumed run keeps its own setting)")
+                              "(default: the no-repeat protocol, every proposal a new pipeline; re-evaluating "
+                              "the best under seed noise is the learner setting reevaluate_share; a resumed run "
+                              "keeps its own setting)")
     repeats.add_argument("--no-repeats", action="store_const", const=True, dest="no_repeat",
-                         help="the no-repeat protocol even on a table with seed noise")
+                         help="the no-repeat protocol (the default; stated for scripts that must not depend on it)")

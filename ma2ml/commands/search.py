@@ -53,6 +53,11 @@ def run(args: argparse.Namespace) -> None:
           f"status {best['status']}, val_acc {best['metrics']['val_acc']:.4f}, "
           f"FLOPs {best['metrics']['flops']:,} multiply-adds)")
     print(best["description"])
+    rec = best["recommended"]
+    if rec["index"] != best["index"] or rec["evaluations_of_it"] > 1:
+        print(f"recommended (what the learner stands behind): evaluation {rec['index']}, mean reward "
+              f"{rec['observed_mean']:.4f} over {rec['evaluations_of_it']} evaluation"
+              f"{'s' * (rec['evaluations_of_it'] != 1)} (best.json's \"recommended\")")
     print(f"\nwrote {out}/:")
     for name, what in ((BEST_FILE, "the best pipeline, its tokens and the run's settings"),
                        (RESULTS_FILE, f"all {best['evaluations']} evaluations, one JSON row each"),
