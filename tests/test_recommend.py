@@ -68,11 +68,14 @@ def test_the_recommendation_survives_a_checkpoint():
         [(r.tolist(), m, c) for r, m, c in learner.observations()]
 
 
+@pytest.mark.parametrize("settings", [{}, {"race_seeds": 4}, {"reevaluate_share": 0.25, "reevaluate_top": 3}],
+                         ids=["default", "racing", "reevaluate"])
 @pytest.mark.parametrize("name", learner_names())
-def test_every_learner_recommends_a_pipeline_it_evaluated(name):
+def test_every_learner_recommends_a_pipeline_it_evaluated(name, settings):
     env = _env(noise=0.02)
-    learner = make_learner(name, env, seed=0)
+    learner = make_learner(name, env, seed=0, **settings)
     learner.learn(env, budget=24, batch_size=8)
+    assert learner.num_evaluations == 24
     pick = learner.recommend()
     assert set(pick) == set(env.possible_agents)
     seen = {tuple(r) for r, _, _ in learner.observations()}
