@@ -1,8 +1,8 @@
-"""Baselines: one controller, SB3 PPO/A2C, random search, regularized evolution, Optuna's TPE,
-and TorchRL's MAPPO/IPPO.
+"""Baselines: one controller, SB3 PPO/A2C, random search, regularized evolution, independent per-agent
+bandits (the interaction-blind control), Optuna's TPE, and TorchRL's MAPPO/IPPO.
 
 Each is a :class:`ma2ml.agents.Learner` made by name through :func:`ma2ml.learners.make_learner`
-(``"reinforce"``, ``"ppo"``, ``"a2c"``, ``"random"``, ``"evolution"``, ``"tpe"``, ``"mappo"``,
+(``"reinforce"``, ``"ppo"``, ``"a2c"``, ``"random"``, ``"evolution"``, ``"independent"``, ``"tpe"``, ``"mappo"``,
 ``"ippo"``). The classes are exported here too, imported on first use (so ``import
 ma2ml.baselines`` loads neither torch nor Stable-Baselines3); the classes of optional extras
 (Optuna, TorchRL) resolve by name but stay out of ``__all__``, so ``import *`` works without them:
@@ -20,6 +20,7 @@ _LAZY = {
     "A2C": "ma2ml.baselines.sb3", "A2CConfig": "ma2ml.baselines.sb3",
     "RandomSearch": "ma2ml.baselines.random_search", "RandomSearchConfig": "ma2ml.baselines.random_search",
     "RegularizedEvolution": "ma2ml.baselines.evolution", "EvolutionConfig": "ma2ml.baselines.evolution",
+    "IndependentBandits": "ma2ml.baselines.independent", "IndependentConfig": "ma2ml.baselines.independent",
     "AutoMLVecEnv": "ma2ml.baselines.vec_env",
 }
 

@@ -13,9 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-benchmarks/results/compare_digitshard}
 LEARNERS=${LEARNERS:-ma2ml,ma2ml-onpolicy,ma2ml-lite,reinforce,ppo,a2c,random,evolution,tpe,mappo,ippo}
-ma2ml compare --env ma2ml/AutoML-DigitsHard-v0 --learners "$LEARNERS" --no-repeats \
-  --seeds "${SEEDS:-30}" --first-seed 3000 --budget 300 --budgets 25,50,100,200 --batch-size 10 --top-k 10 \
-  --jobs "${JOBS:-2}" --out "$OUT"
+# The first comparison (seed noise, the folder $OUT) is made by benchmarks/compare_noise.sh since issue 25,
+# with the same settings plus the interaction-blind control `independent`, beside its re-evaluating twin.
+bash benchmarks/compare_noise.sh
 
 # The same with deterministic rewards: every evaluation answered by replicate 0 (as in the digits
 # table's default comparison), still scored on the seed-averaged truth.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The recommendation under seed noise (issue 25), on the hard tier with seed noise: every registered
 # learner, 30 paired seeds (3000..3029, the hard tier's reporting seeds: no default was tuned on them),
-# budget 300 in batches of 10, the no-repeat protocol for the learners' own proposals.
+# budget 300 in batches of 10, the no-repeat protocol for the learners' own proposals; `independent` (per-agent
+# bandits blind to interactions) is the control for whether the tier rewards coordination.
 #   before: the recommendation as the learners make it with their defaults (one evaluation per pipeline:
 #           the best observed, a lucky noisy entry);
 #   after:  every learner spends the last 20% of its budget re-evaluating its 10 best pipelines
@@ -11,7 +12,7 @@
 # Resumable: rerunning skips finished runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LEARNERS=${LEARNERS:-ma2ml,ma2ml-onpolicy,ma2ml-lite,reinforce,ppo,a2c,random,evolution,tpe,mappo,ippo}
+LEARNERS=${LEARNERS:-ma2ml,ma2ml-onpolicy,ma2ml-lite,reinforce,ppo,a2c,random,evolution,independent,tpe,mappo,ippo}
 common=(--env ma2ml/AutoML-DigitsHard-v0 --learners "$LEARNERS" --no-repeats --seeds "${SEEDS:-30}"
         --first-seed 3000 --budget 300 --budgets 25,50,100,200 --batch-size 10 --top-k 10 --jobs "${JOBS:-2}")
 ma2ml compare "${common[@]}" --out benchmarks/results/compare_digitshard

@@ -22,6 +22,7 @@ ppo                Stable-Baselines3 PPO on the joint view              PPOConfi
 a2c                Stable-Baselines3 A2C on the joint view              A2CConfig
 random             uniform random search                                RandomSearchConfig
 evolution          regularized (aging) evolution                        EvolutionConfig
+independent        per-agent bandits, blind to interactions (control)   IndependentConfig
 mappo              TorchRL MAPPO on the token view (extra "marl")       MAPPOConfig
 ippo               TorchRL IPPO on the token view (extra "marl")        IPPOConfig
 tpe                Optuna's TPE sampler (optional extra ``optuna``)     TPEConfig
@@ -211,6 +212,9 @@ register_learner("random", "ma2ml.baselines.random_search:RandomSearch",
                  "ma2ml.baselines.random_search:RandomSearchConfig", "uniform random search")
 register_learner("evolution", "ma2ml.baselines.evolution:RegularizedEvolution",
                  "ma2ml.baselines.evolution:EvolutionConfig", "regularized (aging) evolution")
+register_learner("independent", "ma2ml.baselines.independent:IndependentBandits",
+                 "ma2ml.baselines.independent:IndependentConfig",
+                 "per-agent Thompson-sampling bandits, blind to interactions (the coordination control)")
 register_learner("tpe", "ma2ml.baselines.optuna_samplers:TPE", "ma2ml.baselines.optuna_samplers:TPEConfig",
                  "Optuna's TPE sampler, multivariate, constant liar (needs the optuna extra)")
 register_learner("mappo", "ma2ml.baselines.torchrl_marl:MarlPPO", "ma2ml.baselines.torchrl_marl:MAPPOConfig",
