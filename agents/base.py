@@ -424,6 +424,11 @@ class Learner(ABC):
         """Every pipeline told so far: (joint row, mean reward, times told), in the order first told."""
         return [(e.row.copy(), e.mean, e.count) for e in self._observed.values()]
 
+    def observe(self, actions: Sequence[Actions], rewards: Sequence[float]) -> None:
+        """Record evaluations for :meth:`recommend` only, without telling the learner (a run resumed from a
+        checkpoint written before the recommendation existed rebuilds them from its store)."""
+        self._observe(self.joint(actions), [float(r) for r in rewards])
+
     def _observe(self, joint: np.ndarray, rewards: Sequence[float]) -> None:
         for row, reward in zip(joint, rewards):
             key = self.row_key(row)

@@ -246,6 +246,9 @@ class Experiment:
                 env.np_random.bit_generator.state = state["np_random"]
             stored = [e for e in env.run_log.records() if e.index < done]
             _check_store(out, stored, done)
+            if done and not learner.observations():  # a checkpoint from before recommend(): rebuild them
+                learner.observe([json.loads(e.key) for e in sorted(stored, key=lambda e: e.index)],
+                                [env.reward(e.record) for e in sorted(stored, key=lambda e: e.index)])
             for evaluation in stored:  # an evaluator that draws among replicates catches up (exact resume)
                 env.evaluator.replay(json.loads(evaluation.key), evaluation.record)
             env.run_log.seek(done)
