@@ -1,5 +1,7 @@
-"""Compact the hard tier's build shards into the package table ``ma2ml/bench/data/digits_hard.npz`` and
-print how far the build got (the seeds per pipeline). Rerun whenever more shards are committed.
+"""Compact the hard tier's build shards into a table file and print how far the build got (the seeds per
+pipeline). The packaged table ``ma2ml/bench/data/digits_hard.npz`` is frozen (``HARD_BENCH.sha256``, December
+2026): ``ma2ml/AutoML-DigitsHard-v0`` always answers from those bytes. Compacting more shards makes a new
+table: write it under a new name (``--out``) and register it as a new version id, never over the v0 file.
 
     python3 benchmarks/hard_table.py [--build benchmarks/results/hard_build] [--out ma2ml/bench/data/digits_hard.npz]
 """

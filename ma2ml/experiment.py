@@ -255,6 +255,9 @@ class Experiment:
         except BaseException:
             env.close()
             raise
+        table_sha256 = env.evaluator.settings().get("table_sha256")
+        if table_sha256 is not None:  # the bytes a table run answers from (the store's key holds it too)
+            settings["table_sha256"] = table_sha256
         atomic_write_json(out / RUN_FILE, settings)
         return env, learner, state, stored
 
@@ -276,7 +279,7 @@ def _resume_state(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     stored = {**LEGACY_SETTINGS, **stored}
     if settings["no_repeat"] is None:
         settings["no_repeat"] = stored["no_repeat"]
-    diff = sorted(k for k in settings if k != "budget" and stored.get(k) != settings[k])
+    diff = sorted(k for k in settings if k not in ("budget", "table_sha256") and stored.get(k) != settings[k])
     if diff:
         raise UserError(f"{out} holds a run with other settings ({', '.join(diff)} differ: "
                         f"{ {k: stored.get(k) for k in diff} }); rerun with those or choose a new --out folder")

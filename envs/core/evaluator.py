@@ -39,6 +39,11 @@ class Evaluator(ABC):
         """What, besides the pipeline and seed, determines a record (the store's cache key)."""
         return {"evaluator": type(self).__name__, "task": self.task.name}
 
+    def legacy_settings(self) -> dict[str, Any] | None:
+        """Earlier :meth:`settings` under which stored records are still this evaluator's (a key that gained
+        a field that did not change the records); a run recorded under them resumes. None: none."""
+        return None
+
     def pipeline_json(self, actions: Actions) -> dict[str, Any]:
         configs = decode_actions(self.spaces, actions)
         return {agent: self.spaces[agent].to_json(cfg) for agent, cfg in configs.items()}

@@ -5,6 +5,7 @@ load), what each benchmark's table is built for (:class:`BenchSpec`: the ``digit
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -63,6 +64,14 @@ class BenchSpec:
     """Epochs each pipeline trains, ``(N,)`` (``None``: :attr:`epochs` for all)."""
     truth_reference: bool = False
     """Whether :meth:`TableEvaluator.reference` is the seed-averaged truth's (else replicate 0's)."""
+    sha256: str | None = None
+    """The frozen content hash (SHA-256 of the file) of the packaged table: loading the packaged file checks
+    it, so the env id always means these bytes (new data means a new table file and a new version id);
+    None: a table still being built."""
+    legacy_runs: bool = False
+    """Whether every run recorded before table hashes existed (December 2026) used exactly this content, so
+    their store settings (without the hash) still resume (the digits table: unchanged since November 2026).
+    False for a table that changed under its id before it was frozen: such runs are refused."""
 
     def layout(self) -> dict[str, tuple[tuple[int, ...], str]]:
         """Array name -> (shape, dtype kind: ``"f"`` float, ``"i"`` integer) of a table file (see
@@ -86,7 +95,8 @@ DIGITS_BENCH = BenchSpec(
     name=TASK_NAME, task=bench_task, spaces=bench_spaces,
     fingerprint=lambda: space_fingerprint(bench_spaces(), BENCH_BUDGET), epochs=BENCH_BUDGET.epochs,
     replicates=1 + EXTRA_SEEDS, extra_size=round(EXTRA_FRACTION * int(np.prod(joint_nvec(bench_spaces())))),
-    flops_constraint=BENCH_FLOPS_CONSTRAINT, path=TABLE_PATH, build_hint="finish `ma2ml bench build`")
+    flops_constraint=BENCH_FLOPS_CONSTRAINT, path=TABLE_PATH, build_hint="finish `ma2ml bench build`",
+    sha256="d57a7fcfb03740128c6e647a9ae68939059a86f46c735e529677d614a0bee1dc", legacy_runs=True)
 """The ``digits`` benchmark (``ma2ml/AutoML-DigitsBench-v0``): 5,184 pipelines, 4 epochs, 3 seeds
 for a random 10 %."""
 
@@ -116,6 +126,8 @@ class Table:
     """Trainable parameters, ``(N,)``."""
     extra: np.ndarray
     """Pipelines trained with extra seeds (sorted indices)."""
+    sha256: str = ""
+    """SHA-256 of the table file's bytes (its content hash)."""
 
     @property
     def n_pipelines(self) -> int:
@@ -139,8 +151,10 @@ _UNREADABLE = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
 
 
 @lru_cache(maxsize=4)
-def _load_table(path: str, bench: BenchSpec) -> Table:
-    """Load and check a table file: any problem is one ``UserError`` naming the file and the problem."""
+def _load_table(path: str, bench: BenchSpec, stamp: tuple[int, int] = (0, 0)) -> Table:
+    """Load and check a table file: any problem is one ``UserError`` naming the file and the problem.
+    ``stamp`` (the file's modification time and size) is only part of the cache key: a file rewritten in
+    place is read again."""
     def bad(problem: str) -> UserError:
         return UserError(f"benchmark table {path}: {problem}")
 
@@ -195,7 +209,7 @@ def _load_table(path: str, bench: BenchSpec) -> Table:
     meta = _check_meta(meta_array, int((status >= 0).sum()), bad, bench)
     for array in arrays.values():
         array.setflags(write=False)
-    return Table(meta=meta, **arrays)
+    return Table(meta=meta, **arrays, sha256=hashlib.sha256(raw.getvalue()).hexdigest())
 
 
 _NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -300,7 +314,18 @@ def load_table(path: str | Path | None = None, bench: BenchSpec = DIGITS_BENCH) 
     or misshapen arrays, metadata that does not parse or match the space) one ``ValueError``
     naming the file and the problem.
     """
-    return _load_table(str(Path(path if path is not None else bench.path).expanduser().resolve()), bench)
+    resolved = Path(path if path is not None else bench.path).expanduser().resolve()
+    try:
+        info = resolved.stat()
+        stamp = (info.st_mtime_ns, info.st_size)
+    except OSError:
+        stamp = (0, 0)  # _load_table names the problem
+    table = _load_table(str(resolved), bench, stamp)
+    if bench.sha256 is not None and resolved == bench.path.resolve() and table.sha256 != bench.sha256:
+        raise UserError(f"benchmark table {resolved}: its content hash is {table.sha256[:16]}..., but this version "
+                        f"of ma2ml froze it at {bench.sha256[:16]}...; the packaged file was changed: reinstall "
+                        "ma2ml, or pass a table of your own with table=PATH")
+    return table
 
 
 @dataclass(frozen=True)
@@ -380,8 +405,19 @@ class TableEvaluator(Evaluator):
         return self._table
 
     def settings(self) -> dict[str, Any]:
+        """The store's key, with the table's content hash: a run resumes only on the same bytes."""
+        return {**self._named_settings(), "table_sha256": self.table.sha256}
+
+    def _named_settings(self) -> dict[str, Any]:
         return {**super().settings(), "table": str(self.table_path or self.bench.path.name), "seed": self.replicate,  # the key keeps its old name: store hashes
                 "epoch": self.epoch}
+
+    def legacy_settings(self) -> dict[str, Any] | None:
+        """The settings stores recorded before table hashes, where those runs used this very content (the
+        packaged table of a bench with ``legacy_runs``); None elsewhere."""
+        if self.bench.legacy_runs and self.table_path is None and self.table.sha256 == self.bench.sha256:
+            return self._named_settings()
+        return None
 
     def data_facts(self) -> tuple[tuple[int, int, int], int, int]:
         from ma2ml.envs.tasks import load_splits

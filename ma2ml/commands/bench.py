@@ -13,6 +13,7 @@ and leaves no file or folder behind.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 import os
 import time
 from pathlib import Path
@@ -73,10 +74,22 @@ def _cmd_info(args: argparse.Namespace) -> None:
         _hard_info(args)
         return
     from ma2ml.bench.stats import format_stats, table_stats
-    from ma2ml.bench.table import TABLE_PATH, load_table
+    from ma2ml.bench.table import DIGITS_BENCH, TABLE_PATH, load_table
 
     path = Path(args.table) if args.table else TABLE_PATH
-    print(format_stats(table_stats(load_table(path)), path))
+    table = load_table(path)
+    print(format_stats(table_stats(table), path))
+    print(_identity(table, DIGITS_BENCH, path))
+
+
+def _identity(table: Any, bench: Any, path: Path) -> str:
+    """The table's content hash (and whether it is the frozen packaged file) and its build platform."""
+    frozen = ("the frozen packaged table" if table.sha256 == bench.sha256 else
+              "not the packaged table" if bench.sha256 else "not frozen (still being built)")
+    built = table.meta.get("build_platform")
+    where = ", ".join(f"{k} {v}" for k, v in built.items()) if isinstance(built, dict) else \
+        "not recorded (built before the record, or on several platforms)"
+    return f"content: sha256 {table.sha256} ({frozen})\nbuilt on: {where}"
 
 
 def _hard_info(args: argparse.Namespace) -> None:
@@ -100,6 +113,9 @@ def _hard_info(args: argparse.Namespace) -> None:
             raise CliError(f"{comparison} is not a per_run.json of a comparison with budget points "
                            f"{list(POWER_BUDGETS)} ({type(exc).__name__}: {exc})") from None
     print(format_hard_stats(hard_stats(path), path))
+    from ma2ml.bench.table import load_table
+
+    print(_identity(load_table(path, HARD_BENCH), HARD_BENCH, path))
     print("5. power (seeds per learner for 80% power, from the default comparison)")
     print("\n".join(power))
 

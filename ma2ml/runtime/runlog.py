@@ -13,7 +13,7 @@ from typing import Any
 from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.records import Actions, EvalRecord, checked_batch, checked_tokens
-from ma2ml.runtime.store import EvalStore, StoredEvaluation, StoreError, canonical_json, run_settings
+from ma2ml.runtime.store import EvalStore, StoredEvaluation, StoreError, canonical_json, run_settings, settings_hash
 
 
 class RunLog:
@@ -38,6 +38,9 @@ class RunLog:
         self.cache = cache
         self.settings_hash = store.add_settings(run_settings(evaluator, seed_policy))
         self.run_id = run_id if run_id is not None else uuid.uuid4().hex[:12]
+        legacy = run_settings(evaluator, seed_policy, legacy=True) if store.has_run(self.run_id) else None
+        if legacy is not None and store.run(self.run_id).settings_hash == settings_hash(legacy):
+            self.settings_hash = settings_hash(legacy)  # recorded before a key field existed, same records
         self.run = store.open_run(self.run_id, env_id, self.settings_hash, config)
         self.position = 0
         """Index of the next evaluation of the run."""

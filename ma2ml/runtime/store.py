@@ -133,11 +133,36 @@ def space_layout(space: ModuleSpace) -> dict[str, Any]:
     return {"class": name, "fields": [[f.name, list(f.choices)] for f in space.fields]}
 
 
-def run_settings(evaluator: Evaluator, seed_policy: str) -> dict[str, Any]:
-    """Everything besides the pipeline that determines a record: the store's settings."""
-    return {"evaluator": evaluator.settings(),
+def run_settings(evaluator: Evaluator, seed_policy: str, legacy: bool = False) -> dict[str, Any] | None:
+    """Everything besides the pipeline that determines a record: the store's settings. ``legacy``: the
+    settings an earlier version recorded for the same records (:meth:`Evaluator.legacy_settings`; None
+    when the evaluator has none)."""
+    own = evaluator.legacy_settings() if legacy else evaluator.settings()
+    if own is None:
+        return None
+    return {"evaluator": own,
             "spaces": {agent: space_layout(s) for agent, s in evaluator.spaces.items()},
             "seed_policy": seed_policy}
+
+
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    """The hash a store gives a settings dict (:meth:`EvalStore.add_settings`)."""
+    return hashlib.sha256(canonical_json(settings).encode()).hexdigest()
+
+
+def settings_diff(recorded: Any, now: Any, path: str = "", limit: int = 3) -> str:
+    """Where two settings dicts differ, as ``path: recorded -> now`` (the first ``limit``; values shortened)."""
+    out: list[str] = []
+
+    def walk(a: Any, b: Any, where: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key, "(none)"), b.get(key, "(none)"), f"{where}.{key}" if where else str(key))
+        elif a != b:
+            out.append(f"{where}: {str(a)[:40]} -> {str(b)[:40]}")
+
+    walk(recorded, now, path)
+    return "; ".join(out[:limit]) + (f"; {len(out) - limit} more" if len(out) > limit else "") if out else "none"
 
 
 def record_from_json(text: str) -> EvalRecord:
@@ -389,7 +414,7 @@ class EvalStore:
     def add_settings(self, settings: Mapping[str, Any]) -> str:
         """Store a settings dict (once); returns its hash."""
         text = canonical_json(settings)
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest = settings_hash(settings)
         with self._transaction() as conn:
             conn.execute("INSERT OR IGNORE INTO settings (hash, json) VALUES (?, ?)", (digest, text))
         return digest
@@ -403,10 +428,13 @@ class EvalStore:
             )
         run = self.run(run_id)
         if run.settings_hash != settings_hash:
+            differ = settings_diff(self.settings(run.settings_hash), self.settings(settings_hash))
             raise StoreError(f"evaluation store {self.path}: run {run_id!r} was recorded with other evaluator "
-                             "settings (task, budget, device, spaces or seed policy); resume it with the same "
-                             "settings or start a new run id")
+                             f"settings ({differ}); resume it with the same settings or start a new run id")
         return run
+
+    def has_run(self, run_id: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
     def put(self, run_id: str, index: int, settings_hash: str, key: str, record: EvalRecord,
             submitted_at: float, cached_from: int | None = None) -> int:

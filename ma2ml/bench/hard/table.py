@@ -84,7 +84,8 @@ HARD_BENCH = BenchSpec(
     epochs=HARD_EPOCHS, replicates=BUILD_SEEDS + TOP_SEEDS + TOP1_SEEDS, extra_size=None,
     flops_constraint=HARD_FLOPS_CONSTRAINT,
     path=HARD_TABLE_PATH, build_hint="continue benchmarks/hard_build.py, then benchmarks/hard_table.py",
-    pipeline_epochs=lambda: space_epochs(CANDIDATE), truth_reference=True)
+    pipeline_epochs=lambda: space_epochs(CANDIDATE), truth_reference=True,
+    sha256="772f8f0703d9ed672098693db0e12b0453aa3882fbb8c4277fc6ce4f757e62f6")
 """The hard tier's table: 10,368 pipelines, curves of up to 16 epochs, up to 10 seeds, the ground
 truth (and the reference optimum) seed-averaged."""
 
