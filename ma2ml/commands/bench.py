@@ -4,6 +4,7 @@
     ma2ml bench compact --raw runs/bench/digits_bench.jsonl --out ma2ml/bench/data/digits_bench.npz --force
     ma2ml bench info [--table PATH]
     ma2ml bench info --bench hard [--table PATH] [--comparison PER_RUN_JSON]   # the hard tier
+    ma2ml bench suites [--suite tables-v0[:test]] [--properties]               # suites of tasks (ma2ml.suites)
 
 ``build`` and ``compact`` check their arguments before anything is trained or written: an
 existing ``--out`` needs ``--force``; ``--out`` must be a writable ``.npz`` path other than
@@ -120,8 +121,37 @@ def _hard_info(args: argparse.Namespace) -> None:
     print("\n".join(power))
 
 
+def _cmd_suites(args: argparse.Namespace) -> None:
+    """The suites and their tasks; ``--properties``: each task's properties and the rank correlations."""
+    from ma2ml.suites import SUITES, get_suite, rank_correlations, task_properties
+
+    chosen = [get_suite(args.suite)] if args.suite else [(suite, None) for suite in SUITES.values()]
+    for suite, which in chosen:
+        tasks = suite.split(which)
+        print(f"{suite.name}{':' + which if which else ''}: {suite.description}")
+        for task in tasks:
+            settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in task.env_args.items())
+            print(f"  {task.split:4s}  {task.name:20s} {task.env} budget {task.budget}"
+                  f"{' (' + settings + ')' if settings else ''}: {task.what}")
+        if not args.properties:
+            continue
+        print("\n| task | split | pipelines | optimum | budget | random search's true regret | random evals to the "
+              "top 0.1% | noise ratio |\n|---|---|---|---|---|---|---|---|")
+        for task in tasks:
+            q = task_properties(task)
+            print(f"| {q['task']} | {q['split']} | {q['pipelines']:,} | {q['optimum']:.4f} | {q['budget']} | "
+                  f"{q['random_regret']:.4f}{' (Monte Carlo)' if q['noisy'] else ''} | {q['random_evals_to_top']:.0f} | "
+                  f"{q['noise_ratio']:.2f} |")
+        names = {t.name for t in tasks}
+        pairs = {k: v for k, v in rank_correlations(suite).items() if set(k) <= names}
+        if pairs:
+            print("\nSpearman of the ground truth between tasks on the same table (they share its trainings):")
+            for (a, b), rho in pairs.items():
+                print(f"  {a} ~ {b}: {rho:.3f}")
+
+
 def _dispatch(args: argparse.Namespace) -> None:
-    {"build": _cmd_build, "compact": _cmd_compact, "info": _cmd_info}[args.bench_command](args)
+    {"build": _cmd_build, "compact": _cmd_compact, "info": _cmd_info, "suites": _cmd_suites}[args.bench_command](args)
 
 
 def register(sub: argparse._SubParsersAction) -> Handler:
@@ -146,4 +176,8 @@ def register(sub: argparse._SubParsersAction) -> Handler:
     i.add_argument("--table", help="a table file (default: the packaged one)")
     i.add_argument("--comparison", help="with --bench hard: the per_run.json of the comparison whose power "
                                         f"table to print (default: {HARD_COMPARISON})")
+    s = bsub.add_parser("suites", help="list the benchmark suites (named, versioned task lists with a dev/test split)")
+    s.add_argument("--suite", help="one suite, NAME or NAME:dev / NAME:test (default: every suite)")
+    s.add_argument("--properties", action="store_true",
+                   help="also compute each task's properties and the rank correlations between tasks (seconds)")
     return _dispatch
