@@ -36,6 +36,13 @@ def command(out: Path) -> list[str]:
             "--env-arg", "workers=2", "--out", str(out)]
 
 
+def _foreground() -> None:
+    """In the child, before exec: SIGINT at its default, as in a terminal's foreground job. A test runner
+    started in the background by a shell inherits SIGINT ignored, and an ignored signal stays ignored across
+    exec (Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def stored(out: Path) -> dict[int, tuple[int, float]]:
     """Stored evaluations of the run: index -> (row id, finish time)."""
     with EvalStore(out / "evals.sqlite") as store:
@@ -47,7 +54,7 @@ def test_an_interrupted_search_says_one_line_and_resumes(tmp_path, sig, code):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)  # its own process group, as a terminal's foreground job
+                            start_new_session=True, preexec_fn=_foreground)  # its own process group, as a terminal's foreground job
     try:
         deadline = time.time() + 300
         while time.time() < deadline and not (out / "checkpoint.pt").exists():
@@ -82,7 +89,8 @@ def test_an_interrupted_compare_stops_its_run_workers(tmp_path, sig, code):
     args = [sys.executable, "-m", "ma2ml", "compare", "--env", "ma2ml/AutoML-DigitsBench-v0", "--learners", "ma2ml",
             "--seeds", "2", "--budget", "3000", "--batch-size", "10", "--jobs", "2", "--out", str(out)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+                            preexec_fn=_foreground)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and not list(out.glob("runs/*/*/checkpoint.pt")):
