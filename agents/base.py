@@ -207,8 +207,9 @@ class Race:
         """Decide the next race evaluations from what is told: the incumbent gets one more evaluation after a
         new challenge (while it has fewer than ``k``); every challenger with nothing in flight is dropped once
         its mean falls below the incumbent's, promoted once it has as many evaluations as the incumbent (at
-        most ``k``; not while the incumbent has one pending or in flight), else given as many more evaluations as it has (doubling). Pending evaluations not yet
-        asked are decided afresh, so a challenger dropped meanwhile costs nothing more."""
+        most ``k``; not while the incumbent has one pending or in flight), else given as many more evaluations
+        as it has (doubling). Pending evaluations not yet asked are decided afresh, so a challenger dropped
+        meanwhile costs nothing more."""
         assert self.incumbent is not None
         pending = [self.incumbent] if self.incumbent in self.pending else []
         if self.top_up and not pending and not self.in_flight.get(self.incumbent) \
@@ -354,10 +355,10 @@ class Learner(ABC):
                 self._tell(joint[own], np.asarray(rewards, dtype=np.float64)[own],
                            None if records is None else [r for r, o in zip(records, own) if o])
         self.remember(joint)
-        firsts = [self.row_key(row) not in self._observed and o for row, o in zip(joint, own)]
+        keys = [self.row_key(row) for row in joint]
+        firsts = [key not in self._observed and o for key, o in zip(keys, own)]
         self._observe(joint, rewards)
         if self._race.k:
-            keys = [self.row_key(row) for row in joint]
             self._race.told([k for k, o in zip(keys, own) if not o])
             for key, reward, first in zip(keys, rewards, firsts):
                 if first:

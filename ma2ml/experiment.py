@@ -247,8 +247,8 @@ class Experiment:
             stored = [e for e in env.run_log.records() if e.index < done]
             _check_store(out, stored, done)
             if done and not learner.observations():  # a checkpoint from before recommend(): rebuild them
-                learner.observe([json.loads(e.key) for e in sorted(stored, key=lambda e: e.index)],
-                                [env.reward(e.record) for e in sorted(stored, key=lambda e: e.index)])
+                ordered = sorted(stored, key=lambda e: e.index)
+                learner.observe([json.loads(e.key) for e in ordered], [env.reward(e.record) for e in ordered])
             for evaluation in stored:  # an evaluator that draws among replicates catches up (exact resume)
                 env.evaluator.replay(json.loads(evaluation.key), evaluation.record)
             env.run_log.seek(done)
@@ -388,11 +388,12 @@ class _Session:
             self.first_index.setdefault(json.dumps(result["tokens"], sort_keys=True), result["index"])
             if self.best is None or result["reward"] > self.best["reward"]:
                 self.best = result
+        recommended = self._recommended()
         if self.learner.own_recommendation:
-            self.picks.append([self.learner.num_evaluations, self._recommended()["index"]])
+            self.picks.append([self.learner.num_evaluations, recommended["index"]])
         wall = time.perf_counter() - self.start
         self._save_checkpoint(wall)
-        self._write_best(wall)
+        self._write_best(wall, recommended)
 
     def _save_checkpoint(self, wall: float) -> None:
         """Learner state, the env's generator, the batch starts and the wall time, written atomically after a
@@ -408,8 +409,8 @@ class _Session:
         torch.save(state, buffer)
         atomic_write_bytes(self.out / CHECKPOINT_FILE, buffer.getvalue())
 
-    def _write_best(self, wall: float) -> None:
-        """``best.json``, atomically."""
+    def _write_best(self, wall: float, recommended: dict[str, Any] | None = None) -> None:
+        """``best.json``, atomically (``recommended``: :meth:`_recommended`, when the caller has it)."""
         import numpy as np
 
         best = self.best
@@ -417,7 +418,7 @@ class _Session:
         atomic_write_json(self.out / BEST_FILE, {**best, "description": self.env.describe(actions),
                                                  "settings": self.settings, "wall_seconds": wall,
                                                  "evaluations": self.learner.num_evaluations,
-                                                 "recommended": self._recommended()})
+                                                 "recommended": recommended or self._recommended()})
 
     def _recommended(self) -> dict[str, Any]:
         """The learner's ``recommend()``: its first evaluation's index, its tokens, its observed mean and how

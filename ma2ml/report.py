@@ -40,6 +40,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,11 @@ class Run:
         after the last batch told by then (:attr:`picks`), else the learners' shared rule
         (:func:`~ma2ml.agents.base.pick_recommendation`: the best lower confidence bound of the observed means;
         without repeats the best observed, ties the earliest), which is what ``recommend()`` answers for
-        every learner that keeps it."""
+        every learner that keeps it. Computed once per run (the report asks for it several times)."""
+        return self._recommendation_curve
+
+    @cached_property
+    def _recommendation_curve(self) -> np.ndarray:
         curve = recommendation_index(self.rewards, self.keys)
         if self.picks:
             ends = np.array(sorted(self.picks), dtype=np.int64)
