@@ -36,7 +36,7 @@ def reference_training(env_id: str) -> float:
 
     if env_id.endswith("DigitsHard-v0"):
         from ma2ml.bench.hard.definitions import space_table
-        from ma2ml.bench.hard.table import CANDIDATE, HARD_BENCH, HARD_REWARD_ARGS
+        from ma2ml.bench.hard.tables import CANDIDATE, HARD_BENCH, HARD_REWARD_ARGS
 
         task, spaces = HARD_BENCH.task(), HARD_BENCH.spaces()
         table = space_table(CANDIDATE)

@@ -14,7 +14,7 @@ order, so every finished shard is final and a uniform random sample of the space
 ``<candidate>-top.jsonl`` for the extra seeds. Every line holds the per-epoch validation and test
 accuracy. ``--import`` copies results of the same space and seeds (the pilot's) in first;
 ``--status`` prints the progress and stops. See
-:mod:`ma2ml.bench.hard.build`.
+:mod:`ma2ml.bench.hard.sharded`.
 
 The benchmark suite's tables build the same way, ``--candidate mnist`` or ``shapes`` with
 ``--out benchmarks/results/suite_build``; ``benchmarks/suite_build.sh`` runs their whole scheme
@@ -33,7 +33,7 @@ def line_rewards(candidate):
     """The rewards that order the second seed and choose the top (:data:`HARD_REWARD` first, then the
     rest of :data:`TOP_REWARDS`), of result lines: their accuracy and FLOPs, and their pipeline's epochs."""
     from ma2ml.bench.hard.definitions import HARD_REWARD, TOP_REWARDS, space_epochs
-    from ma2ml.bench.hard.reward import candidate_reward
+    from ma2ml.bench.hard.definitions import candidate_reward
     from ma2ml.envs.core.reward import batch_rewards
 
     epochs = space_epochs(candidate)
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError:
         parser.error(f"--worker must be I/N with 0 <= I < N, got {args.worker!r}")
 
-    from ma2ml.bench.hard.build import (BUILD_SEEDS, SECOND_SEED_COVER, first_seed_rank, import_results,
+    from ma2ml.bench.hard.sharded import (BUILD_SEEDS, SECOND_SEED_COVER, first_seed_rank, import_results,
                                                  read_build, run_build)
 
     if args.status:

@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
 
     from ma2ml.bench.hard.game import game_stats
-    from ma2ml.bench.hard.reward import candidate_reward
-    from ma2ml.bench.hard.table import CANDIDATE, HARD_BENCH
+    from ma2ml.bench.hard.definitions import candidate_reward
+    from ma2ml.bench.hard.tables import CANDIDATE, HARD_BENCH
     from ma2ml.bench.table import TableEvaluator
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

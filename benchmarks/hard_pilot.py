@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     from hard_pilot_lib import CANDIDATES, interleave, pilot_jobs
-    from ma2ml.bench.hard.runner import ResultsFile, TableTrainer, run_jobs
+    from ma2ml.bench.hard.trainer import TableTrainer, run_jobs
+    from ma2ml.bench.results import ResultsFile
 
     lists, files = [], []
     for name in names:

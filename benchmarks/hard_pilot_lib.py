@@ -5,7 +5,7 @@ uniform sample of its trained pipelines.
 The sample is a few hundred of several thousand pipelines, so thresholds 1 and 2 are computed on a
 *surrogate*: a model of the validation accuracy fitted on the sample (its held-out Spearman is
 reported), predicted for every pipeline, turned into rewards with each pipeline's known FLOPs and
-epochs (:func:`~ma2ml.bench.hard.reward.candidate_reward`), then played as a game
+epochs (:func:`~ma2ml.bench.hard.definitions.candidate_reward`), then played as a game
 (:func:`~ma2ml.bench.hard.game.game_stats`). Threshold 3 uses the repeated pipelines
 (seed noise) against the top-1% spread. Caveats: a surrogate is smoother than real training (no
 seed noise, shrunken extremes), so it tends to understate the top-1% spread and may add or remove
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.bench.build import read_raw
+from ma2ml.bench.results import read_raw
 from ma2ml.bench.hard.definitions import DEFINITIONS, TableDefinition, space_table
 from ma2ml.bench.hard.game import game_stats
-from ma2ml.bench.hard.reward import candidate_reward
+from ma2ml.bench.hard.definitions import candidate_reward
 from ma2ml.bench.hard.spaces import AugStrengthSpace, CellNetSpace, TrainSpace
 from ma2ml.envs.core.reward import batch_rewards
 from ma2ml.envs.spaces import AugSpace, HParams, ModuleSpace

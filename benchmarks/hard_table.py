@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ma2ml.bench.hard.table import HARD_TABLE_PATH, compact_build
+    from ma2ml.bench.hard.tables import HARD_TABLE_PATH, compact_build
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", type=Path, default=ROOT / "results" / "hard_build", help="the build's shard folder")

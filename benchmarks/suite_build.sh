@@ -6,7 +6,7 @@
 #
 # (no argument: both tables, one after the other). Each table runs three passes of
 # benchmarks/hard_build.py into benchmarks/results/suite_build/, in the order the build needs
-# (ma2ml.bench.hard.build: the top stage refuses until the first-seed covers have two seeds):
+# (ma2ml.bench.hard.sharded: the top stage refuses until the first-seed covers have two seeds):
 #   1. --seeds 1: replicate 0 of every pipeline;
 #   2. --stage base, limited to the second seeds still missing in the covers (the pipelines whose
 #      first-seed rank lies in the top 10 % under any of the build's rewards; about 30 % of the hard
@@ -31,7 +31,7 @@ import sys
 
 sys.path.insert(0, "benchmarks")
 from hard_build import line_rewards
-from ma2ml.bench.hard.build import SECOND_SEED_COVER, first_seed_rank, read_build
+from ma2ml.bench.hard.sharded import SECOND_SEED_COVER, first_seed_rank, read_build
 from ma2ml.bench.hard.definitions import DEFINITIONS
 
 candidate, out = DEFINITIONS[sys.argv[1]], sys.argv[2]

@@ -1,12 +1,12 @@
 """``ma2ml/AutoML-DigitsHard-v0`` and ``ma2ml/JointAutoML-DigitsHard-v0``: the AutoML env
-answering from the hard tier's table (:mod:`ma2ml.bench.hard.table`), where the agents
+answering from the hard tier's table (:mod:`ma2ml.bench.hard.tables`), where the agents
 must coordinate: NAS sets the cost of an epoch, HPO the number of epochs, and the reward charges
 their product against a training budget.
 
 Arguments: those of :mod:`ma2ml.envs.digitsbench_v0` (``table``, ``table_seed``: ``"random"`` or a
 replicate 0..9, ``epoch``: the fidelity 1..16) and of :mod:`ma2ml.envs.automl_v0`, whose reward
 defaults here are the tier's: C = 118,944 FLOPs (w = -0.07), training budget B = 691,776
-FLOPs x epochs with v = -3 (:data:`~ma2ml.bench.hard.table.HARD_REWARD_ARGS`).
+FLOPs x epochs with v = -3 (:data:`~ma2ml.bench.hard.tables.HARD_REWARD_ARGS`).
 Pass ``budget_exponent=0.0`` for the poster's reward on the same table.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pettingzoo.utils import OrderEnforcingWrapper, parallel_to_aec
 
 from ma2ml.envs import digitsbench_v0
 from ma2ml.envs.automl_v0 import AutoMLParallelEnv
-from ma2ml.bench.hard.table import HARD_BENCH, HARD_REWARD_ARGS
+from ma2ml.bench.hard.tables import HARD_BENCH, HARD_REWARD_ARGS
 from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.joint import JointAutoMLEnv
 

@@ -13,9 +13,9 @@ from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import ma2ml.envs  # noqa: F401  (registers the envs)
 import ma2ml.bench as bench
-from ma2ml.bench import build as bench_build
+from ma2ml.bench import digits_build as bench_build
 from ma2ml.bench.space import bench_spaces, joint_nvec, pipeline_index, pipeline_tokens
-from ma2ml.bench.stats import table_stats, unexplained_share
+from ma2ml.bench.properties import table_stats, unexplained_share
 from ma2ml.bench.table import TABLE_PATH, TableEvaluator, load_table
 from ma2ml.envs.core.reward import FlopsReward, batch_rewards
 from ma2ml.envs.spaces import AugOp, AugPolicy
@@ -131,7 +131,7 @@ def test_seed_option_picks_replicates(table):
     first = [r.val_acc for r in env.evaluate_batch([_joint(ev, i)] * 30)]
     env.reset(seed=5)
     assert [r.val_acc for r in env.evaluate_batch([_joint(ev, i)] * 30)] == first
-    with pytest.raises(ValueError, match="table_seed \(the replicate\) must be 'random' or 0..2"):
+    with pytest.raises(ValueError, match=r"table_seed \(the replicate\) must be 'random' or 0..2"):
         TableEvaluator(replicate=3)
     with pytest.raises(ValueError, match="needs one seed per joint action"):
         ev.lookup(ev.joint([_joint(ev, i)]))
@@ -545,7 +545,7 @@ def test_corrupted_table_is_one_clear_error_everywhere(kind, tmp_path, capsys):
 def test_one_top_count():
     """One definition of "the top fraction" for every table (two copies once disagreed: 8 vs 7 at 7% of 100)."""
     from ma2ml.bench.hard import game
-    from ma2ml.bench.stats import top_count
+    from ma2ml.bench.properties import top_count
 
     assert game.top_count is top_count
     assert [top_count(100, 0.07), top_count(5184), top_count(10368, 0.001), top_count(5, 0.01)] == [7, 52, 11, 1]

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from ma2ml.bench.hard.table import HARD_BENCH
+from ma2ml.bench.hard.tables import HARD_BENCH
 from ma2ml.bench.table import DIGITS_BENCH, load_table
 from ma2ml.envs.core.errors import UserError
 from ma2ml.experiment import Experiment

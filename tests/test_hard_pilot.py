@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from ma2ml.bench.hard import build as hard_build
+from ma2ml.bench.hard import sharded as hard_build
 from hard_pilot_lib import CANDIDATES, interleave, pilot_jobs
 from ma2ml.bench.hard.definitions import TableDefinition, space_table, training_seed
 from ma2ml.bench.hard.game import (additive_best, additive_unexplained, best_response_runs, equilibria,
                                             game_stats, random_search_median, ranks)
 from ma2ml.envs.core.reward import FlopsReward, batch_rewards
-from ma2ml.bench.hard.runner import ResultsFile
+from ma2ml.bench.results import ResultsFile
 from ma2ml.bench.hard.spaces import AugStrengthSpace, CellNetSpace, TrainSpace
 from ma2ml.envs.spaces import AugSpace, HParams, Recipe
 

@@ -12,11 +12,11 @@ import pytest
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import ma2ml.envs  # noqa: F401  (registers the ids)
-from ma2ml.bench.hard import build as hard_build
+from ma2ml.bench.hard import sharded as hard_build
 from ma2ml.bench.hard.definitions import DEFINITIONS, HARD_DEFINITION, HARD_REWARD, training_seed, space_table
-from ma2ml.bench.hard.reward import candidate_reward
-from ma2ml.bench.hard.table import (HARD_BENCH, HARD_FLOPS_CONSTRAINT, HARD_REWARD_ARGS, compact_build,
-                                             hard_reward, hard_stats)
+from ma2ml.bench.hard.definitions import candidate_reward
+from ma2ml.bench.hard.tables import HARD_BENCH, HARD_FLOPS_CONSTRAINT, HARD_REWARD_ARGS, compact_build, hard_reward
+from ma2ml.bench.properties import hard_stats
 from ma2ml.bench.table import TableEvaluator, load_table
 from ma2ml.envs.core.reward import batch_rewards
 

@@ -96,8 +96,9 @@ def test_every_package_folder_is_in_the_wheel():
             assert listed.get(name) == init.parent.relative_to(ROOT).as_posix(), f"{name} is missing from setup.py"
 
 
-MACHINERY = ("ma2ml.training", "ma2ml.runtime", "ma2ml.bench.build", "ma2ml.bench.hard.build",
-             "ma2ml.bench.hard.runner", "hard_pilot_lib", "ma2ml.agents", "ma2ml.baselines")
+MACHINERY = ("ma2ml.training", "ma2ml.runtime", "ma2ml.bench.digits_build", "ma2ml.bench.results",
+             "ma2ml.bench.hard.sharded", "ma2ml.bench.hard.trainer", "hard_pilot_lib", "ma2ml.agents",
+             "ma2ml.baselines")
 """What the game never needs to be played: trainer, store, executors, table builders, learners."""
 
 

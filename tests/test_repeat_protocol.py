@@ -14,7 +14,7 @@ import pettingzoo
 
 import ma2ml.envs  # noqa: F401  (registers the ids)
 from ma2ml.agents.base import Learner
-from ma2ml.bench.hard.table import HARD_BENCH, HARD_TABLE_PATH
+from ma2ml.bench.hard.tables import HARD_BENCH, HARD_TABLE_PATH
 from ma2ml.bench.table import load_table
 from ma2ml.experiment import Experiment
 

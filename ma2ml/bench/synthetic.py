@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.bench.stats import top_count
+from ma2ml.bench.properties import top_count
 from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.layout import JointLayout

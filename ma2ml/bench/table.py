@@ -1,6 +1,6 @@
 """The benchmark tables: their file format (:class:`Table`, :func:`load_table`, validated at
 load), what each benchmark's table is built for (:class:`BenchSpec`: the ``digits`` table,
-:data:`DIGITS_BENCH`, and the hard tier's, :mod:`ma2ml.bench.hard.table`), and
+:data:`DIGITS_BENCH`, and the hard tier's, :mod:`ma2ml.bench.hard.tables`), and
 :class:`TableEvaluator`, which answers joint actions from a table in microseconds.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from ma2ml.bench.space import (BENCH_BUDGET, BENCH_FLOPS_CONSTRAINT, EXTRA_FRACTION, EXTRA_SEEDS, TASK_NAME,
                                         bench_spaces, bench_task, joint_nvec, pipeline_index, pipeline_tokens,
                                         space_fingerprint)
-from ma2ml.bench.stats import table_stats
+from ma2ml.bench.properties import table_stats
 from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.evaluator import Evaluator
 from ma2ml.envs.core.files import MAX_INPUT_BYTES, input_file_problem, read_input_file
@@ -570,7 +570,7 @@ class TableEvaluator(Evaluator):
         (the ``digits`` table), or of the seed-averaged truth where the benchmark says so (the hard
         tier, whose main runs alone are too noisy at the top)."""
         if self.bench.truth_reference:
-            from ma2ml.bench.stats import top_count
+            from ma2ml.bench.properties import top_count
 
             truth = np.sort(self.truth(reward_fn))[::-1]
             return float(truth[0]), float(truth[top_count(len(truth)) - 1])

@@ -24,7 +24,7 @@ from ma2ml.commands.common import CliError, Handler
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
     """(raw, out) of ``build`` / ``compact``, checked; creates nothing."""
-    from ma2ml.bench.build import check_table_path
+    from ma2ml.bench.results import check_table_path
 
     for flag in ("out", "raw"):
         if getattr(args, flag) == "":
@@ -43,7 +43,7 @@ MAX_BUILD_WORKERS = 64
 def _cmd_build(args: argparse.Namespace) -> None:
     import torch
 
-    from ma2ml.bench.build import BUILD_THREADS, compact, run_build
+    from ma2ml.bench.digits_build import BUILD_THREADS, compact, run_build
 
     if not 1 <= args.workers <= MAX_BUILD_WORKERS:
         raise CliError(f"--workers must be an integer in 1..{MAX_BUILD_WORKERS} (worker processes of one "
@@ -57,7 +57,7 @@ def _cmd_build(args: argparse.Namespace) -> None:
 
 
 def _cmd_compact(args: argparse.Namespace) -> None:
-    from ma2ml.bench.build import compact
+    from ma2ml.bench.digits_build import compact
 
     raw, out = _paths(args)
     print(f"table written to {compact(raw, out)}")
@@ -74,7 +74,7 @@ def _cmd_info(args: argparse.Namespace) -> None:
     if args.bench == "hard":
         _hard_info(args)
         return
-    from ma2ml.bench.stats import format_stats, table_stats
+    from ma2ml.bench.properties import format_stats, table_stats
     from ma2ml.bench.table import DIGITS_BENCH, TABLE_PATH, load_table
 
     path = Path(args.table) if args.table else TABLE_PATH
@@ -97,7 +97,8 @@ def _hard_info(args: argparse.Namespace) -> None:
     """Properties 1-4 from the hard table, 5 from the committed comparison's ``per_run.json``."""
     import json
 
-    from ma2ml.bench.hard.table import HARD_BENCH, format_hard_stats, hard_stats
+    from ma2ml.bench.hard.tables import HARD_BENCH
+    from ma2ml.bench.properties import format_hard_stats, hard_stats
     from ma2ml.report import format_budget_power, power_at_budgets
 
     path = Path(args.table) if args.table else HARD_BENCH.path

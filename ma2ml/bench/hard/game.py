@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.bench.stats import top_count
+from ma2ml.bench.properties import top_count
 
 
 def ranks(r: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@
   first 2,156 pipelines built with both seeds, every pipeline in a two-seed top 2 % had a
   first-seed rank inside the top 5 %, so the 10 % cover leaves a margin of two.)
 
-Every line is a :class:`~ma2ml.bench.hard.runner.TableTrainer` result (index,
+Every line is a :class:`~ma2ml.bench.hard.trainer.TableTrainer` result (index,
 replicate, seed, status, per-epoch validation accuracy, test accuracy, FLOPs, params, train
 seconds, error, the build platform). Rerunning the build skips what is done; a torn last line
 is dropped; a shard built for another space is refused.
@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from ma2ml.bench.build import raw_fingerprint, read_raw
 from ma2ml.bench.hard.definitions import BUILD_SEEDS, TOP1_SEEDS, TOP_SEEDS, TableDefinition
-from ma2ml.bench.hard.runner import TableTrainer, Job, ResultsFile, run_jobs
+from ma2ml.bench.hard.trainer import TableTrainer, run_jobs
+from ma2ml.bench.results import Job, ResultsFile, raw_fingerprint, read_raw
 from ma2ml.envs.core.errors import UserError
 
 RewardOfLines = Callable[[dict[str, np.ndarray]], np.ndarray]

@@ -1,56 +1,16 @@
-"""Training candidate pipelines into resumable JSON-lines files (the pilot's and the build's
-shared loop): one line per finished training, flushed; a rerun skips what is done.
-
-The files are those of :mod:`ma2ml.bench.build` (first line: the space fingerprint;
-a torn last line is dropped on reopening; a file built for another space is refused), and every
-line records the :func:`~ma2ml.bench.build.build_platform` it was trained on.
+"""Training a table's pipelines into raw results files (:mod:`~ma2ml.bench.results`): the
+sharded build's trainer and loop, one line per finished training, flushed; a rerun skips what is done.
 """
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-import numpy as np
-
-from ma2ml.bench.build import BUILD_THREADS, open_raw, build_platform, read_raw
 from ma2ml.bench.hard.definitions import TableDefinition, training_seed
-from ma2ml.envs.core.errors import UserError
+from ma2ml.bench.results import BUILD_THREADS, Job, ResultsFile, build_platform
 from ma2ml.envs.core.records import EvalRecord
 from ma2ml.training.evaluators import TrainEvaluator, train_recipe
-
-Job = tuple[int, int]
-"""``(pipeline index, replicate)``; replicate 0 is the main run."""
-
-
-def done_jobs(path: str | Path) -> set[Job]:
-    """The ``(index, replicate)`` pairs already in a results file."""
-    return {(int(r["index"]), int(r["replicate"])) for r in read_raw(path)}
-
-
-class ResultsFile:
-    """A resumable JSON-lines results file of one space: which jobs it holds, and appending more."""
-
-    def __init__(self, path: str | Path, fingerprint: dict[str, Any]) -> None:
-        self.path = Path(path)
-        self.fingerprint = fingerprint
-        self.done = done_jobs(self.path) if self.path.exists() else set()
-        self._out: TextIO | None = None
-
-    def append(self, line: dict[str, Any]) -> None:
-        """Write one result line and flush it (the file and its fingerprint line are made on first use)."""
-        if self._out is None:
-            self._out = open_raw(self.path, self.fingerprint)
-        self._out.write(json.dumps(line) + "\n")
-        self._out.flush()
-        self.done.add((int(line["index"]), int(line["replicate"])))
-
-    def close(self) -> None:
-        if self._out is not None:
-            self._out.close()
-            self._out = None
 
 
 class CurveTrainEvaluator(TrainEvaluator):
@@ -69,7 +29,7 @@ class CurveTrainEvaluator(TrainEvaluator):
 
 class TableTrainer:
     """Trains one candidate's pipelines with :class:`CurveTrainEvaluator` on CPU with one torch
-    thread (the build's setting, :data:`~ma2ml.bench.build.BUILD_THREADS`)."""
+    thread (the build's setting, :data:`~ma2ml.bench.results.BUILD_THREADS`)."""
 
     def __init__(self, candidate: TableDefinition) -> None:
         self.candidate = candidate
