@@ -127,3 +127,9 @@ def test_the_readme_shows_what_the_quickstart_prints(tmp_path):
     assert proc.returncode == 0, f"{run} failed:\n{proc.stderr[-3000:]}"
     assert masked(proc.stdout, tmp_path) == masked(shown, tmp_path), (
         f"README.md's quickstart output is stale; the command now prints:\n{proc.stdout}")
+
+
+def test_the_readme_stays_short():
+    """The front door is read in one sitting: at most 200 lines (the readings live in docs/results.md)."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 200, f"README.md has {len(lines)} lines; move detail to docs/"
