@@ -57,6 +57,8 @@ _TASKS: dict[str, Task] = {}
 LAZY_TASKS: dict[str, str] = {"imagefolder": "ma2ml.envs.tasks.imagefolder:imagefolder_task",
                               "digits-bench": "ma2ml.bench.space:bench_task_definition",
                               "digits-hard-combined": "ma2ml.bench.hard.tables:hard_task_definition",
+                              "mnist-sample-hard-mnist": "ma2ml.bench.hard.tables:mnist_task_definition",
+                              "shapes-hard-shapes": "ma2ml.bench.hard.tables:shapes_task_definition",
                               "mnist-sample": "ma2ml.envs.tasks.offline:mnist_sample_task",
                               "shapes": "ma2ml.envs.tasks.offline:shapes_task"}
 """Tasks made on first use, as ``"module:function"`` returning the :class:`Task` (keeps ``import

@@ -145,3 +145,56 @@ def compact_build(build: str | Path = HARD_BUILD_DIR, out: str | Path = HARD_TAB
     return atomic_write(path, lambda fh: np.savez_compressed(
         fh, meta=np.array(json.dumps(meta)), curve=curve, val_acc=val, test_acc=test, train_seconds=seconds,
         seed=seed, status=status, flops=flops, params=params, extra=extra))
+
+
+# -- the suite's tables (mnist, shapes): the hard tier's reward shape on other data ------------------
+SUITE_REWARD_ARGS: dict[str, dict[str, float]] = {
+    "mnist": {"flops_constraint": 58_700.0, "reward_exponent": -0.07, "training_budget": 123_360.0,
+              "budget_exponent": -3.0},
+    "shapes": {"flops_constraint": 150_056.0, "reward_exponent": -0.07, "training_budget": 315_456.0,
+               "budget_exponent": -3.0},
+}
+"""The env arguments of each suite table's reward, as the hard tier's: C the median forward FLOPs of its space,
+w = -0.07, B the median training cost (FLOPs x epochs), v = -3 (:func:`candidate_reward` at
+:data:`HARD_REWARD`; a test checks)."""
+
+SUITE_SHA256: dict[str, str | None] = {"mnist": None, "shapes": None}
+"""Each suite table's frozen content hash."""
+
+
+def suite_task_definition(name: str) -> Task:
+    """The task of suite table ``name`` (``mnist-sample-hard-mnist``, ``shapes-hard-shapes``; made on first
+    use: :data:`ma2ml.envs.tasks.LAZY_TASKS`)."""
+    return DEFINITIONS[name].task(SUITE_REWARD_ARGS[name]["flops_constraint"])
+
+
+def mnist_task_definition() -> Task:
+    return suite_task_definition("mnist")
+
+
+def shapes_task_definition() -> Task:
+    return suite_task_definition("shapes")
+
+
+def table_reward(args: dict[str, float]) -> FlopsReward:
+    """The reward of a table's env arguments (:data:`HARD_REWARD_ARGS`, :data:`SUITE_REWARD_ARGS`)."""
+    return FlopsReward(constraint=args["flops_constraint"], exponent=args["reward_exponent"],
+                       budget=args["training_budget"], budget_exponent=args["budget_exponent"])
+
+
+def _suite_bench(name: str) -> BenchSpec:
+    definition = DEFINITIONS[name]
+    epochs = lambda: space_epochs(definition)  # noqa: E731 - a BenchSpec field
+    return BenchSpec(
+        name=definition.task_name, task=lambda: get_task(definition.task_name), spaces=definition.spaces,
+        fingerprint=definition.fingerprint, epochs=4, replicates=BUILD_SEEDS + TOP_SEEDS + TOP1_SEEDS,
+        extra_size=None, flops_constraint=SUITE_REWARD_ARGS[name]["flops_constraint"],
+        path=Path(__file__).resolve().parents[1] / "data" / f"{name}_bench.npz",
+        build_hint=f"run `bash benchmarks/suite_build.sh {name}`, then `python3 benchmarks/hard_table.py "
+                   f"--candidate {name}`",
+        pipeline_epochs=epochs, truth_reference=True, sha256=SUITE_SHA256[name])
+
+
+SUITE_BENCHES: dict[str, BenchSpec] = {name: _suite_bench(name) for name in SUITE_REWARD_ARGS}
+"""The suite tables' specs by name: 2,304 pipelines each, curves of up to 4 epochs, up to 10 seeds, the
+truth seed-averaged."""
