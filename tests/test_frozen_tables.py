@@ -10,14 +10,17 @@ import shutil
 import numpy as np
 import pytest
 
-from ma2ml.bench.hard.tables import HARD_BENCH
+from ma2ml.bench.hard.tables import HARD_BENCH, SUITE_BENCHES, SUITE_SHA256
 from ma2ml.bench.table import DIGITS_BENCH, load_table
 from ma2ml.envs.core.errors import UserError
 from ma2ml.experiment import Experiment
 from ma2ml.runtime.store import StoreError
 
 
-@pytest.mark.parametrize("bench", [DIGITS_BENCH, HARD_BENCH], ids=["digits", "hard"])
+FROZEN = {"digits": DIGITS_BENCH, "hard": HARD_BENCH, **{n: SUITE_BENCHES[n] for n, h in SUITE_SHA256.items() if h}}
+
+
+@pytest.mark.parametrize("bench", list(FROZEN.values()), ids=list(FROZEN))
 def test_each_packaged_table_is_the_file_it_was_frozen_as(bench):
     assert hashlib.sha256(bench.path.read_bytes()).hexdigest() == bench.sha256 == load_table(None, bench).sha256
 

