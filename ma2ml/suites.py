@@ -33,6 +33,12 @@ HARD_C = 118_944.0
 """The hard tier's FLOPs constraint C."""
 HARD_B = 691_776.0
 """The hard tier's training budget B (FLOPs x epochs)."""
+MNIST = "ma2ml/AutoML-MnistBench-v0"
+SHAPES = "ma2ml/AutoML-ShapesBench-v0"
+MNIST_C, MNIST_B = 58_700.0, 123_360.0
+"""The mnist table's C and B (:data:`ma2ml.bench.hard.tables.SUITE_REWARD_ARGS`; a test checks)."""
+SHAPES_C, SHAPES_B = 150_056.0, 315_456.0
+"""The shapes table's C and B."""
 SPLITS = ("dev", "test")
 
 
@@ -98,7 +104,36 @@ TABLES_V0 = Suite(
 )
 """Version 0: 6 dev and 6 test tasks on the two frozen tables."""
 
-SUITES: dict[str, Suite] = {s.name: s for s in (TABLES_V0,)}
+TABLES_V1 = Suite(
+    "tables-v1",
+    "the four frozen tables (digits, the hard tier, mnist, shapes) under several reward settings, fidelities and "
+    "noise: the suite to compare learners on (report on test; tune on dev)",
+    (
+        _task("digits-replicate0", DIGITS, 100, "dev", "the digits table, fixed replicate", table_seed=0),
+        _task("hard-replicate0", HARD, 300, "dev", "the hard tier, fixed replicate", table_seed=0),
+        _task("hard-epoch8", HARD, 300, "dev", "low fidelity: at most 8 epochs", epoch=8),
+        _task("mnist-replicate0", MNIST, 200, "dev", "the mnist table, fixed replicate", table_seed=0),
+        _task("mnist-epoch2", MNIST, 200, "dev", "low fidelity: at most 2 epochs", epoch=2),
+        _task("shapes-replicate0", SHAPES, 200, "dev", "the shapes table, fixed replicate", table_seed=0),
+        _task("digits-noisy", DIGITS, 100, "test", "the digits table, drawn replicates"),
+        _task("digits-soft", DIGITS, 100, "test", "soft FLOPs constraint (rewarded below C too)", table_seed=0,
+              soft_constraint=True),
+        _task("digits-steep-w", DIGITS, 100, "test", "w = -0.3 (FLOPs weigh more)", table_seed=0,
+              reward_exponent=-0.3),
+        _task("hard-default", HARD, 300, "test", "the hard tier as registered (seed noise)"),
+        _task("hard-tight-budget", HARD, 300, "test", "training budget B at 50%", training_budget=0.5 * HARD_B),
+        _task("hard-strict-c", HARD, 300, "test", "C at 75%", flops_constraint=0.75 * HARD_C),
+        _task("mnist-default", MNIST, 200, "test", "the mnist table as registered (seed noise)"),
+        _task("mnist-no-budget-term", MNIST, 200, "test", "no training-budget term (v = 0)", budget_exponent=0.0),
+        _task("mnist-strict-c", MNIST, 200, "test", "C at 75%", flops_constraint=0.75 * MNIST_C),
+        _task("shapes-default", SHAPES, 200, "test", "the shapes table as registered (seed noise)"),
+        _task("shapes-no-budget-term", SHAPES, 200, "test", "no training-budget term (v = 0)", budget_exponent=0.0),
+        _task("shapes-tight-budget", SHAPES, 200, "test", "training budget B at 50%", training_budget=0.5 * SHAPES_B),
+    ),
+)
+"""Version 1: 6 dev and 12 test tasks on the four frozen tables (6 test tasks on the two new ones)."""
+
+SUITES: dict[str, Suite] = {s.name: s for s in (TABLES_V0, TABLES_V1)}
 
 
 def get_suite(spec: str) -> tuple[Suite, str | None]:
