@@ -72,8 +72,83 @@ def _band(ax: Any, curves: np.ndarray, label: str, style: dict[str, Any], seed: 
 
 
 def _legend_outside(fig: Any, ax: Any) -> None:
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
-    fig.tight_layout()
+    """The legend of ``ax``'s lines below the axes, in columns (the figure's constrained layout makes room; the
+    title spans the top)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncol=min(len(labels), 3), frameon=False)
+
+
+def _titles(fig: Any, title: str, *lines: str, width: int = 95) -> None:
+    """The figure's title (bold) over its explanation lines, wrapped to the figure's width, above everything
+    (the legend included)."""
+    import textwrap
+
+    fig.suptitle("\n".join([textwrap.fill(title, width)] + [textwrap.fill(s, width + 15) for s in lines if s]),
+                 fontsize=9)
+
+
+def _legend_height(entries: int) -> float:
+    """Inches a legend of ``entries`` lines in three columns below the axes adds to a figure's height."""
+    return 0.22 * math.ceil(entries / 3)
+
+
+def _figure(plt: Any, rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (7.6, 4.4), **kwargs: Any) -> Any:
+    """A figure with matplotlib's constrained layout (labels, titles and outside legends never clipped)."""
+    return plt.subplots(rows, cols, figsize=figsize, layout="constrained", squeeze=False, **kwargs)
+
+
+def layout_problems(fig: Any) -> list[str]:
+    """What is wrong with a figure's text at its size: a visible text (title, label, tick label, legend entry)
+    outside the canvas, or two texts that overlap (tick labels of one axis excepted: they are laid out by
+    matplotlib's locator). Empty when the layout is clean."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    canvas = fig.bbox
+    texts, seen = [], set()
+    from matplotlib.text import Text
+
+    for artist in fig.findobj(Text):
+        if id(artist) in seen:
+            continue
+        seen.add(id(artist))
+        if not artist.get_visible() or not artist.get_text().strip() or artist.axes is not None and \
+                not artist.axes.get_visible():
+            continue
+        box = artist.get_window_extent(renderer)
+        if box.width <= 0 or box.height <= 0:
+            continue
+        texts.append((artist, box))
+    ticks, undrawn = set(), set()  # tick labels; those of ticks outside the view (kept, never drawn)
+    for ax in fig.axes:
+        frame = ax.get_window_extent(renderer)
+        for axis, inside in ((ax.xaxis, lambda b: frame.x0 - 1 <= (b.x0 + b.x1) / 2 <= frame.x1 + 1),
+                             (ax.yaxis, lambda b: frame.y0 - 1 <= (b.y0 + b.y1) / 2 <= frame.y1 + 1)):
+            for label in axis.findobj(Text):
+                if label is axis.label:
+                    continue
+                ticks.add(id(label))
+                if label is not axis.offsetText and not inside(label.get_window_extent(renderer)):
+                    undrawn.add(id(label))
+    texts = [(a, box) for a, box in texts if id(a) not in undrawn]
+    problems = []
+    for artist, box in texts:
+        if box.x0 < canvas.x0 - 1 or box.y0 < canvas.y0 - 1 or box.x1 > canvas.x1 + 1 or box.y1 > canvas.y1 + 1:
+            problems.append(f"{artist.get_text()!r} lies outside the canvas")
+    for i, (a, box_a) in enumerate(texts):
+        for b, box_b in texts[i + 1:]:
+            if id(a) in ticks and id(b) in ticks:
+                continue
+            inter = box_a.intersection(box_a, box_b)
+            if inter is not None and inter.width > 1 and inter.height > 1:
+                problems.append(f"{a.get_text()!r} overlaps {b.get_text()!r}")
+    return problems
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Write a figure (PNG at 120 dpi) and close it."""
+    plt = _pyplot()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _plot_bands(runs: Sequence[Run], path: Path, curves_of: Any, seed: int, title: str, subtitle: str,
@@ -83,15 +158,14 @@ def _plot_bands(runs: Sequence[Run], path: Path, curves_of: Any, seed: int, titl
     plt = _pyplot()
     groups = by_learner(runs)
     styles = learner_styles(list(groups))
-    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    fig, axes = _figure(plt, figsize=(7.6, 4.4 + _legend_height(len(groups))))
+    ax = axes[0, 0]
     for learner, mine in groups.items():
         _band(ax, curves_of(mine), f"{learner} ({len(mine)} seeds)", styles[learner], seed, x)
     finish(ax)
-    fig.suptitle(title, fontsize=10)
-    ax.set_title(f"{subtitle}\nline: mean over seeds; band: 95% bootstrap CI of the mean", fontsize=8)
+    _titles(fig, title, subtitle, "line: mean over seeds; band: 95% bootstrap CI of the mean")
     _legend_outside(fig, ax)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _regret_axes(optimum: float | None, xlabel: str) -> Callable[[Any], None]:
@@ -156,7 +230,7 @@ def plot_best_so_far_seconds(runs: Sequence[Run], path: Path, optimum: float | N
 
 def plot_topk(runs: Sequence[Run], path: Path, k: int, seed: int = 0, optimum: float | None = None,
               title: str = "") -> None:
-    """The poster's left figure: average reward of the top-k pipelines vs number of batches."""
+    """Average reward of the k best pipelines found so far vs number of batches (the poster's left figure)."""
     def finish(ax: Any) -> None:
         if optimum is not None:
             ax.axhline(optimum, color="grey", lw=1, linestyle=(0, (1, 1)), label="optimum (best single pipeline)")
@@ -165,7 +239,7 @@ def plot_topk(runs: Sequence[Run], path: Path, k: int, seed: int = 0, optimum: f
         ax.grid(alpha=0.3, lw=0.5)
 
     _plot_bands(runs, path, lambda mine: _stack([topk_by_batch(r, k) for r in mine]), seed, title,
-                f"the poster's top-{k} curve", finish)
+                f"average reward of the {k} best pipelines found so far", finish)
 
 
 def plot_anytime(c: Comparison, path: Path, title: str = "") -> None:
@@ -173,7 +247,8 @@ def plot_anytime(c: Comparison, path: Path, title: str = "") -> None:
     learners dodged sideways so their bars do not hide each other)."""
     plt = _pyplot()
     styles = learner_styles([s.learner for s in c.learners])
-    fig, axes = plt.subplots(1, len(c.tabulated), figsize=(4.6 * len(c.tabulated) + 1.8, 4.2), squeeze=False)
+    fig, axes = _figure(plt, 1, len(c.tabulated),
+                        figsize=(4.6 * len(c.tabulated) + 1.8, 4.2 + _legend_height(len(c.learners))))
     budgets = np.array(c.budgets, dtype=float)
     for ax, m in zip(axes.flat, c.tabulated):
         for i, s in enumerate(c.learners):
@@ -190,8 +265,7 @@ def plot_anytime(c: Comparison, path: Path, title: str = "") -> None:
         ax.grid(alpha=0.3, lw=0.5)
     fig.suptitle(f"{title}\npoint: mean over seeds; bar: 95% bootstrap CI of the mean", fontsize=9)
     _legend_outside(fig, axes.flat[-1])
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_performance_profile(c: Comparison, path: Path, seed: int = 0, title: str = "") -> None:
@@ -203,36 +277,38 @@ def plot_performance_profile(c: Comparison, path: Path, seed: int = 0, title: st
     lo, hi = float(every.min()), float(every.max())
     taus = np.linspace(lo, hi if hi > lo else lo + 1e-3, 201)
     styles = learner_styles([s.learner for s in c.learners])
-    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    fig, axes = _figure(plt, figsize=(7.6, 4.4 + _legend_height(len(c.learners))))
+    ax = axes[0, 0]
     for s in c.learners:
         better = s.scores[:, None] <= taus if m.lower_is_better else s.scores[:, None] > taus
         _band(ax, better.astype(float), f"{s.learner} ({s.runs} seeds)", styles[s.learner], seed, taus)
     ax.set_xlabel(f"τ ({m.name})")
-    ax.set_ylabel(f"fraction of runs with {m.name} {'≤' if m.lower_is_better else '>'} τ")
+    ax.set_ylabel(f"fraction of runs {'≤' if m.lower_is_better else '>'} τ")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3, lw=0.5)
-    fig.suptitle(title, fontsize=10)
-    ax.set_title(f"performance profile of the {m.name} at {c.budgets[-1]} evaluations\n"
-                 "line: fraction of runs; band: 95% bootstrap CI over runs", fontsize=8)
+    _titles(fig, title, f"performance profile of the {m.name} at {c.budgets[-1]} evaluations",
+            "line: fraction of runs; band: 95% bootstrap CI over runs")
     _legend_outside(fig, ax)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_batch_scatter(runs: Sequence[Run], path: Path, optimum: float | None = None, title: str = "") -> None:
-    """The poster's right figure: every pipeline's reward per batch, one panel per learner, one
-    colour per seed; the line is the batch's mean reward averaged over seeds."""
+    """Every evaluated pipeline's reward per batch, one panel per learner, one colour per seed (the colour bar is
+    the key); the line is the batch's mean reward averaged over seeds (the poster's right figure)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
     plt = _pyplot()
     groups = by_learner(runs)
     cols = min(len(groups), 4)
     rows = math.ceil(len(groups) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows + 0.8), sharex=True, sharey=True,
-                             squeeze=False)
+    fig, axes = _figure(plt, rows, cols, figsize=(3.3 * cols + 1.2, 2.9 * rows + 1.2), sharex=True, sharey=True)
     seeds = sorted({r.seed for r in runs})
-    cmap = plt.get_cmap("viridis", max(len(seeds), 2))
+    # viridis without its pale yellow end, so every seed's dots stay visible on white
+    cmap = ListedColormap(plt.get_cmap("viridis")(np.linspace(0.0, 0.82, max(len(seeds), 2))))
     for ax, (learner, mine) in zip(axes.flat, groups.items()):
         for r in mine:
-            ax.scatter(r.batches + 1, r.rewards, s=3, alpha=0.45, color=cmap(seeds.index(r.seed)), lw=0)
+            ax.scatter(r.batches + 1, r.rewards, s=4, alpha=0.6, color=cmap(seeds.index(r.seed)), lw=0)
         n_batches = max(int(r.batches.max()) + 1 for r in mine)
         means = [np.mean([r.rewards[r.batches == b].mean() for r in mine if (r.batches == b).any()])
                  for b in range(n_batches)]
@@ -244,14 +320,19 @@ def plot_batch_scatter(runs: Sequence[Run], path: Path, optimum: float | None = 
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8, frameon=False)
-    fig.suptitle(f"{title}\nreward of every evaluated pipeline by batch (the poster's scatter); "
-                 f"dot colour: seed ({seeds[0]}..{seeds[-1]})", fontsize=9)
-    fig.supxlabel("batch", fontsize=9, y=0.05)
-    fig.supylabel("reward", fontsize=9)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    key = fig.colorbar(ScalarMappable(BoundaryNorm(np.arange(len(seeds) + 1) - 0.5, cmap.N), cmap),
+                       ax=axes.ravel().tolist(), fraction=0.04, pad=0.02)
+    step = max(1, math.ceil(len(seeds) / 8))
+    key.set_ticks(range(0, len(seeds), step), labels=[str(seeds[k]) for k in range(0, len(seeds), step)])
+    key.ax.tick_params(labelsize=7)
+    key.set_label("seed (dot colour)", fontsize=8)
+    fig.suptitle(f"{title}\nreward of every evaluated pipeline, by batch", fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("batch", fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("reward", fontsize=9)
+    _save(fig, path)
 
 
 # -- the report -----------------------------------------------------------------------------------------
