@@ -1,5 +1,5 @@
 """Baselines: one controller, SB3 PPO/A2C, random search, regularized evolution, independent per-agent
-bandits (the interaction-blind control), Optuna's TPE, and TorchRL's MAPPO/IPPO.
+bandits (the interaction-blind control), Optuna's TPE, and TorchRL's MAPPO/IPPO and QMIX/VDN.
 
 Each is a :class:`ma2ml.agents.Learner` made by name through :func:`ma2ml.learners.make_learner`
 (``"reinforce"``, ``"ppo"``, ``"a2c"``, ``"random"``, ``"evolution"``, ``"independent"``, ``"tpe"``, ``"mappo"``,
@@ -27,7 +27,8 @@ _LAZY = {
 _OPTIONAL = {
     "TPE": "ma2ml.baselines.optuna_samplers", "TPEConfig": "ma2ml.baselines.optuna_samplers",
     "MarlPPO": "ma2ml.baselines.torchrl_marl", "MAPPOConfig": "ma2ml.baselines.torchrl_marl",
-    "IPPOConfig": "ma2ml.baselines.torchrl_marl",
+    "IPPOConfig": "ma2ml.baselines.torchrl_marl", "QMix": "ma2ml.baselines.torchrl_qmix",
+    "QMixConfig": "ma2ml.baselines.torchrl_qmix", "VDNConfig": "ma2ml.baselines.torchrl_qmix",
 }
 """Classes of learners that need an optional extra (optuna, marl)."""
 

@@ -53,21 +53,21 @@ from ma2ml.agents.base import Learner, LearnerConfig
 from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import EvalRecord
 
-TORCHRL_HINT = 'MAPPO and IPPO need TorchRL (torchrl>=0.11): pip install -e ".[marl]"'
-"""What to do when TorchRL is missing."""
+TORCHRL_HINT = '{} need TorchRL (torchrl>=0.11): pip install -e ".[marl]"'
+"""What to do when TorchRL is missing (``{}``: the learners that need it)."""
 
 
 class TorchRLMissing(UserError):
     """TorchRL is not installed: the message says what to install."""
 
 
-def require_torchrl() -> None:
+def require_torchrl(learners: str = "MAPPO and IPPO") -> None:
     """One :class:`TorchRLMissing` naming the fix when TorchRL is not importable."""
     try:
         import tensordict  # noqa: F401
         import torchrl  # noqa: F401
     except ImportError as exc:
-        raise TorchRLMissing(f"{TORCHRL_HINT} ({exc})") from None
+        raise TorchRLMissing(f"{TORCHRL_HINT.format(learners)} ({exc})") from None
 
 
 @dataclass
@@ -128,25 +128,77 @@ ACTION = ("agents", "action")
 LOG_PROB = ("agents", "action_log_prob")
 
 
-class MarlPPO(Learner):
-    """MAPPO / IPPO from TorchRL components on the token view (see the module docstring)."""
+class TokenGameLearner(Learner):
+    """A learner of TorchRL components that plays the token game in the batched token env: its layout, its
+    rollouts on the learner's own torch RNG, and told pipelines replayed as episodes. Subclasses build their
+    networks in :meth:`build` (called under the seeded RNG) and name themselves in :attr:`needs`."""
 
-    config_class = MarlPPOConfig
+    needs = "MAPPO and IPPO"
+    """The learners named when TorchRL is missing."""
 
-    def __init__(self, env: AutoMLEnv, config: MarlPPOConfig | None = None, seed: int = 0) -> None:
-        require_torchrl()
+    def __init__(self, env: AutoMLEnv, config: LearnerConfig | None = None, seed: int = 0) -> None:
+        require_torchrl(self.needs)
         super().__init__(env, config, seed)
         from ma2ml.envs.token_v0 import TokenLayout
 
         self.token_layout = TokenLayout(self.layout, len(self.state), self.config.observe)
         """The token game's schedule and observation encoding."""
         self._envs: dict[int, Any] = {}
-        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.build()
             self.torch_rng = torch.get_rng_state()
             """The learner's torch RNG state: every sample is drawn from it (inside ``fork_rng``)."""
+
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def _env(self, n: int) -> Any:
+        """The reward-less batched token env of ``n`` games (cached per ``n``)."""
+        if n not in self._envs:
+            from ma2ml.envs.torchrl_env import TokenTableEnv
+
+            self._envs[n] = TokenTableEnv(self.token_layout, self.state, n)
+        return self._envs[n]
+
+    def _rollout(self, policy: Any, n: int) -> tuple[Any, torch.Tensor]:
+        """(episodes ``[n, L]``, their tokens ``(n, T)``) under ``policy``, on the learner's RNG."""
+        from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+        env = self._env(n)
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
+            torch.set_rng_state(self.torch_rng)
+            data = env.rollout(self.token_layout.steps, policy, auto_reset=True)
+            self.torch_rng = torch.get_rng_state()
+        return data, env.tokens()
+
+    def replayed(self, joint: np.ndarray, rewards: np.ndarray) -> Any:
+        """Told pipelines as token episodes ``[n, L]``: observations replayed in the token env, the pipeline's
+        reward on the last step (0 before)."""
+        lay = self.token_layout
+        tokens = torch.as_tensor(np.asarray(joint, dtype=np.int64))
+        column = torch.tensor(lay.column)
+        steps = iter(range(lay.steps))
+
+        def replay(td: Any) -> Any:
+            t = next(steps)
+            td.set(ACTION, torch.where(column[t] >= 0, tokens[:, column[t].clamp(min=0)], 0))
+            return td
+
+        data, _ = self._rollout(replay, len(tokens))
+        reward = data.get(("next", "agents", "reward"))
+        reward[:, -1] = torch.as_tensor(rewards, dtype=reward.dtype)[:, None, None]
+        return data
+
+
+class MarlPPO(TokenGameLearner):
+    """MAPPO / IPPO from TorchRL components on the token view (see the module docstring)."""
+
+    config_class = MarlPPOConfig
+
+    def __init__(self, env: AutoMLEnv, config: MarlPPOConfig | None = None, seed: int = 0) -> None:
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        super().__init__(env, config, seed)
 
     def build(self) -> None:
         """The actor, critic, PPO loss and optimizer (called under a seeded torch RNG)."""
@@ -174,44 +226,13 @@ class MarlPPO(Learner):
         self.optimizer = torch.optim.Adam(self.loss.parameters(), lr=c.learning_rate)
 
     # -- rollouts ---------------------------------------------------------------------------------
-    def _env(self, n: int) -> Any:
-        """The reward-less batched token env of ``n`` games (cached per ``n``)."""
-        if n not in self._envs:
-            from ma2ml.envs.torchrl_env import TokenTableEnv
-
-            self._envs[n] = TokenTableEnv(self.token_layout, self.state, n)
-        return self._envs[n]
-
-    def _rollout(self, policy: Any, n: int) -> tuple[Any, torch.Tensor]:
-        """(episodes ``[n, L]``, their tokens ``(n, T)``) under ``policy``, on the learner's RNG."""
-        from torchrl.envs.utils import ExplorationType, set_exploration_type
-
-        env = self._env(n)
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
-            torch.set_rng_state(self.torch_rng)
-            data = env.rollout(self.token_layout.steps, policy, auto_reset=True)
-            self.torch_rng = torch.get_rng_state()
-        return data, env.tokens()
-
     def _ask(self, n: int) -> list[dict[str, np.ndarray]]:
         return self.split(self._rollout(self.actor, n)[1].numpy())
 
     def episodes(self, joint: np.ndarray, rewards: np.ndarray) -> Any:
-        """Told pipelines as token episodes ``[n, L]``: observations replayed, the pipeline's reward on
-        the last step, the current policy's log-probabilities of the tokens."""
-        lay = self.token_layout
-        tokens = torch.as_tensor(np.asarray(joint, dtype=np.int64))
-        column = torch.tensor(lay.column)
-        steps = iter(range(lay.steps))
-
-        def replay(td: Any) -> Any:
-            t = next(steps)
-            td.set(ACTION, torch.where(column[t] >= 0, tokens[:, column[t].clamp(min=0)], 0))
-            return td
-
-        data, _ = self._rollout(replay, len(tokens))
-        reward = data.get(("next", "agents", "reward"))
-        reward[:, -1] = torch.as_tensor(rewards, dtype=reward.dtype)[:, None, None]
+        """Told pipelines as token episodes ``[n, L]`` (:meth:`replayed`) with the current policy's
+        log-probabilities of the tokens."""
+        data = self.replayed(joint, rewards)
         with torch.no_grad():
             data.set(LOG_PROB, self.actor.get_dist(data).log_prob(data.get(ACTION)))
         return data

@@ -25,6 +25,8 @@ evolution          regularized (aging) evolution                        Evolutio
 independent        per-agent bandits, blind to interactions (control)   IndependentConfig
 mappo              TorchRL MAPPO on the token view (extra "marl")       MAPPOConfig
 ippo               TorchRL IPPO on the token view (extra "marl")        IPPOConfig
+qmix               TorchRL QMIX on the token view (extra "marl")        QMixConfig
+vdn                TorchRL VDN on the token view (extra "marl")         VDNConfig
 tpe                Optuna's TPE sampler (optional extra ``optuna``)     TPEConfig
 =================  ==================================================  =======================
 
@@ -221,6 +223,10 @@ register_learner("mappo", "ma2ml.baselines.torchrl_marl:MarlPPO", "ma2ml.baselin
                  "MAPPO (TorchRL): token-level PPO, centralized critic (needs the marl extra)")
 register_learner("ippo", "ma2ml.baselines.torchrl_marl:MarlPPO", "ma2ml.baselines.torchrl_marl:IPPOConfig",
                  "IPPO (TorchRL): token-level PPO, independent critics (needs the marl extra)")
+register_learner("qmix", "ma2ml.baselines.torchrl_qmix:QMix", "ma2ml.baselines.torchrl_qmix:QMixConfig",
+                 "QMIX (TorchRL): token-level Q-learning, state-conditioned monotonic mixer (needs the marl extra)")
+register_learner("vdn", "ma2ml.baselines.torchrl_qmix:QMix", "ma2ml.baselines.torchrl_qmix:VDNConfig",
+                 "VDN (TorchRL): token-level Q-learning, the agents' values summed (needs the marl extra)")
 
 
 __all__ = ["ENTRY_POINT_GROUP", "LearnerSpec", "learner_config", "learner_names", "learner_spec", "make_learner",

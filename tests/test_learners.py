@@ -74,7 +74,7 @@ def test_every_config_field_is_typed_and_bounded():
 
 def test_registry():
     assert LEARNERS == ["ma2ml", "ma2ml-onpolicy", "ma2ml-lite", "reinforce", "ppo", "a2c", "random", "evolution",
-                        "independent", "tpe", "mappo", "ippo"]
+                        "independent", "tpe", "mappo", "ippo", "qmix", "vdn"]
     with pytest.raises(ValueError, match=r"unknown learner 'nope'; registered learners are \['ma2ml'"):
         make_learner("nope", synthetic_env())
     with pytest.raises(ValueError, match=r"learner 'ma2ml' has no setting \['bogus'\]; its settings are \['reevaluate_share'"):
