@@ -39,10 +39,12 @@ run them with one torch thread (:mod:`ma2ml.envs.core.threads`: the thread polic
 """
 from __future__ import annotations
 
+import logging
 import math
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -588,3 +590,16 @@ class Learner(ABC):
     @abstractmethod
     def _tell(self, joint: np.ndarray, rewards: np.ndarray, records: Sequence[EvalRecord] | None) -> None:
         """Learn from evaluated joint actions (``joint``: int64 (n, total tokens))."""
+
+
+@contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """A library's INFO logs (Optuna's trials, a TorchRL storage announcing itself) held back for a block; its
+    warnings pass and its logging level is restored."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

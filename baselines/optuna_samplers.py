@@ -38,10 +38,8 @@ its level afterwards, so Optuna's verbosity stays what the user set for their ow
 """
 from __future__ import annotations
 
-import logging
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -50,7 +48,7 @@ import numpy as np
 
 from ma2ml.envs.core.errors import UserError
 from ma2ml.envs.core.fields import Annotated, Range
-from ma2ml.agents.base import RESAMPLE_ROUNDS, Learner, LearnerConfig
+from ma2ml.agents.base import RESAMPLE_ROUNDS, Learner, LearnerConfig, quiet_logger
 from ma2ml.envs.core.protocol import AutoMLEnv
 from ma2ml.envs.core.records import EvalRecord
 
@@ -65,18 +63,6 @@ def import_optuna(learner: str) -> ModuleType:
     except ImportError as exc:
         raise UserError(f"learner {learner} needs Optuna, an optional extra ({exc}): {INSTALL_HINT}") from None
     return optuna
-
-
-@contextmanager
-def quiet_optuna() -> Iterator[None]:
-    """Optuna's INFO logs (a study created, a trial finished) held back for a block; the level is restored."""
-    logger = logging.getLogger("optuna")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @dataclass
@@ -131,7 +117,7 @@ class OptunaLearner(Learner):
         self.names = [f"{a}.{k}" for a in self.agents for k in range(len(self.nvec[a]))]
         """The Optuna parameter of each joint token."""
         self.choices = [list(range(int(n))) for n in self.joint_nvec]
-        with quiet_optuna():
+        with quiet_logger("optuna"):
             self.study = optuna.create_study(direction="maximize", sampler=self.make_sampler(optuna))
         self._running: dict[int, np.ndarray] = {}
         """Trial number -> its pipeline, for trials asked and not told (in ask order)."""
@@ -169,7 +155,7 @@ class OptunaLearner(Learner):
     def _ask(self, n: int) -> list[dict[str, np.ndarray]]:
         rows: list[np.ndarray] = []
         taken: set[bytes] = set()
-        with quiet_optuna():
+        with quiet_logger("optuna"):
             for _ in range(n):
                 row = self._propose(taken)
                 taken.add(self.row_key(row))
@@ -187,7 +173,7 @@ class OptunaLearner(Learner):
         return self._open(self.unseen_rows(1, taken)[0])[1]
 
     def _tell(self, joint: np.ndarray, rewards: np.ndarray, records: Sequence[EvalRecord] | None) -> None:
-        with quiet_optuna():
+        with quiet_logger("optuna"):
             for row, reward in zip(joint, rewards, strict=True):
                 key = self.row_key(row)
                 number = next((m for m, r in self._running.items() if self.row_key(r) == key), None)
@@ -204,7 +190,7 @@ class OptunaLearner(Learner):
         if self._log:
             raise UserError(f"load a {type(self).__name__} checkpoint into a fresh learner (this one has already "
                              "asked or been told)")
-        with quiet_optuna():
+        with quiet_logger("optuna"):
             for kind, *values in state["log"]:
                 if kind == "tell":
                     number, reward = values

@@ -43,16 +43,14 @@ RNG state: a resumed run continues identically (tested). TorchRL is an optional 
 """
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ma2ml.agents.base import LearnerConfig
+from ma2ml.agents.base import LearnerConfig, quiet_logger
 from ma2ml.baselines.torchrl_marl import ACTION, OBSERVATION, TokenGameLearner
 from ma2ml.envs.core.fields import Annotated, Length, Literal, Range
 from ma2ml.envs.core.records import EvalRecord
@@ -61,19 +59,6 @@ MASK = ("agents", "action_mask")
 ACTION_VALUE = ("agents", "action_value")
 LOCAL_VALUE = ("agents", "chosen_action_value")
 GLOBAL_VALUE = "chosen_action_value"
-
-
-@contextmanager
-def quiet_torchrl() -> Iterator[None]:
-    """Hold back TorchRL's INFO lines (a replay storage announcing its allocation) while inside; TorchRL's
-    logging settings stay yours."""
-    logger = logging.getLogger("torchrl")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @dataclass
@@ -179,7 +164,7 @@ class QMix(TokenGameLearner):
     # -- learning ---------------------------------------------------------------------------------
     def _tell(self, joint: np.ndarray, rewards: np.ndarray, records: Sequence[EvalRecord] | None) -> None:
         data = self.episodes(joint, rewards)
-        with quiet_torchrl():
+        with quiet_logger("torchrl"):
             self.replay.extend(data.reshape(-1).select(*sorted(self.loss.in_keys, key=str)))
         self.explore.step(len(joint))
         self.update()
@@ -207,6 +192,6 @@ class QMix(TokenGameLearner):
         self.loss.load_state_dict(state["loss"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.explore.load_state_dict(state["explore"])
-        with quiet_torchrl():
+        with quiet_logger("torchrl"):
             self.replay.load_state_dict(state["replay"])
         self.torch_rng = state["torch_rng"].clone()

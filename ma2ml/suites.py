@@ -81,25 +81,33 @@ def _task(name: str, env: str, budget: int, split: str, what: str, **env_args: A
     return SuiteTask(name, env, env_args, budget, split, what)
 
 
+DIGITS_REPLICATE0 = _task("digits-replicate0", DIGITS, 100, "dev", "the digits table, fixed replicate", table_seed=0)
+HARD_REPLICATE0 = _task("hard-replicate0", HARD, 300, "dev", "the hard tier, fixed replicate", table_seed=0)
+HARD_EPOCH8 = _task("hard-epoch8", HARD, 300, "dev", "low fidelity: at most 8 epochs", epoch=8)
+V0_TEST = (
+    _task("digits-noisy", DIGITS, 100, "test", "the digits table, drawn replicates"),
+    _task("digits-soft", DIGITS, 100, "test", "soft FLOPs constraint (rewarded below C too)", table_seed=0,
+          soft_constraint=True),
+    _task("digits-steep-w", DIGITS, 100, "test", "w = -0.3 (FLOPs weigh more)", table_seed=0, reward_exponent=-0.3),
+    _task("hard-default", HARD, 300, "test", "the hard tier as registered (seed noise)"),
+    _task("hard-tight-budget", HARD, 300, "test", "training budget B at 50%", training_budget=0.5 * HARD_B),
+    _task("hard-strict-c", HARD, 300, "test", "C at 75%", flops_constraint=0.75 * HARD_C),
+)
+"""The test tasks on the first two tables, the same in every suite version so far."""
+
+
 TABLES_V0 = Suite(
     "tables-v0",
     "the two frozen digits tables (the digits table, the hard tier) under several reward settings, fidelities "
     "and noise; the new tables (mnist, shapes) join in a later version once frozen",
     (
-        _task("digits-replicate0", DIGITS, 100, "dev", "the digits table, fixed replicate", table_seed=0),
+        DIGITS_REPLICATE0,
         _task("digits-epoch2", DIGITS, 100, "dev", "low fidelity: 2 of 4 epochs", table_seed=0, epoch=2),
         _task("digits-strict-c", DIGITS, 100, "dev", "C at 75%", table_seed=0, flops_constraint=0.75 * DIGITS_C),
-        _task("hard-replicate0", HARD, 300, "dev", "the hard tier, fixed replicate", table_seed=0),
+        HARD_REPLICATE0,
         _task("hard-no-budget-term", HARD, 300, "dev", "no training-budget term (v = 0)", budget_exponent=0.0),
-        _task("hard-epoch8", HARD, 300, "dev", "low fidelity: at most 8 epochs", epoch=8),
-        _task("digits-noisy", DIGITS, 100, "test", "the digits table, drawn replicates"),
-        _task("digits-soft", DIGITS, 100, "test", "soft FLOPs constraint (rewarded below C too)", table_seed=0,
-              soft_constraint=True),
-        _task("digits-steep-w", DIGITS, 100, "test", "w = -0.3 (FLOPs weigh more)", table_seed=0,
-              reward_exponent=-0.3),
-        _task("hard-default", HARD, 300, "test", "the hard tier as registered (seed noise)"),
-        _task("hard-tight-budget", HARD, 300, "test", "training budget B at 50%", training_budget=0.5 * HARD_B),
-        _task("hard-strict-c", HARD, 300, "test", "C at 75%", flops_constraint=0.75 * HARD_C),
+        HARD_EPOCH8,
+        *V0_TEST,
     ),
 )
 """Version 0: 6 dev and 6 test tasks on the two frozen tables."""
@@ -109,20 +117,13 @@ TABLES_V1 = Suite(
     "the four frozen tables (digits, the hard tier, mnist, shapes) under several reward settings, fidelities and "
     "noise: the suite to compare learners on (report on test; tune on dev)",
     (
-        _task("digits-replicate0", DIGITS, 100, "dev", "the digits table, fixed replicate", table_seed=0),
-        _task("hard-replicate0", HARD, 300, "dev", "the hard tier, fixed replicate", table_seed=0),
-        _task("hard-epoch8", HARD, 300, "dev", "low fidelity: at most 8 epochs", epoch=8),
+        DIGITS_REPLICATE0,
+        HARD_REPLICATE0,
+        HARD_EPOCH8,
         _task("mnist-replicate0", MNIST, 200, "dev", "the mnist table, fixed replicate", table_seed=0),
         _task("mnist-epoch2", MNIST, 200, "dev", "low fidelity: at most 2 epochs", epoch=2),
         _task("shapes-replicate0", SHAPES, 200, "dev", "the shapes table, fixed replicate", table_seed=0),
-        _task("digits-noisy", DIGITS, 100, "test", "the digits table, drawn replicates"),
-        _task("digits-soft", DIGITS, 100, "test", "soft FLOPs constraint (rewarded below C too)", table_seed=0,
-              soft_constraint=True),
-        _task("digits-steep-w", DIGITS, 100, "test", "w = -0.3 (FLOPs weigh more)", table_seed=0,
-              reward_exponent=-0.3),
-        _task("hard-default", HARD, 300, "test", "the hard tier as registered (seed noise)"),
-        _task("hard-tight-budget", HARD, 300, "test", "training budget B at 50%", training_budget=0.5 * HARD_B),
-        _task("hard-strict-c", HARD, 300, "test", "C at 75%", flops_constraint=0.75 * HARD_C),
+        *V0_TEST,
         _task("mnist-default", MNIST, 200, "test", "the mnist table as registered (seed noise)"),
         _task("mnist-no-budget-term", MNIST, 200, "test", "no training-budget term (v = 0)", budget_exponent=0.0),
         _task("mnist-strict-c", MNIST, 200, "test", "C at 75%", flops_constraint=0.75 * MNIST_C),
