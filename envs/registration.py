@@ -14,6 +14,7 @@ CIFAR10/CIFAR100   ``ma2ml.envs.automl_v0``         ``cifar10`` / ``cifar100``
 DigitsBench        ``ma2ml.envs.digitsbench_v0``    ``digits-bench`` (the table)
 DigitsHard         ``ma2ml.envs.digitshard_v0``     ``digits-hard-combined`` (the hard table)
 MnistBench         ``ma2ml.envs.suitetables_v0``    ``mnist-sample-hard-mnist`` (a suite table)
+ShapesBench        ``ma2ml.envs.suitetables_v0``    ``shapes-hard-shapes`` (a suite table)
 ImageNet           ``ma2ml.envs.imagenet_v0``       ``imagefolder`` (C = 600M)
 =================  ===============================  ==================================
 """
@@ -77,7 +78,7 @@ for _name, _kwargs in ENV_TASKS.items():
     register_envs(_name, _kwargs)
 register_envs("DigitsBench", {}, module="ma2ml.envs.digitsbench_v0", joint="ma2ml.envs.digitsbench_v0:joint_env")
 register_envs("DigitsHard", {}, module="ma2ml.envs.digitshard_v0", joint="ma2ml.envs.digitshard_v0:joint_env")
-for _name, _table in (("MnistBench", "mnist"),):  # a suite table registers once its table file is frozen
+for _name, _table in (("MnistBench", "mnist"), ("ShapesBench", "shapes")):
     register_envs(_name, {"suite_table": _table}, module="ma2ml.envs.suitetables_v0",
                   joint="ma2ml.envs.suitetables_v0:joint_env")
 register_envs("ImageNet", {"flops_constraint": 600e6}, module="ma2ml.envs.imagenet_v0",

