@@ -7,7 +7,7 @@ bookkeeping, nothing learned), and the whole comparison's time extrapolated from
 
 Each learner runs one seed on each measured task (``--sample one-per-table``: the first test task of each
 table, standing for the others on it, which share its budget; ``all``: every task), as ``ma2ml compare``
-runs it (one torch thread, in-process). The extrapolation is ``sum over tasks and learners of seconds per run
+runs it (one torch thread, in-process), after an untimed run that loads the task's table. The extrapolation is ``sum over tasks and learners of seconds per run
 x seeds / jobs``: learners' compute dominates, lookups are microseconds. The figures hold for the machine
 they ran on; the ratios to random search travel better.
 """
@@ -47,9 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     set_process_threads()
     suite, split = get_suite(args.suite)
     tasks = suite.split(split)
-    learners = [n for n in args.learners.split(",") if n]
-    if "random" not in learners:
-        learners.append("random")
+    compared = [n for n in args.learners.split(",") if n]
+    learners = ["random"] + [n for n in compared if n != "random"]  # the reference first, on every task
     measured, stands_for = [], {}
     for task in tasks:
         table = task.env
@@ -59,16 +58,16 @@ def main(argv: list[str] | None = None) -> None:
     seconds: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for task in measured:
+            run_seconds(task, "random", Path(tmp) / task.name / "warm-up", seed=1)  # untimed: loads the table
             for learner in learners:
                 seconds[task.name, learner] = run_seconds(task, learner, Path(tmp) / task.name / learner)
-                print(f"{task.name:24s} {learner:16s} {seconds[task.name, learner]:7.2f} s "
-                      f"({seconds[task.name, learner] / seconds[task.name, 'random']:.1f}x random)"
-                      if learner != "random" else f"{task.name:24s} {learner:16s} {seconds[task.name, learner]:7.2f} s",
+                ratio = seconds[task.name, learner] / seconds[task.name, "random"]
+                print(f"{task.name:24s} {learner:16s} {seconds[task.name, learner]:7.2f} s ({ratio:.1f}x random)",
                       flush=True)
     total = 0.0
     for task in tasks:
         proxy = task.name if args.sample == "all" else stands_for[task.env]
-        total += sum(seconds[proxy, n] for n in learners if n in args.learners.split(","))
+        total += sum(seconds[proxy, n] for n in compared)
     total *= args.seeds / args.jobs
     print()
     print("| learner | seconds per run (mean over the measured tasks) | x random search |")
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         ref = sum(seconds[t.name, "random"] for t in measured) / len(measured)
         print(f"| {learner} | {mean:.2f} | {mean / ref:.1f} |")
     print()
-    print(f"{suite.name}{':' + split if split else ''}: {len(tasks)} tasks x {len(args.learners.split(','))} learners "
+    print(f"{suite.name}{':' + split if split else ''}: {len(tasks)} tasks x {len(compared)} learners "
           f"x {args.seeds} seeds with {args.jobs} jobs: about {total / 60:.0f} minutes on this machine "
           f"(extrapolated from {len(measured)} measured tasks)")
 
