@@ -165,6 +165,7 @@ def random_median_best() -> float:
     return statistics.median(best_and_optimum("random", s)[0] for s in SANITY_SEEDS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ma2ml", "ma2ml-lite", "reinforce"])
 def test_learning_sanity(name, random_median_best):
     results = [best_and_optimum(name, s) for s in SANITY_SEEDS]
