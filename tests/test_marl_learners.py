@@ -75,8 +75,10 @@ def test_search_through_the_cli(tmp_path, name):
 
 
 @needs_torchrl
-@pytest.mark.parametrize("name", ["mappo", "ippo"])
+@pytest.mark.parametrize("name", ["mappo", "ippo", "qmix", "vdn"])
 def test_seeded_deterministic_and_global_rng_untouched(name):
+    """Every TorchRL learner (MAPPO/IPPO here, QMIX/VDN in tests/test_qmix.py) is seeded and leaves torch's global
+    RNG alone."""
     state = torch.get_rng_state()
     first = rows(make_learner(name, table_env(), seed=5).learn(table_env(), 16, 4))
     again = rows(make_learner(name, table_env(), seed=5).learn(table_env(), 16, 4))

@@ -113,17 +113,6 @@ def test_masked_actions_are_never_chosen():
 
 @needs_torchrl
 @pytest.mark.parametrize("name", NAMES)
-def test_seeded_deterministic_and_global_rng_untouched(name):
-    state = torch.get_rng_state()
-    first = rows(make_learner(name, table_env(), seed=5).learn(table_env(), 30, 10))
-    again = rows(make_learner(name, table_env(), seed=5).learn(table_env(), 30, 10))
-    other = rows(make_learner(name, table_env(), seed=6).learn(table_env(), 30, 10))
-    assert first == again and first != other
-    assert torch.equal(torch.get_rng_state(), state)
-
-
-@needs_torchrl
-@pytest.mark.parametrize("name", NAMES)
 def test_resume_is_identical(name):
     whole = make_learner(name, table_env(), seed=1, batch_size=16, updates_per_batch=4)
     expected = rows(whole.learn(table_env(), 30, 10))
