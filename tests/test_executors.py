@@ -149,7 +149,7 @@ def test_close_kills_a_busy_worker_at_once():
     assert next(jobs)[0] == 0
     start = time.monotonic()
     executor.close()
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 30  # at once: the busy worker sleeps 600 s (slack for a loaded machine)
     assert len(mp.active_children()) == children
     jobs.close()
 
