@@ -125,7 +125,8 @@ def test_resume_is_identical(name):
     assert head + rows(resumed.learn(table_env(), 30, 10)) == expected
     assert torch.equal(whole.explore.eps, resumed.explore.eps)
     for a, b in zip(whole.loss.state_dict().values(), resumed.loss.state_dict().values(), strict=True):
-        assert torch.equal(a, b)  # networks and targets
+        assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b  # networks and targets (and, in
+        # TorchRL 0.11, BenchMARL's pin, a few shapes)
 
 
 @needs_torchrl
