@@ -116,7 +116,7 @@ def shapes_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_shapes(seed: int = 0) -> Splits:
-    """``shapes``: 4,000 16x16 grey images of one shape each (4 kinds), 60/20/20 stratified split."""
+    """``shapes``: 3,000 16x16 grey images of one shape each (4 kinds), 60/20/20 stratified split."""
     x, y = shapes_arrays()
     return split_60_20_20(x, y, len(SHAPE_KINDS), seed)
 
@@ -143,5 +143,5 @@ def mnist_sample_task():
 
 def shapes_task():
     """The ``shapes`` task (made on first use: :data:`ma2ml.envs.tasks.LAZY_TASKS`)."""
-    return _task("shapes", "4,000 seeded 16x16 scikit-image random_shapes, 4 kinds, 60/20/20 split "
+    return _task("shapes", "3,000 seeded 16x16 scikit-image random_shapes, 4 kinds, 60/20/20 split "
                  "(needs scikit-image)", load_shapes)
