@@ -47,10 +47,9 @@ class Ma2mlTask(TaskClass):
     def of(cls, env: str = "ma2ml/AutoML-DigitsBench-v0", name: str | None = None, **env_args: Any) -> Ma2mlTask:
         """The task of env id ``env`` made with ``env_args`` (e.g. ``table_seed=0``); checked now (one
         ``UserError`` for an unknown id or argument)."""
-        from ma2ml.envs.registration import make_parallel
-
-        make_parallel(env, **env_args).close()
-        return cls(name=name or env.split("/")[-1], config={"env": env, "env_args": dict(env_args)})
+        task = cls(name=name or env.split("/")[-1], config={"env": env, "env_args": dict(env_args)})
+        task.steps()  # makes the env once: a bad id or argument fails here
+        return task
 
     def get_env_fun(self, num_envs: int, continuous_actions: bool, seed: int | None,
                     device: Any) -> Callable[[], EnvBase]:
@@ -103,12 +102,18 @@ class Ma2mlTask(TaskClass):
 
     # -- ma2ml's budget in BenchMARL's frames --------------------------------------------------------
     def steps(self) -> int:
-        """Frames of one episode: the token game's steps (one evaluation)."""
-        env = self.get_env_fun(1, False, None, "cpu")()
-        try:
-            return self.max_steps(env)
-        finally:
-            env.close()
+        """Frames of one episode: the token game's steps (one evaluation); read once from the pipeline env's
+        token layout (no batched env, no reward table)."""
+        if getattr(self, "_steps", None) is None:
+            from ma2ml.envs.registration import make_parallel
+            from ma2ml.envs.token_v0 import TokenLayout
+
+            env = make_parallel(self.config["env"], **self.config.get("env_args", {}))
+            try:
+                self._steps = TokenLayout.of(env).steps
+            finally:
+                env.close()
+        return self._steps
 
     def frames(self, evaluations: int) -> int:
         """BenchMARL's ``max_n_frames`` for a budget of ``evaluations`` pipelines."""

@@ -1,6 +1,7 @@
 """The figures of a comparison (matplotlib, Agg backend; colour-blind-safe styles): best-so-far
 regret with bootstrap bands (per evaluation and per training second), the poster's top-k and
-per-batch scatter figures, the anytime plot and the performance profile.
+per-batch scatter figures, the anytime plot and the performance profile; and a suite's average ranks
+over the budget and its critical-difference diagram.
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from ma2ml.stats import best_so_far, curve_band
 
 if TYPE_CHECKING:
     from ma2ml.report import Comparison, Run
+    from matplotlib.figure import Figure
+
+    from ma2ml.suitestats import Friedman
 
 def by_learner(runs: Sequence[Run]) -> dict[str, list[Run]]:
     """Runs grouped by learner, in order of first appearance."""
@@ -101,16 +105,13 @@ def layout_problems(fig: Any) -> list[str]:
     """What is wrong with a figure's text at its size: a visible text (title, label, tick label, legend entry)
     outside the canvas, or two texts that overlap (tick labels of one axis excepted: they are laid out by
     matplotlib's locator). Empty when the layout is clean."""
+    from matplotlib.text import Text
+
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     canvas = fig.bbox
-    texts, seen = [], set()
-    from matplotlib.text import Text
-
+    texts = []
     for artist in fig.findobj(Text):
-        if id(artist) in seen:
-            continue
-        seen.add(id(artist))
         if not artist.get_visible() or not artist.get_text().strip() or artist.axes is not None and \
                 not artist.axes.get_visible():
             continue
@@ -333,6 +334,111 @@ def plot_batch_scatter(runs: Sequence[Run], path: Path, optimum: float | None = 
     for ax in axes[:, 0]:
         ax.set_ylabel("reward", fontsize=9)
     _save(fig, path)
+
+
+def plot_average_ranks(fractions: Sequence[float], ranks: dict[str, Sequence[float]], path: Path,
+                       title: str = "") -> None:
+    """Each learner's average rank over a suite's tasks (1 = best, at the top) at each fraction of the tasks'
+    budgets."""
+    plt = _pyplot()
+    styles = learner_styles(list(ranks))
+    fig, axes = _figure(plt, figsize=(7.0, 4.5 + _legend_height(len(ranks))))
+    ax = axes[0, 0]
+    for name, values in ranks.items():
+        ax.plot([100 * f for f in fractions], values, marker="o", label=name, **styles[name])
+    ax.set_xlabel("% of each task's budget")
+    ax.set_ylabel("average rank over tasks (1 = best)")
+    ax.invert_yaxis()
+    ax.grid(alpha=0.3, lw=0.5)
+    _titles(fig, title)
+    _legend_outside(fig, ax)
+    _save(fig, path)
+
+
+# -- a suite's critical-difference diagram (Demsar 2006) ---------------------------------------------------
+_FONT = 10
+"""Font size (points) of the diagram's labels."""
+_CHAR_IN = 0.6 * _FONT / 72
+"""Approximate width of one label character in inches."""
+_ROW_IN = 0.28
+"""Vertical distance between two learners' label rows, inches."""
+_CLIQUE_IN = 0.12
+"""Vertical distance between two clique bars, inches."""
+
+
+def _cd_figure(result: Friedman, title: str = "") -> Figure:
+    """The critical-difference diagram of ``result`` as a matplotlib Figure (see :func:`plot_cd_diagram`).
+
+    The axes fill the figure and one data unit is one inch vertically (y grows downwards), so every row
+    of text sits a fixed, font-sized distance from the next.
+    """
+    plt = _pyplot()
+    names = list(result.ranks)
+    rank = np.array([result.ranks[name] for name in names])
+    k = len(names)
+    labels = [f"{name} ({r:.2f})" for name, r in zip(names, rank)]
+    label_in = _CHAR_IN * max(map(len, labels)) + 0.4
+    axis_in = max(3.0, 0.6 * (k - 1))
+    unit = (k - 1) / axis_in  # rank units per inch
+    cliques = result.cliques()
+    first_row = 0.25 + _CLIQUE_IN * len(cliques) + 0.15
+    n_left = (k + 1) // 2
+    bottom = first_row + _ROW_IN * (max(n_left, k - n_left) - 1) + 0.2
+    top = -1.3 if title else -0.95
+
+    fig = plt.figure(figsize=(axis_in + 2 * label_in, bottom - top))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.set_xlim(1 - label_in * unit, k + label_in * unit)
+    ax.set_ylim(bottom, top)
+
+    line = {"color": "black", "linewidth": 1.0}
+    ax.plot([1, k], [0, 0], **line)
+    for tick in range(1, k + 1):
+        ax.plot([tick, tick], [0, -0.08], **line)
+        ax.text(tick, -0.12, str(tick), ha="center", va="bottom", fontsize=_FONT - 1)
+    cd_y = -0.6
+    ax.plot([1, 1 + result.cd], [cd_y, cd_y], color="black", linewidth=1.5)
+    for end in (1, 1 + result.cd):
+        ax.plot([end, end], [cd_y - 0.05, cd_y + 0.05], **line)
+    ax.text(1 + result.cd / 2, cd_y - 0.08, f"CD = {result.cd:.3f}", ha="center", va="bottom", fontsize=_FONT - 1)
+    if title:
+        ax.text((1 + k) / 2, top + 0.05, title, ha="center", va="top", fontsize=_FONT + 1, fontweight="bold")
+
+    for i, members in enumerate(cliques):
+        y = 0.25 + _CLIQUE_IN * i
+        ax.plot([result.ranks[members[0]] - 0.03 * unit, result.ranks[members[-1]] + 0.03 * unit], [y, y],
+                color="black", linewidth=4, solid_capstyle="butt")
+
+    # The better half is labelled at the left, best on the top row; the rest at the right, worst on the top
+    # row, so that no learner's horizontal line crosses another's vertical one.
+    rows = list(range(n_left)) + list(range(k - n_left - 1, -1, -1))
+    for i, (r, label, row) in enumerate(zip(rank, labels, rows)):
+        y = first_row + _ROW_IN * row
+        left = i < n_left
+        x_end = 1 - 0.15 * unit if left else k + 0.15 * unit
+        ax.plot([r, r, x_end], [0, y, y], **line)
+        ax.text(x_end - 0.05 * unit if left else x_end + 0.05 * unit, y, label, ha="right" if left else "left",
+                va="center", fontsize=_FONT)
+    return fig
+
+
+def plot_cd_diagram(result: Friedman, path: str | Path, title: str = "") -> Path:
+    """Draw the critical-difference diagram (Demsar 2006) of ``result`` to the PNG ``path`` and return it.
+
+    A rank axis 1..k (best at left); each learner a line from its average rank to its label
+    "name (rank)", the better half labelled at the left and the rest at the right; a bar of length CD
+    above the axis; and a thick line joining the learners of each clique (no significant difference).
+    The figure's size follows k and the longest label, so no two labels overlap.
+    """
+    plt = _pyplot()
+    path = Path(path)
+    fig = _cd_figure(result, title)
+    try:
+        fig.savefig(path, format="png", dpi=150, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
 
 
 # -- the report -----------------------------------------------------------------------------------------

@@ -60,28 +60,14 @@ class TaskResult:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
-def _normaliser(task: SuiteTask, budgets: Sequence[int]) -> tuple[list[float], dict[str, Any]]:
-    """Random search's expected true regret at each of ``budgets`` on ``task``, and its properties."""
-    from ma2ml.suites import _observed, random_search_regret, task_properties
-
-    env = task.make()
-    try:
-        ev = env.evaluator
-        truth = ev.truth(env.reward_fn)
-        observed = _observed(env)
-        noisy = bool(ev.seed_noise())
-        regret = [random_search_regret(truth, None if noisy else observed[:, 0], b, observed if noisy else None)
-                  for b in budgets]
-    finally:
-        env.close()
-    return regret, task_properties(task)
-
-
 def read_task(task: SuiteTask, folder: Path, learners: Sequence[str]) -> TaskResult:
     """A finished task comparison's normalised scores (from its ``per_run.json``)."""
     per_run = json.loads((folder / "per_run.json").read_text(encoding="utf-8"))
+    from ma2ml.suites import task_properties
+
     budgets = [int(b) for b in per_run["budgets"]]
-    regret, properties = _normaliser(task, budgets)
+    properties = task_properties(task, budgets)
+    regret = properties.pop("random_regret_at")  # the normaliser at each budget point
     scale = np.maximum(np.asarray(regret), 1e-12)
     scores: dict[str, list[np.ndarray]] = {name: [] for name in learners}
     seeds: dict[str, list[int]] = {name: [] for name in learners}
@@ -271,36 +257,19 @@ def suite_markdown(stats: Mapping[str, Any], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot_ranks(stats: Mapping[str, Any], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fractions = [100 * f for f in stats["ranks_over_budget"]["fractions"]]
-    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    for n in stats["learners"]:
-        ax.plot(fractions, stats["ranks_over_budget"][n], marker="o", label=n)
-    ax.set_xlabel("% of each task's budget")
-    ax.set_ylabel("average rank over tasks (1 = best)")
-    ax.invert_yaxis()
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-
 def write_suite_report(results: Sequence[TaskResult], out: Path, title: str, seed: int = 0) -> dict[str, Any]:
     """Write ``suite.md``, ``suite.json``, ``ranks.png`` and (with a Friedman test) ``cd.png``; returns the
     statistics."""
-    from ma2ml.suitestats import Friedman, cd_diagram
+    from ma2ml.figures import plot_average_ranks, plot_cd_diagram
+    from ma2ml.suitestats import Friedman
 
     stats = suite_statistics(results, seed)
     (out / "suite.json").write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
     (out / "suite.md").write_text(suite_markdown(stats, title), encoding="utf-8")
-    _plot_ranks(stats, out / "ranks.png", title)
+    ranks = stats["ranks_over_budget"]
+    plot_average_ranks(ranks["fractions"], {n: ranks[n] for n in stats["learners"]}, out / "ranks.png", title)
     if "friedman" in stats:
         f = stats["friedman"]
-        cd_diagram(Friedman(f["statistic"], f["pvalue"], f["ranks"], f["cd"], f["alpha"], f["tasks"]),
-                   out / "cd.png", title=f"{title}: average ranks, Nemenyi CD {f['cd']:.2f}")
+        plot_cd_diagram(Friedman(f["statistic"], f["pvalue"], f["ranks"], f["cd"], f["alpha"], f["tasks"]),
+                        out / "cd.png", title=f"{title}: average ranks, Nemenyi CD {f['cd']:.2f}")
     return stats

@@ -17,7 +17,7 @@ the top 0.1%, and the noise ratio.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,8 +203,10 @@ def random_search_regret(truth: np.ndarray, observed: np.ndarray | None, budget:
     return total / runs
 
 
-def task_properties(task: SuiteTask) -> dict[str, Any]:
-    """What a task is like, from its table alone (see the module docstring)."""
+def task_properties(task: SuiteTask, budgets: Sequence[int] = ()) -> dict[str, Any]:
+    """What a task is like, from its table alone (see the module docstring); with ``budgets``, also random
+    search's expected true regret at each of them (``random_regret_at``, in their order: a suite comparison's
+    normaliser at its anytime points)."""
     env = task.make()
     ev = env.evaluator
     truth = ev.truth(env.reward_fn)
@@ -212,14 +214,17 @@ def task_properties(task: SuiteTask) -> dict[str, Any]:
     seed_rewards = ev.seed_rewards(env.reward_fn)
     noisy = ev.seed_noise()
     observed = _observed(env)
-    regret = random_search_regret(truth, None if noisy else observed[:, 0], task.budget, observed if noisy else None)
+    regrets = {b: random_search_regret(truth, None if noisy else observed[:, 0], b, observed if noisy else None)
+               for b in dict.fromkeys([*budgets, task.budget])}
+    regret = regrets[task.budget]
     several = (~np.isnan(seed_rewards)).sum(axis=1) >= 2
     spread = float(np.nanstd(seed_rewards[several], axis=1, ddof=1).mean()) if several.any() else 0.0
     top1 = float(truth.max() - np.quantile(truth, 0.99))
     return {"task": task.name, "split": task.split, "pipelines": len(truth), "optimum": float(truth.max()),
             "budget": task.budget, "random_regret": regret,
             "random_evals_to_top": (len(truth) + 1) / (top_k + 1),
-            "noise_ratio": spread / top1 if top1 > 0 else math.inf, "noisy": bool(noisy)}
+            "noise_ratio": spread / top1 if top1 > 0 else math.inf, "noisy": bool(noisy),
+            **({"random_regret_at": [regrets[b] for b in budgets]} if budgets else {})}
 
 
 def rank_correlations(suite: Suite) -> dict[tuple[str, str], float]:

@@ -11,8 +11,8 @@ on the same tasks, in the same order.
 - :func:`probability_of_improvement`: P(a better than b), the per-task Mann-Whitney U / (n m)
   averaged over tasks, with the same stratified bootstrap (rliable).
 - :func:`average_ranks`, :func:`ranks_over_budget`: average ranks over tasks (carps).
-- :func:`friedman`, :func:`cd_diagram`: the Friedman test, the Nemenyi critical difference and
-  its diagram (Demsar 2006).
+- :func:`friedman`: the Friedman test and the Nemenyi critical difference (Demsar 2006; its diagram
+  is :func:`ma2ml.figures.plot_cd_diagram`).
 - :func:`replication`: whether two disjoint seed sets rank the learners alike (Spearman).
 """
 from __future__ import annotations
@@ -20,16 +20,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
 
 from ma2ml.envs.core.errors import UserError
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 CONFIDENCE = 0.95
 """Confidence level of every interval."""
@@ -230,96 +225,6 @@ def friedman(means: Mapping[str, np.ndarray], alpha: float = 0.05) -> Friedman:
     return Friedman(statistic=float(result.statistic), pvalue=float(result.pvalue),
                     ranks=dict(sorted(ranks.items(), key=lambda item: item[1])),
                     cd=float(q_alpha * math.sqrt(k * (k + 1) / (6 * n))), alpha=alpha, tasks=n)
-
-
-_FONT = 10
-"""Font size (points) of the diagram's labels."""
-_CHAR_IN = 0.6 * _FONT / 72
-"""Approximate width of one label character in inches."""
-_ROW_IN = 0.28
-"""Vertical distance between two learners' label rows, inches."""
-_CLIQUE_IN = 0.12
-"""Vertical distance between two clique bars, inches."""
-
-
-def _cd_figure(result: Friedman, title: str = "") -> Figure:
-    """The critical-difference diagram of ``result`` as a matplotlib Figure (see :func:`cd_diagram`).
-
-    The axes fill the figure and one data unit is one inch vertically (y grows downwards), so every row
-    of text sits a fixed, font-sized distance from the next.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(result.ranks)
-    rank = np.array([result.ranks[name] for name in names])
-    k = len(names)
-    labels = [f"{name} ({r:.2f})" for name, r in zip(names, rank)]
-    label_in = _CHAR_IN * max(map(len, labels)) + 0.4
-    axis_in = max(3.0, 0.6 * (k - 1))
-    unit = (k - 1) / axis_in  # rank units per inch
-    cliques = result.cliques()
-    first_row = 0.25 + _CLIQUE_IN * len(cliques) + 0.15
-    n_left = (k + 1) // 2
-    bottom = first_row + _ROW_IN * (max(n_left, k - n_left) - 1) + 0.2
-    top = -1.3 if title else -0.95
-
-    fig = plt.figure(figsize=(axis_in + 2 * label_in, bottom - top))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_axis_off()
-    ax.set_xlim(1 - label_in * unit, k + label_in * unit)
-    ax.set_ylim(bottom, top)
-
-    line = {"color": "black", "linewidth": 1.0}
-    ax.plot([1, k], [0, 0], **line)
-    for tick in range(1, k + 1):
-        ax.plot([tick, tick], [0, -0.08], **line)
-        ax.text(tick, -0.12, str(tick), ha="center", va="bottom", fontsize=_FONT - 1)
-    cd_y = -0.6
-    ax.plot([1, 1 + result.cd], [cd_y, cd_y], color="black", linewidth=1.5)
-    for end in (1, 1 + result.cd):
-        ax.plot([end, end], [cd_y - 0.05, cd_y + 0.05], **line)
-    ax.text(1 + result.cd / 2, cd_y - 0.08, f"CD = {result.cd:.3f}", ha="center", va="bottom", fontsize=_FONT - 1)
-    if title:
-        ax.text((1 + k) / 2, top + 0.05, title, ha="center", va="top", fontsize=_FONT + 1, fontweight="bold")
-
-    for i, members in enumerate(cliques):
-        y = 0.25 + _CLIQUE_IN * i
-        ax.plot([result.ranks[members[0]] - 0.03 * unit, result.ranks[members[-1]] + 0.03 * unit], [y, y],
-                color="black", linewidth=4, solid_capstyle="butt")
-
-    # The better half is labelled at the left, best on the top row; the rest at the right, worst on the top
-    # row, so that no learner's horizontal line crosses another's vertical one.
-    rows = list(range(n_left)) + list(range(k - n_left - 1, -1, -1))
-    for i, (r, label, row) in enumerate(zip(rank, labels, rows)):
-        y = first_row + _ROW_IN * row
-        left = i < n_left
-        x_end = 1 - 0.15 * unit if left else k + 0.15 * unit
-        ax.plot([r, r, x_end], [0, y, y], **line)
-        ax.text(x_end - 0.05 * unit if left else x_end + 0.05 * unit, y, label, ha="right" if left else "left",
-                va="center", fontsize=_FONT)
-    return fig
-
-
-def cd_diagram(result: Friedman, path: str | Path, title: str = "") -> Path:
-    """Draw the critical-difference diagram (Demsar 2006) of ``result`` to the PNG ``path`` and return it.
-
-    A rank axis 1..k (best at left); each learner a line from its average rank to its label
-    "name (rank)", the better half labelled at the left and the rest at the right; a bar of length CD
-    above the axis; and a thick line joining the learners of each clique (no significant difference).
-    The figure's size follows k and the longest label, so no two labels overlap.
-    """
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    fig = _cd_figure(result, title)
-    try:
-        fig.savefig(path, format="png", dpi=150, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return path
 
 
 def replication(scores_a: Mapping[str, np.ndarray],

@@ -9,8 +9,10 @@ import pytest
 from scipy import stats
 
 from ma2ml.envs.core.errors import UserError
-from ma2ml.suitestats import (Friedman, Interval, _cd_figure, aggregate, average_ranks, cd_diagram, friedman, iqm,
-                              probability_of_improvement, ranks_over_budget, replication)
+from ma2ml.figures import _cd_figure
+from ma2ml.figures import plot_cd_diagram as cd_diagram
+from ma2ml.suitestats import (Friedman, Interval, aggregate, average_ranks, friedman, iqm, probability_of_improvement,
+                              ranks_over_budget, replication)
 
 
 def _scores(rng: np.random.Generator, tasks: int, seeds: int, shift: float = 0.0) -> np.ndarray:

@@ -63,10 +63,15 @@ FLOPs x epochs of the space) and v; the same as
 :func:`~ma2ml.bench.hard.definitions.candidate_reward` at :data:`HARD_REWARD` (a test checks)."""
 
 
+def table_reward(args: dict[str, float]) -> FlopsReward:
+    """The reward of a table's env arguments (:data:`HARD_REWARD_ARGS`, :data:`SUITE_REWARD_ARGS`)."""
+    return FlopsReward(constraint=args["flops_constraint"], exponent=args["reward_exponent"],
+                       budget=args["training_budget"], budget_exponent=args["budget_exponent"])
+
+
 def hard_reward() -> FlopsReward:
     """The hard tier's reward function (the env's default)."""
-    return FlopsReward(constraint=HARD_REWARD_ARGS["flops_constraint"], exponent=HARD_REWARD_ARGS["reward_exponent"],
-                       budget=HARD_REWARD_ARGS["training_budget"], budget_exponent=HARD_REWARD_ARGS["budget_exponent"])
+    return table_reward(HARD_REWARD_ARGS)
 
 
 def hard_task_definition() -> Task:
@@ -181,12 +186,6 @@ def mnist_task_definition() -> Task:
 
 def shapes_task_definition() -> Task:
     return suite_task_definition("shapes")
-
-
-def table_reward(args: dict[str, float]) -> FlopsReward:
-    """The reward of a table's env arguments (:data:`HARD_REWARD_ARGS`, :data:`SUITE_REWARD_ARGS`)."""
-    return FlopsReward(constraint=args["flops_constraint"], exponent=args["reward_exponent"],
-                       budget=args["training_budget"], budget_exponent=args["budget_exponent"])
 
 
 def _suite_bench(name: str) -> BenchSpec:
