@@ -1,0 +1,153 @@
+"""How well a cheaper digits proxy ranks pipelines like the old one (issue 28: real evaluations <= 3 CPU-s).
+
+    python benchmarks/proxy_fidelity.py [--pipelines 200] [--jobs 2]     # run (resumable)
+    python benchmarks/proxy_fidelity.py --report                          # fidelity.md
+
+Draws ``--pipelines`` random pipelines of the full digits space (AUG + NAS + HPO, seed 0, the same draw as
+``bench_eval_cost.py``) and trains each, on CPU with one torch thread, at the old default proxy (8 epochs) and
+at each candidate in :data:`EPOCHS`, with the same training seed; the first ``--noise-pipelines`` of them are
+also trained at 8 epochs with a second seed, the noise floor: how well the old proxy ranks pipelines against
+itself. The report gives, per candidate, the Spearman correlation of its rewards (the env's reward: validation
+accuracy under the FLOPs constraint) and of its validation accuracies with the old proxy's, and the median CPU
+seconds per evaluation. Raw results: one JSON line per training in ``benchmarks/results/proxy_fidelity/runs.jsonl``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "results" / "proxy_fidelity"
+OLD = 8
+"""The old default proxy: 8 epochs."""
+EPOCHS = (OLD, 4, 3, 2)
+"""The proxies trained: the old one first, then the candidates."""
+SEED = 0
+NOISE_SEED_OFFSET = 100_000
+
+
+def pipelines(n: int) -> list[dict[str, list[int]]]:
+    """The first ``n`` random pipelines of the digits space (seed :data:`SEED`), tokens per agent."""
+    from ma2ml.envs.tasks import get_task
+
+    task = get_task("digits")
+    spaces = task.make_spaces()
+    rng = np.random.default_rng(SEED)
+    return [{a: np.asarray(s.sample(rng)).tolist() for a, s in spaces.items()} for _ in range(n)]
+
+
+_EVALUATORS: dict[int, Any] = {}
+
+
+def train(job: tuple[int, int, int, dict[str, list[int]]]) -> dict[str, Any]:
+    """One training: (pipeline index, epochs, training seed, tokens) -> its result line."""
+    import time
+
+    import pettingzoo
+
+    import ma2ml.envs  # noqa: F401
+    from ma2ml.envs.core.threads import set_process_threads
+
+    set_process_threads()
+    index, epochs, seed, tokens = job
+    if epochs not in _EVALUATORS:
+        env = pettingzoo.make("parallel", "ma2ml/AutoML-Digits-v0", epochs=epochs)
+        _EVALUATORS[epochs] = env
+    env = _EVALUATORS[epochs]
+    start = time.process_time()
+    record = env.evaluator.evaluate({a: np.asarray(t) for a, t in tokens.items()}, seed)
+    return {"index": index, "epochs": epochs, "seed": seed, "status": record.status, "val_acc": record.val_acc,
+            "reward": env.reward(record), "flops": record.flops, "cpu_seconds": round(time.process_time() - start, 3)}
+
+
+def jobs(n: int, noise: int) -> list[tuple[int, int, int, dict[str, list[int]]]]:
+    out = []
+    for i, tokens in enumerate(pipelines(n)):
+        seed = SEED + 1 + i  # bench_eval_cost.py's training seeds
+        out += [(i, e, seed, tokens) for e in EPOCHS]
+        if i < noise:
+            out.append((i, OLD, seed + NOISE_SEED_OFFSET, tokens))
+    return out
+
+
+def run(n: int, noise: int, n_jobs: int) -> None:
+    from tqdm import tqdm
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "runs.jsonl"
+    done = set()
+    if path.exists():
+        done = {(r["index"], r["epochs"], r["seed"]) for r in map(json.loads, path.read_text().splitlines())}
+    todo = [j for j in jobs(n, noise) if j[:3] not in done]
+    with mp.get_context("spawn").Pool(n_jobs) as pool, path.open("a", encoding="utf-8") as out:
+        for row in tqdm(pool.imap(train, todo), total=len(todo), unit="training"):
+            out.write(json.dumps(row, sort_keys=True) + "\n")
+            out.flush()
+
+
+def report() -> str:
+    from scipy.stats import bootstrap, spearmanr
+
+    rows = [json.loads(line) for line in (OUT / "runs.jsonl").read_text().splitlines()]
+    first = {(r["index"], r["epochs"]): r for r in rows if r["seed"] < NOISE_SEED_OFFSET}
+    second = {r["index"]: r for r in rows if r["seed"] >= NOISE_SEED_OFFSET}
+    indices = sorted(i for i in {i for i, _ in first} if all((i, e) in first for e in EPOCHS))
+
+    def rho(a: list[float], b: list[float]) -> str:
+        a, b = np.asarray(a), np.asarray(b)
+        ci = bootstrap((a, b), lambda x, y: spearmanr(x, y).statistic, paired=True, vectorized=False,
+                       n_resamples=1000, random_state=0).confidence_interval
+        return f"{spearmanr(a, b).statistic:.3f} [{ci.low:.3f}, {ci.high:.3f}]"
+
+    lines = [f"# Digits proxy fidelity: {len(indices)} random pipelines", "",
+             "`python benchmarks/proxy_fidelity.py` then `--report`. Each pipeline trained on CPU, one torch thread, "
+             f"at the old default proxy ({OLD} epochs) and at fewer epochs, same training seed. Spearman with the old "
+             "proxy (95% bootstrap CI over pipelines); CPU seconds are this machine's (2-core AMD EPYC, shared), "
+             "their ratios travel better.", "",
+             "| proxy | Spearman of rewards | Spearman of val. accuracy | median CPU-s | x old | failed |",
+             "|---|---|---|---|---|---|"]
+    old_cpu = float(np.median([first[i, OLD]["cpu_seconds"] for i in indices]))
+    for e in EPOCHS:
+        cpu = float(np.median([first[i, e]["cpu_seconds"] for i in indices]))
+        failed = sum(first[i, e]["status"] != "ok" for i in indices)
+        rewards = rho([first[i, OLD]["reward"] for i in indices], [first[i, e]["reward"] for i in indices])
+        accs = rho([first[i, OLD]["val_acc"] for i in indices], [first[i, e]["val_acc"] for i in indices])
+        name = f"{e} epochs" + (" (old default)" if e == OLD else "")
+        if e == OLD:
+            rewards = accs = "1 (itself)"
+        lines.append(f"| {name} | {rewards} | {accs} | {cpu:.2f} | {cpu / old_cpu:.2f} | {failed} |")
+    noisy = sorted(i for i in second if i in indices)
+    if len(noisy) >= 10:
+        lines += ["", f"Noise floor: the old proxy against itself with another training seed, on the first "
+                      f"{len(noisy)} pipelines: Spearman of rewards "
+                      f"{rho([first[i, OLD]['reward'] for i in noisy], [second[i]['reward'] for i in noisy])}, "
+                      f"of val. accuracy "
+                      f"{rho([first[i, OLD]['val_acc'] for i in noisy], [second[i]['val_acc'] for i in noisy])}."]
+        for e in EPOCHS[1:]:
+            lines.append(f"- {e} epochs on the same {len(noisy)} pipelines: Spearman of rewards with the old proxy "
+                         f"{rho([first[i, OLD]['reward'] for i in noisy], [first[i, e]['reward'] for i in noisy])}")
+    text = "\n".join(lines) + "\n"
+    (OUT / "fidelity.md").write_text(text, encoding="utf-8")
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipelines", type=int, default=200)
+    parser.add_argument("--noise-pipelines", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    if args.report:
+        print(report())
+    else:
+        run(args.pipelines, args.noise_pipelines, args.jobs)
+
+
+if __name__ == "__main__":
+    main()
