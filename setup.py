@@ -29,7 +29,7 @@ setup(
     python_requires=">=3.10",
     package_dir=PACKAGE_DIR,
     packages=list(PACKAGE_DIR),
-    package_data={"ma2ml.bench": ["data/*"]},
+    package_data={"ma2ml.bench": ["data/*"], "ma2ml": ["tuned/*.json"]},
     install_requires=[
         "numpy>=1.24",
         "torch>=2.2",

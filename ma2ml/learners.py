@@ -197,6 +197,27 @@ def make_learner(name: str, env: AutoMLEnv, seed: int = 0, **overrides: Any) -> 
     return learner_class(env, _configure(name, config_class, overrides), seed=seed)
 
 
+TUNED_LEARNERS = ("mappo", "ippo", "qmix", "vdn", "ppo", "a2c", "reinforce", "ma2ml", "ma2ml-onpolicy", "ma2ml-lite")
+"""The learners whose defaults come from the tuning sweep (``benchmarks/tune_learners.py``)."""
+
+
+def tuned_config(name: str) -> dict[str, Any] | None:
+    """The record of learner ``name``'s tuning, shipped as ``ma2ml/tuned/<name>.json`` (BenchMARL's
+    ``fine_tuned`` analogue), or None for a learner that was not tuned.
+
+    ``record["config"]`` holds the tuned settings, which are the config dataclass's defaults
+    (tests/test_tuned.py), ``record["previous_defaults"]`` the settings before the sweep (pass them as
+    overrides to rerun an older result), ``record["tuned_on"]`` the tasks, seeds and grid, ``record["score"]``
+    the sweep's scores (``benchmarks/results/tuning/sweep.md``).
+    """
+    import json
+    from importlib.resources import files
+
+    learner_spec(name)  # an unknown name is one ValueError
+    path = files("ma2ml").joinpath("tuned", f"{name}.json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 register_learner("ma2ml", "ma2ml.agents.ma2ml:MA2ML", "ma2ml.agents.ma2ml:MA2MLConfig",
                  "MA2ML: per-agent LSTM policies, centralized critic, replay, KL to target policies")
 register_learner("ma2ml-onpolicy", "ma2ml.agents.ma2ml:MA2ML", "ma2ml.agents.ma2ml:MA2MLOnPolicyConfig",
@@ -229,5 +250,5 @@ register_learner("vdn", "ma2ml.baselines.torchrl_qmix:QMix", "ma2ml.baselines.to
                  "VDN (TorchRL): token-level Q-learning, the agents' values summed (needs the marl extra)")
 
 
-__all__ = ["ENTRY_POINT_GROUP", "LearnerSpec", "learner_config", "learner_names", "learner_spec", "make_learner",
-           "register_learner"]
+__all__ = ["ENTRY_POINT_GROUP", "LearnerSpec", "TUNED_LEARNERS", "learner_config", "learner_names", "learner_spec",
+           "make_learner", "register_learner", "tuned_config"]

@@ -1,0 +1,64 @@
+"""Where a digits evaluation's time goes, and what the kernels could give back (issue 28).
+
+Profiled (torch.profiler, one pipeline of batch 32, 8 epochs): ``aten::convolution_backward`` is about 46% of the
+CPU time and the forward convolutions 13%; most of it is the NAS cells' depthwise convolutions (5x5 and dilated) on
+8x8 and 4x4 maps. This script times one depthwise convolution, forward plus backward, on the digits network's
+shapes, one torch thread, in three forms, each against the default (oneDNN, NCHW) in the same run:
+channels-last, and a dense convolution with a block-diagonal weight (the same function, 16-32x the multiply-adds,
+but oneDNN's fast path). If no form is several times faster overall, the kernels cannot reach the 3 CPU-s target
+and the proxy has to change (benchmarks/proxy_fidelity.py).
+
+    python benchmarks/bench_depthwise.py [--repeats 100]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def _time(fn, x: torch.Tensor, repeats: int) -> float:
+    for _ in range(3):
+        fn(x).sum().backward()
+    start = time.process_time()
+    for _ in range(repeats):
+        fn(x).sum().backward()
+    return (time.process_time() - start) / repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=100)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    ratios: dict[str, list[float]] = {"channels-last": [], "dense block-diagonal": []}
+    print("channels side kernel dilation batch | default us | channels-last x | dense block-diagonal x")
+    for channels, side in ((16, 8), (32, 4)):
+        eye = torch.eye(channels).view(channels, channels, 1, 1)
+        for kernel, dilation in ((3, 1), (5, 1), (3, 2), (5, 2)):
+            pad = dilation * (kernel - 1) // 2
+            for batch in (32, 128):
+                x = torch.randn(batch, channels, side, side, requires_grad=True)
+                conv = torch.nn.Conv2d(channels, channels, kernel, padding=pad, dilation=dilation, groups=channels,
+                                       bias=False)
+                last = torch.nn.Conv2d(channels, channels, kernel, padding=pad, dilation=dilation, groups=channels,
+                                       bias=False).to(memory_format=torch.channels_last)
+                x_last = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+                base = _time(conv, x, args.repeats)
+                forms = {"channels-last": _time(last, x_last, args.repeats),
+                         "dense block-diagonal": _time(
+                             lambda t: F.conv2d(t, eye * conv.weight, padding=pad, dilation=dilation), x, args.repeats)}
+                for name, seconds in forms.items():
+                    ratios[name].append(base / seconds)
+                print(f"{channels:8d} {side:4d} {kernel:6d} {dilation:8d} {batch:5d} | {base * 1e6:10.0f} | "
+                      + " | ".join(f"{base / s:5.2f}x" for s in forms.values()), flush=True)
+    print("headline: speed-up over the default, geometric mean over the shapes: "
+          + ", ".join(f"{name} {statistics.geometric_mean(r):.2f}x" for name, r in ratios.items()))
+
+
+if __name__ == "__main__":
+    main()
