@@ -17,7 +17,8 @@ figures and ``per_run.json``; resumable run by run), at the task's budget with t
   Spearman correlation of the two (disjoint seed sets);
 * the **interaction control**: on every task where the interaction-blind learner ``independent`` is not
   resolved worse than the best learner (the paired 95% CI of its score minus the best's reaches 0), the
-  task is flagged as not measuring coordination.
+  task is flagged as not measuring coordination; and, for every learner, the tasks on which it is resolved
+  better or worse than the control.
 """
 from __future__ import annotations
 
@@ -132,11 +133,20 @@ class SuiteComparison:
 
 
 # -- the report ---------------------------------------------------------------------------------------------
+def _paired_ci(diff: np.ndarray, seed: int) -> tuple[float, float]:
+    """95% percentile-bootstrap CI of the mean of paired per-seed differences (a point when they are all equal)."""
+    from scipy.stats import bootstrap
+
+    if np.ptp(diff) == 0:
+        return float(diff[0]), float(diff[0])
+    ci = bootstrap((diff,), np.mean, n_resamples=2000, method="percentile",
+                   random_state=np.random.default_rng(seed)).confidence_interval
+    return float(ci.low), float(ci.high)
+
+
 def _control_flags(results: Sequence[TaskResult], seed: int = 0) -> dict[str, dict[str, Any]]:
     """Per task where :data:`CONTROL` ran: the best other learner, the paired difference (control minus best,
     final budget) with its 95% bootstrap CI, and whether the task is flagged (the CI reaches 0)."""
-    from scipy.stats import bootstrap
-
     out = {}
     for r in results:
         if CONTROL not in r.scores or len(r.scores) < 2:
@@ -144,14 +154,25 @@ def _control_flags(results: Sequence[TaskResult], seed: int = 0) -> dict[str, di
         finals = {name: s[:, -1] for name, s in r.scores.items()}
         best = min((n for n in finals if n != CONTROL), key=lambda n: finals[n].mean())
         diff = finals[CONTROL] - finals[best]
-        if np.ptp(diff) == 0:
-            low = high = float(diff[0])
-        else:
-            ci = bootstrap((diff,), np.mean, n_resamples=2000, method="percentile",
-                           random_state=np.random.default_rng(seed)).confidence_interval
-            low, high = float(ci.low), float(ci.high)
+        low, high = _paired_ci(diff, seed)
         out[r.task.name] = {"best": best, "difference": float(diff.mean()), "low": low, "high": high,
                             "flagged": bool(low <= 0.0)}
+    return out
+
+
+def _versus_control(results: Sequence[TaskResult], seed: int = 0) -> dict[str, dict[str, list[str]]]:
+    """Per learner: the tasks on which it is resolved better than :data:`CONTROL` (the paired 95% CI of control minus
+    learner, final budget, lies above 0), resolved worse (below 0), and not resolved."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for r in results:
+        if CONTROL not in r.scores:
+            continue
+        for name, scores in r.scores.items():
+            if name == CONTROL:
+                continue
+            low, high = _paired_ci(r.scores[CONTROL][:, -1] - scores[:, -1], seed)
+            verdict = "better" if low > 0 else "worse" if high < 0 else "unresolved"
+            out.setdefault(name, {"better": [], "worse": [], "unresolved": []})[verdict].append(r.task.name)
     return out
 
 
@@ -184,6 +205,7 @@ def suite_statistics(results: Sequence[TaskResult], seed: int = 0) -> dict[str, 
         "ranks_over_budget": {"fractions": list(BUDGET_FRACTIONS),
                               **{n: list(map(float, v)) for n, v in ranks_over_budget(curves).items()}},
         "control": _control_flags(results, seed),
+        "versus_control": _versus_control(results, seed),
         "per_task": {r.task.name: {"split": r.task.split, "env": r.task.env, "budget": r.task.budget,
                                    "random_regret": r.random_regret[-1],
                                    "mean_score": {n: float(r.scores[n][:, -1].mean()) for n in order},
@@ -254,6 +276,14 @@ def suite_markdown(stats: Mapping[str, Any], title: str) -> str:
                 f"{c['high']:+.2f}] vs {c['best']})")
         lines.append(f"| {name} | {t['split']} | {t['budget']} | {t['random_regret']:.4f} | "
                      + " | ".join(f"{t['mean_score'][n]:.3f}" for n in order) + f" | {flag} |")
+    versus = stats.get("versus_control", {})
+    if versus:
+        lines += ["", f"Each learner against the interaction control (`{CONTROL}` minus the learner per task, paired "
+                  "95% CI at the full budget): the tasks on which it is resolved better, resolved worse, and how many "
+                  "are not resolved.", "", f"| learner | better than {CONTROL} | worse | not resolved |",
+                  "|---|---|---|---|"]
+        lines += [f"| {n} | {', '.join(versus[n]['better']) or '—'} | {', '.join(versus[n]['worse']) or '—'} | "
+                  f"{len(versus[n]['unresolved'])} |" for n in order if n in versus]
     return "\n".join(lines) + "\n"
 
 

@@ -79,6 +79,20 @@ def test_the_report_ranks_across_tasks_and_flags_the_control(finished):
     assert len(stats["friedman"]["ranks"]) == 3 and stats["friedman"]["tasks"] == 2
 
 
+def test_every_learner_is_placed_against_the_control_on_every_task(finished):
+    """Each task lands in exactly one of better / worse / not resolved, and the verdict follows the paired CI of
+    control minus learner (the same bootstrap as the control flag: the best learner's 'better' is 'not flagged')."""
+    comparison, stats = finished
+    versus = stats["versus_control"]
+    assert set(versus) == {"random", "evolution"}
+    for name, verdicts in versus.items():
+        placed = verdicts["better"] + verdicts["worse"] + verdicts["unresolved"]
+        assert sorted(placed) == ["digits-fixed", "hard-fixed"], name
+    for task, flag in stats["control"].items():
+        assert (task in versus[flag["best"]]["better"]) == (not flag["flagged"])
+    assert "better than independent" in (comparison.out / "suite.md").read_text()
+
+
 def test_a_rerun_resumes_and_rewrites_the_same_report(finished):
     comparison, stats = finished
     before = (comparison.out / "suite.json").read_text()
