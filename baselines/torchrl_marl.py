@@ -113,6 +113,8 @@ class MAPPOConfig(MarlPPOConfig):
 
     centralized_critic: bool = True
     """MAPPO's critic is centralized."""
+    learning_rate: Annotated[float, Range(0, 10, low_open=True)] = 3e-2
+    """Adam learning rate of actor and critic (tuned: ``ma2ml/tuned/mappo.json``; 3e-3 before)."""
 
 
 @dataclass
@@ -121,6 +123,8 @@ class IPPOConfig(MarlPPOConfig):
 
     centralized_critic: bool = False
     """IPPO's critic is decentralized."""
+    entropy_coef: Annotated[float, Range(0, 100)] = 0.0
+    """Weight of the policies' entropy bonus (tuned: ``ma2ml/tuned/ippo.json``; 0.01 before)."""
 
 
 OBSERVATION = ("agents", "observation", "observation")

@@ -83,8 +83,9 @@ class QMixConfig(LearnerConfig):
     """Exploration rate at the start: the chance that an agent's token is a uniform allowed one."""
     epsilon_end: Annotated[float, Range(0, 1)] = 0.1
     """Exploration rate once annealed."""
-    epsilon_episodes: Annotated[int, Range(1, 1_000_000)] = 100
-    """Told episodes over which epsilon falls linearly from ``epsilon_start`` to ``epsilon_end``."""
+    epsilon_episodes: Annotated[int, Range(1, 1_000_000)] = 250
+    """Told episodes over which epsilon falls linearly from ``epsilon_start`` to ``epsilon_end`` (QMIX's tuned
+    value, ``ma2ml/tuned/qmix.json``; 100 before)."""
     buffer_size: Annotated[int, Range(1, 10_000)] = 500
     """Told episodes the replay buffer keeps (L transitions each); the oldest are overwritten."""
     batch_size: Annotated[int, Range(1, 100_000)] = 64
@@ -107,6 +108,10 @@ class VDNConfig(QMixConfig):
 
     mixer: Literal["qmix", "vdn"] = "vdn"
     """VDN's mixer is TorchRL's ``VDNMixer``."""
+    learning_rate: Annotated[float, Range(0, 10, low_open=True)] = 3e-3
+    """Adam learning rate of the Q network (tuned: ``ma2ml/tuned/vdn.json``; 1e-3 before)."""
+    epsilon_episodes: Annotated[int, Range(1, 1_000_000)] = 100
+    """Told episodes over which epsilon falls linearly (VDN's tuned value; QMIX's is 250)."""
 
 
 class QMix(TokenGameLearner):
