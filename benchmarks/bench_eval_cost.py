@@ -5,10 +5,12 @@ Scores ``--pipelines`` random pipelines of the full digits space (AUG + NAS + HP
 pipeline measured in the same run: the task's defaults (its NASNet-A-like cells, default
 hyper-parameters, batch 64, no AUG policy). Time is process CPU seconds (``time.process_time``;
 other processes on a shared machine do not count) of the whole evaluation (FLOPs count, training,
-scoring), after one untimed 1-epoch evaluation that loads the data. The last line is the median
-over the random pipelines and its ratio to the reference.
+scoring), after one untimed 1-epoch evaluation that loads the data. With ``--old-epochs E`` every
+pipeline is also trained at the proxy of E epochs in the same run (the digits default before
+December 2026 was 8): the before/after ratio of issue 28. The last line is the median over the
+random pipelines and its ratios to the reference (and to the old proxy).
 
-    python benchmarks/bench_eval_cost.py [--pipelines 5] [--epochs N] [--quick]
+    python benchmarks/bench_eval_cost.py [--pipelines 50] [--old-epochs 8] [--epochs N] [--quick]
 """
 from __future__ import annotations
 
@@ -33,19 +35,22 @@ def timed_evaluation(ev: TrainEvaluator, actions: dict, seed: int) -> tuple[floa
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pipelines", type=int, default=5, help="random pipelines to time")
+    parser.add_argument("--pipelines", type=int, default=50, help="random pipelines to time")
+    parser.add_argument("--old-epochs", type=int, default=None,
+                        help="also time every pipeline at this many epochs (the old proxy: 8) for the ratio")
     parser.add_argument("--epochs", type=int, default=None, help="override the task's epochs (default: its budget)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pipelines and their training")
-    parser.add_argument("--quick", action="store_true", help="2 pipelines of 1 epoch (a smoke test)")
+    parser.add_argument("--quick", action="store_true", help="2 pipelines of 1 epoch, old proxy 2 (a smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.pipelines, args.epochs = 2, 1
-    if args.pipelines < 1 or (args.epochs is not None and args.epochs < 1):
-        raise SystemExit("--pipelines and --epochs must be >= 1")
+        args.pipelines, args.epochs, args.old_epochs = 2, 1, 2
+    if args.pipelines < 1 or any(e is not None and e < 1 for e in (args.epochs, args.old_epochs)):
+        raise SystemExit("--pipelines, --epochs and --old-epochs must be >= 1")
     torch.set_num_threads(1)
 
     task = get_task("digits")
     full = TrainEvaluator(task, task.make_spaces(), device="cpu", epochs=args.epochs)
+    old = TrainEvaluator(task, full.spaces, device="cpu", epochs=args.old_epochs) if args.old_epochs else None
     reference = TrainEvaluator(task, {}, device="cpu", epochs=args.epochs)  # no agents: the task's defaults
     # untimed: loads the data and pays torch's first-call costs (its 1-epoch budget keeps the FLOPs
     # count of the timed evaluations uncached, as in a search)
@@ -56,17 +61,25 @@ def main(argv: list[str] | None = None) -> None:
           f"val acc {ref_record.val_acc:.3f}  {ref_record.flops / 1e6:.2f} M MACs")
 
     rng = np.random.default_rng(args.seed)
-    costs = []
+    costs, old_costs = [], []
     for i in range(args.pipelines):
         actions = {a: s.sample(rng) for a, s in full.spaces.items()}
         cpu, wall, record = timed_evaluation(full, actions, args.seed + 1 + i)
         costs.append(cpu)
-        print(f"  pipeline {i}: {cpu:6.2f} CPU s  {wall:6.2f} wall s  {record.status:8s} "
-              f"val acc {record.val_acc:.3f}  {record.flops / 1e6:.2f} M MACs  "
-              f"batch {record.pipeline['hpo']['batch_size']}")
+        line = (f"  pipeline {i}: {cpu:6.2f} CPU s  {wall:6.2f} wall s  {record.status:8s} "
+                f"val acc {record.val_acc:.3f}  {record.flops / 1e6:.2f} M MACs  "
+                f"batch {record.pipeline['hpo']['batch_size']}")
+        if old is not None:
+            old_cpu, _, old_record = timed_evaluation(old, actions, args.seed + 1 + i)
+            old_costs.append(old_cpu)
+            line += f"  | {args.old_epochs} epochs: {old_cpu:6.2f} CPU s  val acc {old_record.val_acc:.3f}"
+        print(line, flush=True)
     median = statistics.median(costs)
-    print(f"headline: median {median:.2f} CPU s per digits evaluation over {len(costs)} random pipelines "
-          f"= {median / ref_cpu:.2f}x the reference pipeline ({ref_cpu:.2f} CPU s)")
+    print(f"headline: median {median:.2f} CPU s per digits evaluation ({full.budget.epochs} epochs) over {len(costs)} "
+          f"random pipelines = {median / ref_cpu:.2f}x the reference pipeline ({ref_cpu:.2f} CPU s)"
+          + (f"; the old proxy ({args.old_epochs} epochs): median {statistics.median(old_costs):.2f} CPU s, "
+             f"{statistics.median(old_costs) / median:.2f}x as long (median of the per-pipeline ratios "
+             f"{statistics.median(o / c for o, c in zip(old_costs, costs)):.2f})" if old_costs else ""))
 
 
 if __name__ == "__main__":

@@ -41,8 +41,9 @@ def test_bench_train_quick():
 def test_bench_eval_cost_quick():
     lines = _run(sys.executable, str(BENCHMARKS / "bench_eval_cost.py"), "--quick")
     assert sum(line.lstrip().startswith("pipeline ") for line in lines) == 2
-    assert re.fullmatch(r"headline: median [\d.]+ CPU s per digits evaluation over 2 random pipelines "
-                        r"= [\d.]+x the reference pipeline \([\d.]+ CPU s\)", lines[-1])
+    assert re.fullmatch(r"headline: median [\d.]+ CPU s per digits evaluation \(1 epochs\) over 2 random pipelines "
+                        r"= [\d.]+x the reference pipeline \([\d.]+ CPU s\); the old proxy \(2 epochs\): median "
+                        r"[\d.]+ CPU s, [\d.]+x as long \(median of the per-pipeline ratios [\d.]+\)", lines[-1])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")

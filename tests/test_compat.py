@@ -24,8 +24,11 @@ from ma2ml.runtime.store import EvalStore, canonical_json, run_settings
 FIXTURE = Path(__file__).parent / "fixtures" / "run_v0_reinforce"
 
 GOLDEN = [
-    ("ma2ml/AutoML-Digits-v0", {}, "drawn", "d1bb5dc1c211574e662b60f5a8083f407374ee84c33f47e05e7d5f110e819290"),
-    ("ma2ml/AutoML-Digits-v0", {}, "fixed:0", "70147e63035901756c93b5bc6703dcd87cb5ebfc873a68025d3a490c7f49dd65"),
+    # digits trained 8 epochs by default until December 2026 (4 since): stores of then resume with epochs=8
+    ("ma2ml/AutoML-Digits-v0", {"epochs": 8}, "drawn", "d1bb5dc1c211574e662b60f5a8083f407374ee84c33f47e05e7d5f110e819290"),
+    ("ma2ml/AutoML-Digits-v0", {"epochs": 8}, "fixed:0",
+     "70147e63035901756c93b5bc6703dcd87cb5ebfc873a68025d3a490c7f49dd65"),
+    ("ma2ml/AutoML-Digits-v0", {}, "drawn", "6ee09b20d782e4a820e468847c7a78bd25fa71f674bde5fd76481745c2c4a98c"),
     ("ma2ml/AutoML-Digits-v0", {"agents": ["nas", "hpo"], "epochs": 2}, "drawn",
      "f83bedc2ad345920cb2b9a92ecf71cf7d78eae37bca1311529b3089361ad348d"),
     ("ma2ml/AutoML-DigitsBench-v0", {"table_seed": 0}, "drawn",
