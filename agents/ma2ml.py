@@ -60,8 +60,8 @@ class MA2MLConfig(LearnerConfig):
 
     hidden: Annotated[int, Range(1, 1024)] = 64
     """Width of the LSTM policies and of the critic's hidden layers."""
-    policy_lr: Annotated[float, Range(0, 10, low_open=True)] = 3e-3
-    """Adam learning rate of the policies pi_i."""
+    policy_lr: Annotated[float, Range(0, 10, low_open=True)] = 1e-2
+    """Adam learning rate of the policies pi_i (tuned: ``ma2ml/tuned/ma2ml.json``; 3e-3 before)."""
     critic_lr: Annotated[float, Range(0, 10, low_open=True)] = 1e-2
     """AdamW learning rate of the critic Q."""
     critic_weight_decay: Annotated[float, Range(0, 10)] = 0.1
@@ -102,6 +102,10 @@ class MA2MLOnPolicyConfig(MA2MLConfig):
 
     replay: bool = False
     """Regress the critic on the current batch only."""
+    policy_lr: Annotated[float, Range(0, 10, low_open=True)] = 3e-3
+    """Adam learning rate of the policies (tuned: ``ma2ml/tuned/ma2ml-onpolicy.json``)."""
+    kl_coef: Annotated[float, Range(0, 100)] = 0.03
+    """Weight lambda of the KL term (tuned; 0.1 before)."""
 
 
 @dataclass
@@ -114,6 +118,8 @@ class MA2MLLiteConfig(MA2MLConfig):
     """No KL regularisation."""
     policy_steps: Annotated[int, Range(1, 10_000)] = 1
     """One on-policy step per told batch."""
+    policy_lr: Annotated[float, Range(0, 10, low_open=True)] = 3e-3
+    """Adam learning rate of the policies (tuned: ``ma2ml/tuned/ma2ml-lite.json``)."""
 
 
 class MA2ML(PolicyLearner):

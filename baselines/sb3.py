@@ -90,8 +90,12 @@ class SB3Config(LearnerConfig):
 class PPOConfig(SB3Config):
     """SB3 PPO on the joint view."""
 
+    learning_rate: Annotated[float, Range(0, 10, low_open=True)] = 3e-4
+    """Adam learning rate of the SB3 policy (constant; tuned: ``ma2ml/tuned/ppo.json``; 1e-3 before)."""
     n_steps: Annotated[int, Range(1, 10_000)] = 2
     """Batches per rollout: PPO updates after n_steps * batch size evaluations."""
+    ent_coef: Annotated[float, Range(0, 100)] = 0.05
+    """Entropy bonus (tuned; 0.01 before)."""
     n_epochs: Annotated[int, Range(1, 1000)] = 10
     """Passes over each rollout."""
     batch_size: Annotated[int | None, Range(1, 1_000_000)] = None
@@ -110,6 +114,9 @@ class PPOConfig(SB3Config):
 @dataclass
 class A2CConfig(SB3Config):
     """SB3 A2C on the joint view (one update per n_steps batches)."""
+
+    learning_rate: Annotated[float, Range(0, 10, low_open=True)] = 3e-4
+    """Adam learning rate of the SB3 policy (constant; tuned: ``ma2ml/tuned/a2c.json``; 1e-3 before)."""
 
 
 def _global_rng() -> tuple[Any, ...]:
