@@ -118,8 +118,6 @@ class MA2MLLiteConfig(MA2MLConfig):
     """No KL regularisation."""
     policy_steps: Annotated[int, Range(1, 10_000)] = 1
     """One on-policy step per told batch."""
-    policy_lr: Annotated[float, Range(0, 10, low_open=True)] = 3e-3
-    """Adam learning rate of the policies (tuned: ``ma2ml/tuned/ma2ml-lite.json``)."""
 
 
 class MA2ML(PolicyLearner):
