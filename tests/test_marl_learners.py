@@ -129,11 +129,19 @@ def test_token_episodes_and_foreign_rows():
 
 
 @needs_torchrl
-def test_learns_on_the_table():
+@pytest.mark.parametrize("name", ["mappo", "ippo"])
+def test_learns_on_the_table(name):
+    """With its (tuned) defaults, the last 40 of 160 proposals average well above a uniform random pipeline (the
+    table's mean, 0.54) and above the first 40. (MAPPO's tuned learning rate, 3e-2, learns within the first 40
+    already, so the margin is to the table's mean: 0.675 against 0.54 at seed 0.)"""
+    from ma2ml.envs.torchrl_env import RewardTable
+
     env = table_env()
-    learner = make_learner("mappo", env, seed=0)
+    random_mean = float(RewardTable.of(env).values.mean())
+    learner = make_learner(name, env, seed=0)
     rewards = [r for b in learner.learn(env, 160, 10, no_repeat=False) for r in b.rewards]
-    assert np.mean(rewards[-40:]) > np.mean(rewards[:40]) + 0.1
+    assert np.mean(rewards[-40:]) > random_mean + 0.08, (np.mean(rewards[-40:]), random_mean)
+    assert np.mean(rewards[-40:]) > np.mean(rewards[:40])
 
 
 def test_one_clear_error_without_torchrl(monkeypatch, tmp_path, capsys):
