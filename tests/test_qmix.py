@@ -155,7 +155,8 @@ def test_learns_on_the_table(name):
     env = table_env()
     table = RewardTable.of(env)
     random_mean = float(table.values.mean())
-    learner = make_learner(name, env, seed=0)
+    # the schedule these bounds were measured with: QMIX's tuned epsilon_episodes (250) still explores at 120
+    learner = make_learner(name, env, seed=0, epsilon_episodes=100)
     probe = learner.episodes(learner.layout.all_rows()[:32], np.zeros(32))
     with torch.no_grad():
         before = learner.Q(probe.clone())["agents", "action_value"]
