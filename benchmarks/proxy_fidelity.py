@@ -41,7 +41,8 @@ def pipelines(n: int) -> list[dict[str, list[int]]]:
     return [{a: np.asarray(s.sample(rng)).tolist() for a, s in spaces.items()} for _ in range(n)]
 
 
-_EVALUATORS: dict[int, Any] = {}
+_ENVS: dict[int, Any] = {}
+"""This worker's digits env per epoch budget (made once)."""
 
 
 def train(job: tuple[int, int, int, dict[str, list[int]]]) -> dict[str, Any]:
@@ -55,10 +56,9 @@ def train(job: tuple[int, int, int, dict[str, list[int]]]) -> dict[str, Any]:
 
     set_process_threads()
     index, epochs, seed, tokens = job
-    if epochs not in _EVALUATORS:
-        env = pettingzoo.make("parallel", "ma2ml/AutoML-Digits-v0", epochs=epochs)
-        _EVALUATORS[epochs] = env
-    env = _EVALUATORS[epochs]
+    if epochs not in _ENVS:
+        _ENVS[epochs] = pettingzoo.make("parallel", "ma2ml/AutoML-Digits-v0", epochs=epochs)
+    env = _ENVS[epochs]
     start = time.process_time()
     record = env.evaluator.evaluate({a: np.asarray(t) for a, t in tokens.items()}, seed)
     return {"index": index, "epochs": epochs, "seed": seed, "status": record.status, "val_acc": record.val_acc,
@@ -116,9 +116,10 @@ def report() -> str:
     for e in EPOCHS:
         cpu = float(np.median([first[i, e]["cpu_seconds"] for i in indices]))
         failed = sum(first[i, e]["status"] != "ok" for i in indices)
-        rewards = rho([first[i, OLD]["reward"] for i in indices], [first[i, e]["reward"] for i in indices])
+        old_rewards, rewards_e = [first[i, OLD]["reward"] for i in indices], [first[i, e]["reward"] for i in indices]
+        rewards = rho(old_rewards, rewards_e)
         accs = rho([first[i, OLD]["val_acc"] for i in indices], [first[i, e]["val_acc"] for i in indices])
-        exact = spearmanr([first[i, OLD]["reward"] for i in indices], [first[i, e]["reward"] for i in indices]).statistic
+        exact = spearmanr(old_rewards, rewards_e).statistic
         meets = "yes" if exact >= 0.9 else f"no ({exact:.6f})"
         name = f"{e} epochs" + (" (old default)" if e == OLD else "")
         if e == OLD:

@@ -119,16 +119,11 @@ def run(learners: list[str], jobs: int) -> None:
             out.flush()
 
 
-def _iqm(x: np.ndarray) -> float:
-    from ma2ml.suitestats import iqm
-
-    return iqm(x)
-
-
 def report() -> None:
     from scipy.stats import bootstrap
 
     from ma2ml.suites import get_suite, task_properties
+    from ma2ml.suitestats import iqm
 
     suite, split = get_suite(SUITE)
     tasks = suite.split(split)
@@ -150,8 +145,8 @@ def report() -> None:
                 scored = []
                 break
             x = np.array([r["true_regret"] / scale[r["task"]] for r in mine])
-            ci = bootstrap((x,), _iqm, confidence_level=0.95, n_resamples=1000, random_state=0).confidence_interval
-            scored.append((setting, _iqm(x), float(x.mean()), ci, float(np.mean([r["cpu_seconds"] for r in mine]))))
+            ci = bootstrap((x,), iqm, confidence_level=0.95, n_resamples=1000, random_state=0).confidence_interval
+            scored.append((setting, iqm(x), float(x.mean()), ci, float(np.mean([r["cpu_seconds"] for r in mine]))))
         if not scored:
             print(f"{learner}: unfinished, skipped", file=sys.stderr)
             continue
