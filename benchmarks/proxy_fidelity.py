@@ -148,6 +148,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
+    if args.pipelines < 1 or args.noise_pipelines < 0 or args.jobs < 1:
+        parser.error(f"--pipelines and --jobs must be >= 1 and --noise-pipelines >= 0, got {args.pipelines}, "
+                     f"{args.jobs}, {args.noise_pipelines}")
     if args.report:
         print(report())
     else:

@@ -183,6 +183,8 @@ def main() -> None:
     unknown = sorted(set(learners) - set(GRIDS))
     if unknown:
         parser.error(f"unknown learner(s) {', '.join(unknown)}; valid: {', '.join(GRIDS)}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     run(learners, args.jobs)
 
 
