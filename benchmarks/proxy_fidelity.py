@@ -10,6 +10,11 @@ also trained at 8 epochs with a second seed, the noise floor: how well the old p
 itself. The report gives, per candidate, the Spearman correlation of its rewards (the env's reward: validation
 accuracy under the FLOPs constraint) and of its validation accuracies with the old proxy's, and the median CPU
 seconds per evaluation. Raw results: one JSON line per training in ``benchmarks/results/proxy_fidelity/runs.jsonl``.
+
+Kernels: the old proxy and the candidates of :data:`EPOCHS` run the NAS cells' dilated convolutions on torch's
+dilated kernels, as the code did when they were measured (the worker swaps ``DilatedDepthwiseConv2d.forward`` for
+``nn.Conv2d``'s); :data:`REWRITTEN` is the default proxy trained as the code does now (the same function without
+dilation, equal up to float summation order), its own row, ``"kernels": "rewritten"`` in the raw results.
 """
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ OLD = 8
 """The old default proxy: 8 epochs."""
 EPOCHS = (OLD, 4, 3, 2)
 """The proxies trained: the old one first, then the candidates."""
+REWRITTEN = 4
+"""The default proxy's epochs, also trained with the rewritten dilated convolutions (December 2026)."""
 SEED = 0
 NOISE_SEED_OFFSET = 100_000
 
@@ -44,35 +51,52 @@ def pipelines(n: int) -> list[dict[str, list[int]]]:
 _ENVS: dict[int, Any] = {}
 """This worker's digits env per epoch budget (made once)."""
 
+Job = tuple[int, int, int, str, dict[str, list[int]]]
+"""(pipeline index, epochs, training seed, kernels ``"dilated"`` or ``"rewritten"``, tokens)."""
 
-def train(job: tuple[int, int, int, dict[str, list[int]]]) -> dict[str, Any]:
-    """One training: (pipeline index, epochs, training seed, tokens) -> its result line."""
+
+def train(job: Job) -> dict[str, Any]:
+    """One training -> its result line."""
     import time
 
     import pettingzoo
+    from torch import nn
 
     import ma2ml.envs  # noqa: F401
     from ma2ml.envs.core.threads import set_process_threads
+    from ma2ml.models.nasnet import DilatedDepthwiseConv2d
 
     set_process_threads()
-    index, epochs, seed, tokens = job
+    index, epochs, seed, kernels, tokens = job
     if epochs not in _ENVS:
         _ENVS[epochs] = pettingzoo.make("parallel", "ma2ml/AutoML-Digits-v0", epochs=epochs)
     env = _ENVS[epochs]
-    start = time.process_time()
-    record = env.evaluator.evaluate({a: np.asarray(t) for a, t in tokens.items()}, seed)
+    rewritten = DilatedDepthwiseConv2d.forward
+    if kernels == "dilated":
+        DilatedDepthwiseConv2d.forward = nn.Conv2d.forward
+    try:
+        start = time.process_time()
+        record = env.evaluator.evaluate({a: np.asarray(t) for a, t in tokens.items()}, seed)
+    finally:
+        DilatedDepthwiseConv2d.forward = rewritten
     return {"index": index, "epochs": epochs, "seed": seed, "status": record.status, "val_acc": record.val_acc,
-            "reward": env.reward(record), "flops": record.flops, "cpu_seconds": round(time.process_time() - start, 3)}
+            "reward": env.reward(record), "flops": record.flops, "cpu_seconds": round(time.process_time() - start, 3),
+            **({"kernels": kernels} if kernels != "dilated" else {})}
 
 
-def jobs(n: int, noise: int) -> list[tuple[int, int, int, dict[str, list[int]]]]:
+def jobs(n: int, noise: int) -> list[Job]:
     out = []
     for i, tokens in enumerate(pipelines(n)):
         seed = SEED + 1 + i  # bench_eval_cost.py's training seeds
-        out += [(i, e, seed, tokens) for e in EPOCHS]
+        out += [(i, e, seed, "dilated", tokens) for e in EPOCHS]
+        out.append((i, REWRITTEN, seed, "rewritten", tokens))
         if i < noise:
-            out.append((i, OLD, seed + NOISE_SEED_OFFSET, tokens))
+            out.append((i, OLD, seed + NOISE_SEED_OFFSET, "dilated", tokens))
     return out
+
+
+def _key(row: dict[str, Any]) -> tuple[int, int, int, str]:
+    return row["index"], row["epochs"], row["seed"], row.get("kernels", "dilated")
 
 
 def run(n: int, noise: int, n_jobs: int) -> None:
@@ -82,8 +106,8 @@ def run(n: int, noise: int, n_jobs: int) -> None:
     path = OUT / "runs.jsonl"
     done = set()
     if path.exists():
-        done = {(r["index"], r["epochs"], r["seed"]) for r in map(json.loads, path.read_text().splitlines())}
-    todo = [j for j in jobs(n, noise) if j[:3] not in done]
+        done = {_key(r) for r in map(json.loads, path.read_text().splitlines())}
+    todo = [j for j in jobs(n, noise) if j[:4] not in done]
     with mp.get_context("spawn").Pool(n_jobs) as pool, path.open("a", encoding="utf-8") as out:
         for row in tqdm(pool.imap(train, todo), total=len(todo), unit="training"):
             out.write(json.dumps(row, sort_keys=True) + "\n")
@@ -94,8 +118,9 @@ def report() -> str:
     from scipy.stats import bootstrap, spearmanr
 
     rows = [json.loads(line) for line in (OUT / "runs.jsonl").read_text().splitlines()]
-    first = {(r["index"], r["epochs"]): r for r in rows if r["seed"] < NOISE_SEED_OFFSET}
+    first = {(r["index"], r["epochs"]): r for r in rows if r["seed"] < NOISE_SEED_OFFSET and "kernels" not in r}
     second = {r["index"]: r for r in rows if r["seed"] >= NOISE_SEED_OFFSET}
+    now = {r["index"]: r for r in rows if r.get("kernels") == "rewritten"}
     indices = sorted(i for i in {i for i, _ in first} if all((i, e) in first for e in EPOCHS))
 
     def rho(a: list[float], b: list[float]) -> str:
@@ -126,6 +151,23 @@ def report() -> str:
             rewards = accs = "1 (itself)"
             meets = "—"
         lines.append(f"| {name} | {rewards} | {meets} | {accs} | {cpu:.2f} | {cpu / old_cpu:.2f} | {failed} |")
+    if all(i in now for i in indices):
+        old_rewards, rewards_now = [first[i, OLD]["reward"] for i in indices], [now[i]["reward"] for i in indices]
+        exact = spearmanr(old_rewards, rewards_now).statistic
+        cpu = float(np.median([now[i]["cpu_seconds"] for i in indices]))
+        lines.append(f"| {REWRITTEN} epochs, rewritten dilated convolutions (the default since December 2026) | "
+                     f"{rho(old_rewards, rewards_now)} | {'yes' if exact >= 0.9 else f'no ({exact:.6f})'} | "
+                     f"{rho([first[i, OLD]['val_acc'] for i in indices], [now[i]['val_acc'] for i in indices])} | "
+                     f"{cpu:.2f} | {cpu / old_cpu:.2f} | {sum(now[i]['status'] != 'ok' for i in indices)} |")
+        same = [first[i, REWRITTEN] for i in indices]
+        diff = np.array([n["val_acc"] - d["val_acc"] for n, d in zip((now[i] for i in indices), same)])
+        lines += ["", f"The same {REWRITTEN}-epoch proxy on the dilated kernels and on the rewritten ones (the same "
+                      "function; float summation order differs, and SGD amplifies the last bits as another CPU "
+                      f"would): {int((diff == 0).sum())} of {len(indices)} validation accuracies identical, RMS "
+                      f"difference {float(np.sqrt(np.mean(diff ** 2))):.4f}, Spearman of rewards "
+                      f"{rho([d['reward'] for d in same], [now[i]['reward'] for i in indices])}; median CPU-s "
+                      f"{float(np.median([d['cpu_seconds'] for d in same])):.2f} -> {cpu:.2f} (rows measured in "
+                      "different runs; benchmarks/bench_eval_cost.py times both in one)."]
     noisy = sorted(i for i in second if i in indices)
     if len(noisy) >= 10:
         lines += ["", f"Noise floor: the old proxy against itself with another training seed, on the first "

@@ -42,8 +42,19 @@ def test_bench_eval_cost_quick():
     lines = _run(sys.executable, str(BENCHMARKS / "bench_eval_cost.py"), "--quick")
     assert sum(line.lstrip().startswith("pipeline ") for line in lines) == 2
     assert re.fullmatch(r"headline: median [\d.]+ CPU s per digits evaluation \(1 epochs\) over 2 random pipelines "
-                        r"= [\d.]+x the reference pipeline \([\d.]+ CPU s\); the old proxy \(2 epochs\): median "
-                        r"[\d.]+ CPU s, [\d.]+x as long \(median of the per-pipeline ratios [\d.]+\)", lines[-1])
+                        r"= [\d.]+x the reference pipeline \([\d.]+ CPU s\); the old code \(2 epochs, dilated "
+                        r"kernels\): median [\d.]+ CPU s, [\d.]+x as long \(median of the per-pipeline ratios [\d.]+\)",
+                        lines[-1])
+
+
+def test_bench_depthwise_covers_the_rewritten_dilated_convs():
+    lines = _run(sys.executable, str(BENCHMARKS / "bench_depthwise.py"), "--repeats", "1")
+    rows = [line for line in lines if "|" in line and not line.startswith("channels")]
+    assert len(rows) == 24 and sum(line.count("x") == 3 for line in rows) == 12  # the 12 dilated: 3 forms
+    assert re.fullmatch(r"headline: speed-up over the default, geometric mean over the shapes: channels-last [\d.]+x, "
+                        r"dense block-diagonal [\d.]+x, DilatedDepthwiseConv2d \(channels-last\) [\d.]+x; on the "
+                        r"dilated shapes, .+ over the dilated kernel in channels-last: [\d.]+x "
+                        r"\(range [\d.]+-[\d.]+x\)", lines[-1])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")

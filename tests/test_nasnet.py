@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ma2ml.models.flops import count_macs, count_module_macs
-from ma2ml.models.nasnet import NAS_OPS, Block, Genotype, NASNetwork, output_blocks
+from ma2ml.models.nasnet import NAS_OPS, Block, DilatedDepthwiseConv2d, Genotype, NASNetwork, output_blocks
 
 SEP3, SEP5, DIL3, DIL5, MAX, AVG, IDENTITY = range(len(NAS_OPS))
 
@@ -156,3 +156,40 @@ def test_str_is_readable() -> None:
         "  b0 = identity(k-1) + max_pool_3x3(k-1)\n"
         "  b1 = dil_conv_3x3(b0) + identity(k-2)\n"
         "  out = concat(b1)")
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [(8, 8), (4, 4), (7, 7), (6, 5), (2, 3), (1, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_dilated_depthwise_conv_is_the_dilated_conv(kernel: int, stride: int, size: tuple[int, int],
+                                                    channels_last: bool) -> None:
+    """The rewritten forms (every d-th pixel for stride d, polyphase for stride 1) compute the dilated conv:
+    the same output and, up to float summation order, the same gradients, in the input's memory format."""
+    torch.manual_seed(kernel * 10 + stride)
+    conv = DilatedDepthwiseConv2d(6, kernel, stride, dilation=2)
+    x = torch.randn(3, 6, *size)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    out = conv(x)
+    reference = torch.nn.functional.conv2d(x, conv.weight, None, stride, kernel - 1, 2, 6)
+    assert out.shape == reference.shape
+    torch.testing.assert_close(out, reference, rtol=1e-6, atol=1e-6)
+    assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, (x, conv.weight), grad)
+    want = torch.autograd.grad(reference, (x, conv.weight), grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+
+
+def test_dilated_depthwise_conv_counts_and_saves_like_a_conv() -> None:
+    """Same multiply-adds as the dilated kernel (counted on meta), same state dict, one clear error on even kernels."""
+    for stride in (1, 2):
+        conv = DilatedDepthwiseConv2d(8, 5, stride, dilation=2)
+        plain = torch.nn.Conv2d(8, 8, 5, stride, 4, dilation=2, groups=8, bias=False)
+        assert count_module_macs(conv, (1, 8, 8, 8)) == count_module_macs(plain, (1, 8, 8, 8))
+        assert conv.state_dict().keys() == plain.state_dict().keys()
+    with pytest.raises(ValueError, match="needs an odd kernel .* got 4"):
+        DilatedDepthwiseConv2d(8, 4, 1, dilation=2)

@@ -171,14 +171,56 @@ class _SepConv(nn.Sequential):
             nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c))
 
 
+class DilatedDepthwiseConv2d(nn.Conv2d):
+    """A depthwise conv with dilation d and "same" padding d(k-1)/2, computed without dilation.
+
+    Same function, same weight (an ``nn.Conv2d`` in every respect but the kernel it calls), so
+    the multiply-adds counted and the state dict do not change. CPU kernels for small dilated
+    depthwise convolutions are slow, the strided ones in channels-last most of all
+    (``benchmarks/bench_depthwise.py``), and two identities avoid them:
+
+    * stride d: every tap of an output pixel reads an input pixel at a multiple of d, so the
+      result is a plain k x k conv, padding (k-1)/2, of the input's every d-th row and column;
+    * stride 1, height and width multiples of d: the d x d polyphase components of the input
+      are independent, so the result is one plain conv of the components stacked in the batch,
+      interleaved back.
+
+    Other shapes (stride 1 on sizes that are not multiples of d) run the dilated kernel itself.
+    The kernel must be odd (the "same" padding needs it); forward is equal and gradients equal up
+    to float summation order (``tests/test_nasnet.py``).
+    """
+
+    def __init__(self, channels: int, kernel: int, stride: int, dilation: int) -> None:
+        if kernel % 2 == 0:
+            raise UserError(f"DilatedDepthwiseConv2d needs an odd kernel for its 'same' padding, got {kernel}")
+        super().__init__(channels, channels, kernel, stride, dilation * (kernel - 1) // 2, dilation=dilation,
+                         groups=channels, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        (d, _), (stride, _), (k, _) = self.dilation, self.stride, self.kernel_size
+        plain = (k - 1) // 2
+        if d == 1 or x.dim() != 4:
+            return super().forward(x)
+        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        if stride == d:
+            return F.conv2d(x[..., ::d, ::d].contiguous(memory_format=layout), self.weight, None, 1, plain, 1,
+                            self.groups)
+        n, c, h, w = x.shape
+        if stride == 1 and h % d == 0 and w % d == 0:
+            phases = (x.reshape(n, c, h // d, d, w // d, d).permute(0, 3, 5, 1, 2, 4)
+                      .reshape(n * d * d, c, h // d, w // d).contiguous(memory_format=layout))
+            out = F.conv2d(phases, self.weight, None, 1, plain, 1, self.groups)
+            return (out.reshape(n, d, d, c, h // d, w // d).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h, w)
+                    .contiguous(memory_format=layout))
+        return super().forward(x)
+
+
 class _DilConv(nn.Sequential):
     """DARTS dilated conv: ReLU, depthwise kxk with dilation 2, pointwise 1x1, BN."""
 
     def __init__(self, c: int, kernel: int, stride: int, dilation: int = 2) -> None:
-        super().__init__(
-            nn.ReLU(),
-            nn.Conv2d(c, c, kernel, stride, dilation * (kernel - 1) // 2, dilation=dilation, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c))
+        super().__init__(nn.ReLU(), DilatedDepthwiseConv2d(c, kernel, stride, dilation),
+                         nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c))
 
 
 _OP_FACTORIES: dict[str, Callable[[int, int], nn.Module]] = {
