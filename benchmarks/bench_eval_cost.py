@@ -7,10 +7,10 @@ hyper-parameters, batch 64, no AUG policy). Time is process CPU seconds (``time.
 other processes on a shared machine do not count) of the whole evaluation (FLOPs count, training,
 scoring), after one untimed 1-epoch evaluation that loads the data. With ``--old-epochs E`` every
 pipeline is also trained, in the same run, as the code before issue 28 trained it: the proxy of E
-epochs (the digits default before December 2026 was 8) with the dilated convolutions on torch's
-dilated kernels (``DilatedDepthwiseConv2d`` computes them without dilation since December 2026;
-the old run swaps its forward for ``nn.Conv2d``'s). That is the before/after ratio of issue 28;
-it leaves out the channels-last training (about 10%, kept in both). The last line is the median
+epochs (the digits default before December 2026 was 8) and the NAS cells' old kernels
+(``common.issue28_kernels``: the dilated convolutions on torch's dilated kernels, the factorized
+reduction padding its input). That is the before/after ratio of issue 28; it leaves out the
+channels-last training (about 10%, kept in both). The last line is the median
 over the random pipelines and its ratios to the reference (and to the old code).
 
     python benchmarks/bench_eval_cost.py [--pipelines 50] [--old-epochs 8] [--epochs N] [--quick]
@@ -18,17 +18,14 @@ over the random pipelines and its ratios to the reference (and to the old code).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch import nn
+from common import issue28_kernels
 
 from ma2ml.envs.core.records import EvalRecord
-from ma2ml.models.nasnet import DilatedDepthwiseConv2d
 from ma2ml.envs.tasks import get_task
 from ma2ml.training.evaluators import TrainEvaluator
 
@@ -38,17 +35,6 @@ def timed_evaluation(ev: TrainEvaluator, actions: dict, seed: int) -> tuple[floa
     cpu, wall = time.process_time(), time.perf_counter()
     record = ev.evaluate(actions, seed)
     return time.process_time() - cpu, time.perf_counter() - wall, record
-
-
-@contextlib.contextmanager
-def dilated_kernels() -> Iterator[None]:
-    """The NAS cells' dilated convolutions on torch's dilated kernels, as before December 2026."""
-    rewritten = DilatedDepthwiseConv2d.forward
-    DilatedDepthwiseConv2d.forward = nn.Conv2d.forward
-    try:
-        yield
-    finally:
-        DilatedDepthwiseConv2d.forward = rewritten
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"val acc {record.val_acc:.3f}  {record.flops / 1e6:.2f} M MACs  "
                 f"batch {record.pipeline['hpo']['batch_size']}")
         if old is not None:
-            with dilated_kernels():
+            with issue28_kernels():
                 old_cpu, _, old_record = timed_evaluation(old, actions, args.seed + 1 + i)
             old_costs.append(old_cpu)
             line += f"  | old, {args.old_epochs} epochs: {old_cpu:6.2f} CPU s  val acc {old_record.val_acc:.3f}"
@@ -96,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     median = statistics.median(costs)
     print(f"headline: median {median:.2f} CPU s per digits evaluation ({full.budget.epochs} epochs) over {len(costs)} "
           f"random pipelines = {median / ref_cpu:.2f}x the reference pipeline ({ref_cpu:.2f} CPU s)"
-          + (f"; the old code ({args.old_epochs} epochs, dilated kernels): "
+          + (f"; the old code ({args.old_epochs} epochs, old kernels): "
              f"median {statistics.median(old_costs):.2f} CPU s, "
              f"{statistics.median(old_costs) / median:.2f}x as long (median of the per-pipeline ratios "
              f"{statistics.median(o / c for o, c in zip(old_costs, costs)):.2f})" if old_costs else ""))

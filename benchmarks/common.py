@@ -1,4 +1,5 @@
-"""Shared parts of the throughput benchmarks: the policy both sides apply, the images, the clocks.
+"""Shared parts of the throughput benchmarks: the policy both sides apply, the images, the clocks, and
+the NAS cells' kernels as they were before issue 28 (:func:`issue28_kernels`).
 
 Both sides of a comparison apply torchvision's published AutoAugment CIFAR-10 policy (25
 sub-policies): torchvision through ``transforms.AutoAugment(AutoAugmentPolicy.CIFAR10)``, ma2ml
@@ -7,10 +8,13 @@ map one to one (torchvision's 10 magnitude bins are ma2ml's 10 levels).
 """
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 from torchvision import transforms
 
 from ma2ml.envs.spaces import AugOp, AugPolicy
@@ -81,3 +85,27 @@ def rate(fn: Callable[[], int], seconds: float) -> float:
     while time.perf_counter() - start < seconds:
         done += fn()
     return done / (time.perf_counter() - start)
+
+
+def _factorized_reduce_before_issue28(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``_FactorizedReduce.forward`` before December 2026: pads and shifts the input for the second conv, both
+    convs with stride 2 (their modules have stride 1 since: they read every second pixel, picked first)."""
+    x = self.relu(x)
+    shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
+    a, b = F.conv2d(x, self.conv_a.weight, stride=2), F.conv2d(shifted, self.conv_b.weight, stride=2)
+    return self.bn(torch.cat([a, b], dim=1))
+
+
+@contextlib.contextmanager
+def issue28_kernels() -> Iterator[None]:
+    """The NAS cells as they computed before December 2026, for a before/after ratio in one run: dilated
+    convolutions on torch's dilated kernels (``DilatedDepthwiseConv2d`` as a plain ``nn.Conv2d``) and the
+    factorized reduction padding its input. The same functions; only the kernels and copies differ."""
+    from ma2ml.models.nasnet import DilatedDepthwiseConv2d, _FactorizedReduce
+
+    now = DilatedDepthwiseConv2d.forward, _FactorizedReduce.forward
+    DilatedDepthwiseConv2d.forward, _FactorizedReduce.forward = nn.Conv2d.forward, _factorized_reduce_before_issue28
+    try:
+        yield
+    finally:
+        DilatedDepthwiseConv2d.forward, _FactorizedReduce.forward = now

@@ -11,14 +11,15 @@ itself. The report gives, per candidate, the Spearman correlation of its rewards
 accuracy under the FLOPs constraint) and of its validation accuracies with the old proxy's, and the median CPU
 seconds per evaluation. Raw results: one JSON line per training in ``benchmarks/results/proxy_fidelity/runs.jsonl``.
 
-Kernels: the old proxy and the candidates of :data:`EPOCHS` run the NAS cells' dilated convolutions on torch's
-dilated kernels, as the code did when they were measured (the worker swaps ``DilatedDepthwiseConv2d.forward`` for
-``nn.Conv2d``'s); :data:`REWRITTEN` is the default proxy trained as the code does now (the same function without
-dilation, equal up to float summation order), its own row, ``"kernels": "rewritten"`` in the raw results.
+Kernels: the old proxy and the candidates of :data:`EPOCHS` run the NAS cells on their kernels of before December
+2026, as they were measured (``common.issue28_kernels``: torch's dilated kernels, the factorized reduction padding
+its input); :data:`REWRITTEN` is the default proxy trained as the code does now (the same functions, equal up to
+float summation order), its own row, ``"kernels": "rewritten"`` in the raw results.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 from pathlib import Path
@@ -33,7 +34,7 @@ OLD = 8
 EPOCHS = (OLD, 4, 3, 2)
 """The proxies trained: the old one first, then the candidates."""
 REWRITTEN = 4
-"""The default proxy's epochs, also trained with the rewritten dilated convolutions (December 2026)."""
+"""The default proxy's epochs, also trained on the rewritten kernels (December 2026)."""
 SEED = 0
 NOISE_SEED_OFFSET = 100_000
 
@@ -52,7 +53,7 @@ _ENVS: dict[int, Any] = {}
 """This worker's digits env per epoch budget (made once)."""
 
 Job = tuple[int, int, int, str, dict[str, list[int]]]
-"""(pipeline index, epochs, training seed, kernels ``"dilated"`` or ``"rewritten"``, tokens)."""
+"""(pipeline index, epochs, training seed, kernels ``"old"`` (before December 2026) or ``"rewritten"``, tokens)."""
 
 
 def train(job: Job) -> dict[str, Any]:
@@ -60,43 +61,37 @@ def train(job: Job) -> dict[str, Any]:
     import time
 
     import pettingzoo
-    from torch import nn
+    from common import issue28_kernels
 
     import ma2ml.envs  # noqa: F401
     from ma2ml.envs.core.threads import set_process_threads
-    from ma2ml.models.nasnet import DilatedDepthwiseConv2d
 
     set_process_threads()
     index, epochs, seed, kernels, tokens = job
     if epochs not in _ENVS:
         _ENVS[epochs] = pettingzoo.make("parallel", "ma2ml/AutoML-Digits-v0", epochs=epochs)
     env = _ENVS[epochs]
-    rewritten = DilatedDepthwiseConv2d.forward
-    if kernels == "dilated":
-        DilatedDepthwiseConv2d.forward = nn.Conv2d.forward
-    try:
+    with issue28_kernels() if kernels == "old" else contextlib.nullcontext():
         start = time.process_time()
         record = env.evaluator.evaluate({a: np.asarray(t) for a, t in tokens.items()}, seed)
-    finally:
-        DilatedDepthwiseConv2d.forward = rewritten
     return {"index": index, "epochs": epochs, "seed": seed, "status": record.status, "val_acc": record.val_acc,
             "reward": env.reward(record), "flops": record.flops, "cpu_seconds": round(time.process_time() - start, 3),
-            **({"kernels": kernels} if kernels != "dilated" else {})}
+            **({"kernels": kernels} if kernels != "old" else {})}
 
 
 def jobs(n: int, noise: int) -> list[Job]:
     out = []
     for i, tokens in enumerate(pipelines(n)):
         seed = SEED + 1 + i  # bench_eval_cost.py's training seeds
-        out += [(i, e, seed, "dilated", tokens) for e in EPOCHS]
+        out += [(i, e, seed, "old", tokens) for e in EPOCHS]
         out.append((i, REWRITTEN, seed, "rewritten", tokens))
         if i < noise:
-            out.append((i, OLD, seed + NOISE_SEED_OFFSET, "dilated", tokens))
+            out.append((i, OLD, seed + NOISE_SEED_OFFSET, "old", tokens))
     return out
 
 
 def _key(row: dict[str, Any]) -> tuple[int, int, int, str]:
-    return row["index"], row["epochs"], row["seed"], row.get("kernels", "dilated")
+    return row["index"], row["epochs"], row["seed"], row.get("kernels", "old")
 
 
 def run(n: int, noise: int, n_jobs: int) -> None:
@@ -155,14 +150,14 @@ def report() -> str:
         old_rewards, rewards_now = [first[i, OLD]["reward"] for i in indices], [now[i]["reward"] for i in indices]
         exact = spearmanr(old_rewards, rewards_now).statistic
         cpu = float(np.median([now[i]["cpu_seconds"] for i in indices]))
-        lines.append(f"| {REWRITTEN} epochs, rewritten dilated convolutions (the default since December 2026) | "
+        lines.append(f"| {REWRITTEN} epochs, rewritten kernels (the default since December 2026) | "
                      f"{rho(old_rewards, rewards_now)} | {'yes' if exact >= 0.9 else f'no ({exact:.6f})'} | "
                      f"{rho([first[i, OLD]['val_acc'] for i in indices], [now[i]['val_acc'] for i in indices])} | "
                      f"{cpu:.2f} | {cpu / old_cpu:.2f} | {sum(now[i]['status'] != 'ok' for i in indices)} |")
         same = [first[i, REWRITTEN] for i in indices]
         diff = np.array([n["val_acc"] - d["val_acc"] for n, d in zip((now[i] for i in indices), same)])
-        lines += ["", f"The same {REWRITTEN}-epoch proxy on the dilated kernels and on the rewritten ones (the same "
-                      "function; float summation order differs, and SGD amplifies the last bits as another CPU "
+        lines += ["", f"The same {REWRITTEN}-epoch proxy on the old kernels and on the rewritten ones (the same "
+                      "functions; float summation order differs, and SGD amplifies the last bits as another CPU "
                       f"would): {int((diff == 0).sum())} of {len(indices)} validation accuracies identical, RMS "
                       f"difference {float(np.sqrt(np.mean(diff ** 2))):.4f}, Spearman of rewards "
                       f"{rho([d['reward'] for d in same], [now[i]['reward'] for i in indices])}; median CPU-s "

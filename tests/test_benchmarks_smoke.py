@@ -42,7 +42,7 @@ def test_bench_eval_cost_quick():
     lines = _run(sys.executable, str(BENCHMARKS / "bench_eval_cost.py"), "--quick")
     assert sum(line.lstrip().startswith("pipeline ") for line in lines) == 2
     assert re.fullmatch(r"headline: median [\d.]+ CPU s per digits evaluation \(1 epochs\) over 2 random pipelines "
-                        r"= [\d.]+x the reference pipeline \([\d.]+ CPU s\); the old code \(2 epochs, dilated "
+                        r"= [\d.]+x the reference pipeline \([\d.]+ CPU s\); the old code \(2 epochs, old "
                         r"kernels\): median [\d.]+ CPU s, [\d.]+x as long \(median of the per-pipeline ratios [\d.]+\)",
                         lines[-1])
 

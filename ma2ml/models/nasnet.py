@@ -133,6 +133,67 @@ def _op_name(op: int) -> str:
     return NAS_OPS[op] if 0 <= op < len(NAS_OPS) else f"<op {op}>"
 
 
+def _layout(x: Tensor) -> torch.memory_format:
+    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        else torch.contiguous_format
+
+
+def _empty(shape: Sequence[int], like: Tensor, layout: torch.memory_format) -> Tensor:
+    return torch.empty(tuple(shape), dtype=like.dtype, device=like.device, memory_format=layout)
+
+
+class _Pixels(torch.autograd.Function):
+    """``x[..., start::step, start::step]`` copied in ``x``'s memory format, its gradient in that format too.
+
+    Indexing's own backward scatters into a contiguous (NCHW) zero tensor; next to channels-last
+    activations that mixes formats, and every elementwise op that meets both (ReLU's backward
+    most) runs up to 30x slower on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, start: int, step: int) -> Tensor:
+        ctx.shape, ctx.layout, ctx.start, ctx.step = x.shape, _layout(x), start, step
+        return x[..., start::step, start::step].contiguous(memory_format=ctx.layout)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        out = _empty(ctx.shape, grad, ctx.layout).zero_()
+        out[..., ctx.start::ctx.step, ctx.start::ctx.step] = grad
+        return out, None, None
+
+
+def _to_phases(x: Tensor, d: int, layout: torch.memory_format) -> Tensor:
+    """(n, c, h, w) -> (n*d*d, c, h/d, w/d): the d x d polyphase components stacked in the batch."""
+    n, c, h, w = x.shape
+    out = _empty((n * d * d, c, h // d, w // d), x, layout)
+    out.view(n, d, d, c, h // d, w // d).copy_(x.view(n, c, h // d, d, w // d, d).permute(0, 3, 5, 1, 2, 4))
+    return out
+
+
+def _from_phases(y: Tensor, d: int, layout: torch.memory_format) -> Tensor:
+    """The inverse of :func:`_to_phases`."""
+    nd, c, hd, wd = y.shape
+    n = nd // (d * d)
+    out = _empty((n, c, hd * d, wd * d), y, layout)
+    out.view(n, c, hd, d, wd, d).permute(0, 3, 5, 1, 2, 4).copy_(y.view(n, d, d, c, hd, wd))
+    return out
+
+
+class _Phases(torch.autograd.Function):
+    """:func:`_to_phases` (``inverse=False``) or :func:`_from_phases`, each the other's gradient, in the
+    input's memory format (the input must be contiguous in it)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, d: int, inverse: bool) -> Tensor:
+        ctx.d, ctx.inverse, ctx.layout = d, inverse, _layout(x)
+        return (_from_phases if inverse else _to_phases)(x, d, ctx.layout)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        grad = grad.contiguous(memory_format=ctx.layout)
+        return (_to_phases if ctx.inverse else _from_phases)(grad, ctx.d, ctx.layout), None, None
+
+
 class _ReLUConvBN(nn.Sequential):
     """ReLU, 1x1 conv, BN: brings a cell input to C channels."""
 
@@ -143,20 +204,25 @@ class _ReLUConvBN(nn.Sequential):
 class _FactorizedReduce(nn.Module):
     """Halves height and width: two 1x1 stride-2 convs, the second one pixel off, concatenated, BN.
 
-    Output size is ceil(H/2) x ceil(W/2), the same as the stride-2 3x3 ops, for odd sizes too.
+    Output size is ceil(H/2) x ceil(W/2), the same as the stride-2 3x3 ops, for odd sizes too. Both
+    convs read every second pixel, so they pick those pixels first and run with stride 1 (the same
+    function and weights, without copying the whole input into a padded one).
     """
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
         self.relu = nn.ReLU()
-        self.conv_a = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.conv_b = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
+        self.conv_a = nn.Conv2d(c_in, c_out // 2, 1, bias=False)
+        self.conv_b = nn.Conv2d(c_in, c_out - c_out // 2, 1, bias=False)
         self.bn = nn.BatchNorm2d(c_out)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(x)
-        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
-        return self.bn(torch.cat([self.conv_a(x), self.conv_b(shifted)], dim=1))
+        a = self.conv_a(_Pixels.apply(x, 0, 2))
+        shifted = _Pixels.apply(x, 1, 2)  # on an odd side the shift's last row (column) is the zero padding
+        if shifted.shape[-2:] != a.shape[-2:]:
+            shifted = F.pad(shifted, (0, a.shape[-1] - shifted.shape[-1], 0, a.shape[-2] - shifted.shape[-2]))
+        return self.bn(torch.cat([a, self.conv_b(shifted)], dim=1))
 
 
 class _SepConv(nn.Sequential):
@@ -183,9 +249,11 @@ class DilatedDepthwiseConv2d(nn.Conv2d):
       result is a plain k x k conv, padding (k-1)/2, of the input's every d-th row and column;
     * stride 1, height and width multiples of d: the d x d polyphase components of the input
       are independent, so the result is one plain conv of the components stacked in the batch,
-      interleaved back.
+      interleaved back. Its two copies cost more than they save unless the dilated kernel spans
+      the map (d(k-1)+1 >= the smaller side: most taps read padding, where the dilated kernel is
+      slowest), so only then.
 
-    Other shapes (stride 1 on sizes that are not multiples of d) run the dilated kernel itself.
+    Other shapes run the dilated kernel itself.
     The kernel must be odd (the "same" padding needs it); forward is equal and gradients equal up
     to float summation order (``tests/test_nasnet.py``).
     """
@@ -198,20 +266,17 @@ class DilatedDepthwiseConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         (d, _), (stride, _), (k, _) = self.dilation, self.stride, self.kernel_size
-        plain = (k - 1) // 2
         if d == 1 or x.dim() != 4:
             return super().forward(x)
-        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        plain = (k - 1) // 2
         if stride == d:
-            return F.conv2d(x[..., ::d, ::d].contiguous(memory_format=layout), self.weight, None, 1, plain, 1,
-                            self.groups)
-        n, c, h, w = x.shape
-        if stride == 1 and h % d == 0 and w % d == 0:
-            phases = (x.reshape(n, c, h // d, d, w // d, d).permute(0, 3, 5, 1, 2, 4)
-                      .reshape(n * d * d, c, h // d, w // d).contiguous(memory_format=layout))
-            out = F.conv2d(phases, self.weight, None, 1, plain, 1, self.groups)
-            return (out.reshape(n, d, d, c, h // d, w // d).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h, w)
-                    .contiguous(memory_format=layout))
+            return F.conv2d(_Pixels.apply(x, 0, d), self.weight, None, 1, plain, 1, self.groups)
+        h, w = x.shape[-2:]
+        if stride == 1 and h % d == 0 and w % d == 0 and d * (k - 1) + 1 >= min(h, w):
+            if not x.is_contiguous(memory_format=_layout(x)):
+                x = x.contiguous()
+            out = F.conv2d(_Phases.apply(x, d, False), self.weight, None, 1, plain, 1, self.groups)
+            return _Phases.apply(out, d, True)
         return super().forward(x)
 
 
