@@ -253,9 +253,8 @@ class DilatedDepthwiseConv2d(nn.Conv2d):
       the map (d(k-1)+1 >= the smaller side: most taps read padding, where the dilated kernel is
       slowest), so only then.
 
-    Other shapes run the dilated kernel itself.
-    The kernel must be odd (the "same" padding needs it); forward is equal and gradients equal up
-    to float summation order (``tests/test_nasnet.py``).
+    Other shapes run the dilated kernel itself. The kernel must be odd (the "same" padding needs
+    it). Outputs are equal, gradients equal up to float summation order (``tests/test_nasnet.py``).
     """
 
     def __init__(self, channels: int, kernel: int, stride: int, dilation: int) -> None:
