@@ -19,6 +19,7 @@ from ma2ml.bench.properties import table_stats, unexplained_share
 from ma2ml.bench.table import TABLE_PATH, TableEvaluator, load_table
 from ma2ml.envs.core.reward import FlopsReward, batch_rewards
 from ma2ml.envs.spaces import AugOp, AugPolicy
+from ma2ml.models.nasnet import KERNELS
 
 PID, GID = "ma2ml/AutoML-DigitsBench-v0", "ma2ml/JointAutoML-DigitsBench-v0"
 
@@ -238,6 +239,9 @@ def test_platform_mismatch_names_the_kernel_fields_that_differ():
     reason = bench.platform_mismatch(other)
     assert reason.startswith("table built on cpu_capability='AVX2', env=") and "this machine has" in reason
     assert "no build platform" in bench.platform_mismatch(None)
+    # a table built on the NAS cells' earlier kernels (recorded before the field) does not retrain bit for bit
+    before = {k: v for k, v in here.items() if k != "nas_kernels"}
+    assert bench.platform_mismatch(before) == f"table built on nas_kernels=None; this machine has nas_kernels={KERNELS}"
 
 
 @pytest.mark.slow

@@ -29,8 +29,9 @@ PLATFORM_ENV_VARS = ("ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_
 """Environment variables that change which CPU kernels torch runs."""
 
 
-KERNEL_FIELDS = ("torch", "cpu_capability", "cpu_model", "torch_threads", "env")
-"""The fields of :func:`build_platform` that select the kernels, hence the bits of a training's result."""
+KERNEL_FIELDS = ("torch", "cpu_capability", "cpu_model", "torch_threads", "env", "nas_kernels")
+"""The fields of :func:`build_platform` that select the kernels, hence the bits of a training's result
+(``nas_kernels``: :data:`ma2ml.models.nasnet.KERNELS`; tables recorded before it have none, generation 1)."""
 
 
 # -- the platform ---------------------------------------------------------------------------------
@@ -39,11 +40,15 @@ def build_platform() -> dict[str, Any]:
 
     Retraining an entry with its stored seed reproduces it bit for bit only where the
     :data:`KERNEL_FIELDS` equal those recorded in the table (``meta["build_platform"]``):
-    oneDNN and ATen pick kernels by CPU instruction set (see docs/benchmark.md).
+    oneDNN and ATen pick kernels by CPU instruction set (see docs/benchmark.md), and the NAS
+    cells' own kernel generation changes the floats too. A build resumed across a change of
+    any of them stores no platform (its results came from several).
     """
     import platform
 
     import torch
+
+    from ma2ml.models.nasnet import KERNELS
 
     return {
         "torch": torch.__version__,
@@ -54,6 +59,7 @@ def build_platform() -> dict[str, Any]:
         "machine": platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "env": {name: os.environ.get(name) for name in PLATFORM_ENV_VARS},
+        "nas_kernels": KERNELS,
     }
 
 

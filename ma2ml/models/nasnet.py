@@ -32,6 +32,11 @@ NAS_OPS: tuple[str, ...] = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil
 NUM_CELL_INPUTS = 2
 """Nodes 0 and 1 of every cell are the outputs of cells k-2 and k-1."""
 
+KERNELS = 2
+"""The generation of the cells' kernels: raised when the computation changes its floats but not its function
+(2, December 2026: dilated convolutions without dilation, format-preserving pixel picks; 1 before). Table builds
+record it (``ma2ml.bench.results.build_platform``): entries retrain bit for bit only on the same generation."""
+
 
 @dataclass(frozen=True)
 class Block:
