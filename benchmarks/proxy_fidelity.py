@@ -113,9 +113,10 @@ def report() -> str:
     from scipy.stats import bootstrap, spearmanr
 
     rows = [json.loads(line) for line in (OUT / "runs.jsonl").read_text().splitlines()]
-    first = {(r["index"], r["epochs"]): r for r in rows if r["seed"] < NOISE_SEED_OFFSET and "kernels" not in r}
-    second = {r["index"]: r for r in rows if r["seed"] >= NOISE_SEED_OFFSET}
-    now = {r["index"]: r for r in rows if r.get("kernels") == "rewritten"}
+    old = [r for r in rows if _key(r)[3] == "old"]
+    first = {(r["index"], r["epochs"]): r for r in old if r["seed"] < NOISE_SEED_OFFSET}
+    second = {r["index"]: r for r in old if r["seed"] >= NOISE_SEED_OFFSET}
+    now = {r["index"]: r for r in rows if _key(r)[3] == "rewritten"}
     indices = sorted(i for i in {i for i, _ in first} if all((i, e) in first for e in EPOCHS))
 
     def rho(a: list[float], b: list[float]) -> str:
